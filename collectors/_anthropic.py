@@ -1,0 +1,467 @@
+"""``driftwatch.watch(client)``: the anthropic SDK, observed through its own middleware hook.
+
+One middleware runs once per HTTP attempt inside the SDK's retry loop and sees every response,
+errors included. A streamed body is not read yet when the middleware returns, so the body stream
+of the response is wrapped: it sees the server-sent events go by (time to first token, final usage,
+stop reason, tool use) and how reading ended (read, failed, or closed early by the caller).
+
+Spans: when the SDK's own call span (``anthropic.messages.create``) is recording, driftwatch does
+not emit another one; it adds its ``driftwatch.*`` attributes to the SDK's span. Otherwise it emits
+one GenAI ``chat {model}`` client span per attempt itself. Prompt and response content is never
+read into driftwatch: only usage, model, stop reason and the count of tool-use blocks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import httpx2
+from anthropic import Anthropic, AsyncAnthropic
+from anthropic._middleware import AsyncCallNext, CallNext, Middleware
+from anthropic._request import APIRequest
+from opentelemetry import trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from driftwatch._outcome import Outcome
+from driftwatch._runtime import Runtime, get_runtime
+from driftwatch.collectors._task import current_task
+
+__all__ = ["DriftwatchMiddleware", "watch"]
+
+log = logging.getLogger("driftwatch")
+ClientT = TypeVar("ClientT", Anthropic, AsyncAnthropic)
+
+_SSE_KEPT = {b"message_start", b"message_delta", b"content_block_start", b"error"}
+_MAX_LINE = 1 << 20  # longest SSE line kept while scanning; longer (content) lines are skipped
+
+
+def watch(client: ClientT) -> ClientT:
+    """An instrumented copy of an ``anthropic.Anthropic`` or ``AsyncAnthropic`` client.
+
+    Use the returned client in place of the original; the original is left untouched. Every
+    ``messages`` call (``create`` with or without ``stream=True``, ``messages.stream(...)``,
+    ``beta.messages``) becomes an outcome for drift detection and, with OpenTelemetry set up, a span.
+    """
+    if not isinstance(client, Anthropic | AsyncAnthropic):
+        raise TypeError(
+            f"driftwatch.watch() takes an anthropic.Anthropic or anthropic.AsyncAnthropic client, "
+            f"got {type(client).__name__}"
+        )
+    return client.with_middleware(DriftwatchMiddleware())
+
+
+def _is_messages_call(request: APIRequest) -> bool:
+    path = request.url.split("?", 1)[0].rstrip("/")
+    return request.method.lower() == "post" and path.endswith("/messages")
+
+
+class _Call:
+    """One observed attempt: what the request asked for and what came back, then its outcome."""
+
+    __slots__ = (
+        "done",
+        "error_type",
+        "input_tokens",
+        "cache_read",
+        "cache_write",
+        "model",
+        "output_tokens",
+        "own_span",
+        "request_model",
+        "runtime",
+        "sdk_span",
+        "start",
+        "status",
+        "stop_reason",
+        "stream",
+        "stream_end",
+        "task",
+        "tool_calls",
+        "ttft",
+        "wall",
+    )
+
+    def __init__(self, runtime: Runtime, request: APIRequest) -> None:
+        body = request.json if isinstance(request.json, dict) else {}
+        model = body.get("model")
+        self.runtime = runtime
+        self.request_model: str | None = model if isinstance(model, str) else None
+        self.stream = bool(request.stream or body.get("stream"))
+        self.start = time.perf_counter()
+        self.wall = time.time()
+        self.task = current_task()
+        self.model: str | None = None
+        self.input_tokens: int | None = None
+        self.output_tokens: int | None = None
+        self.cache_read: int | None = None
+        self.cache_write: int | None = None
+        self.stop_reason: str | None = None
+        self.tool_calls = 0
+        self.ttft: float | None = None
+        self.status: int | None = None
+        self.error_type: str | None = None
+        self.stream_end: str | None = None
+        self.done = False
+        current = trace.get_current_span()
+        name = getattr(current, "name", "")
+        self.sdk_span: Span | None = (
+            current if current.is_recording() and isinstance(name, str) and name.startswith("anthropic.") else None
+        )
+        self.own_span: Span | None = None
+        if self.sdk_span is None:
+            self.own_span = runtime.telemetry.tracer.start_span(
+                f"chat {self.request_model or 'unknown'}",
+                kind=SpanKind.CLIENT,
+                attributes={
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "anthropic",
+                    **({"gen_ai.request.model": self.request_model} if self.request_model else {}),
+                },
+            )
+
+    # -- reading the response ---------------------------------------------------------------------
+    def read_message(self, data: Any) -> None:
+        """Usage, model, stop reason and tool-use count from a parsed or decoded Message."""
+        get = data.get if isinstance(data, dict) else (lambda k: getattr(data, k, None))
+        model = get("model")
+        self.model = model if isinstance(model, str) else self.model
+        usage = get("usage")
+        if usage is not None:
+            self._usage(usage)
+        stop = get("stop_reason")
+        self.stop_reason = stop if isinstance(stop, str) else self.stop_reason
+        for block in get("content") or ():
+            kind = block.get("type") if isinstance(block, dict) else getattr(block, "type", None)
+            if kind in ("tool_use", "server_tool_use"):
+                self.tool_calls += 1
+
+    def _usage(self, usage: Any) -> None:
+        def value(name: str) -> int | None:
+            v = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
+            return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+        self.input_tokens = value("input_tokens") if value("input_tokens") is not None else self.input_tokens
+        self.output_tokens = value("output_tokens") if value("output_tokens") is not None else self.output_tokens
+        self.cache_read = value("cache_read_input_tokens") if value("cache_read_input_tokens") is not None else (
+            self.cache_read
+        )
+        self.cache_write = (
+            value("cache_creation_input_tokens")
+            if value("cache_creation_input_tokens") is not None
+            else self.cache_write
+        )
+
+    def sse_event(self, event: bytes, data: bytes) -> None:
+        """One kept server-sent event (not content deltas, which are never decoded)."""
+        try:
+            payload = json.loads(data)
+        except ValueError:
+            return
+        if not isinstance(payload, dict):
+            return
+        if event == b"message_start":
+            message = payload.get("message")
+            if isinstance(message, dict):
+                self.read_message(message)
+        elif event == b"message_delta":
+            usage = payload.get("usage")
+            if isinstance(usage, dict):
+                self._usage(usage)
+            delta = payload.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("stop_reason"), str):
+                self.stop_reason = delta["stop_reason"]
+        elif event == b"content_block_start":
+            block = payload.get("content_block")
+            if isinstance(block, dict) and block.get("type") in ("tool_use", "server_tool_use"):
+                self.tool_calls += 1
+        elif event == b"error":
+            error = payload.get("error")
+            kind = error.get("type") if isinstance(error, dict) else None
+            self.error_type = kind if isinstance(kind, str) else "stream_error"
+
+    # -- the end ----------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Build the outcome, annotate or end the span, and hand the outcome over. Runs once."""
+        if self.done:
+            return
+        self.done = True
+        latency = time.perf_counter() - self.start
+        model = self.model or self.request_model
+        failed = self.error_type is not None or (self.status is not None and self.status >= 400)
+        outcome = Outcome(
+            task=self.task.name if self.task is not None else "anthropic.messages",
+            time=self.wall,
+            kind="call",
+            service=self.runtime.config.service,
+            model=model,
+            request_model=self.request_model,
+            success=not failed,
+            latency_s=latency,
+            ttft_s=self.ttft,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            cache_read_tokens=self.cache_read,
+            cache_write_tokens=self.cache_write,
+            tool_calls=self.tool_calls if not failed else None,
+            error_type=self.error_type or (str(self.status) if failed and self.status else None),
+            stop_reason=self.stop_reason,
+        )
+        if not failed:
+            outcome.cost_usd = self.runtime.cost(
+                model, self.input_tokens, self.output_tokens, self.cache_read, self.cache_write
+            )
+        if self.task is not None:
+            outcome.task_id = self.task.task_id
+            outcome.labels = dict(self.task.labels)
+        if self.stream_end:
+            outcome.labels["stream_end"] = self.stream_end
+        span = self.own_span or self.sdk_span
+        if span is not None:
+            ctx = span.get_span_context()
+            if ctx.is_valid:
+                outcome.trace_id = format(ctx.trace_id, "032x")
+                outcome.span_id = format(ctx.span_id, "016x")
+            if span.is_recording():
+                span.set_attributes(self._attributes(outcome))
+        if self.own_span is not None:
+            if failed:
+                self.own_span.set_status(Status(StatusCode.ERROR, outcome.error_type))
+            self.own_span.end()
+        if self.task is not None:
+            self.task._add_call(outcome)
+        self.runtime.monitor.submit(outcome)
+
+    def _attributes(self, outcome: Outcome) -> dict[str, Any]:
+        attrs: dict[str, Any] = {}
+        if self.own_span is not None:
+            # The SDK's span carries these itself; ours needs them.
+            if outcome.model:
+                attrs["gen_ai.response.model"] = outcome.model
+            if outcome.input_tokens is not None:
+                attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens
+            if outcome.output_tokens is not None:
+                attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
+            if outcome.stop_reason:
+                attrs["gen_ai.response.finish_reasons"] = [outcome.stop_reason]
+            if self.status is not None:
+                attrs["http.response.status_code"] = self.status
+            if outcome.error_type:
+                attrs["error.type"] = outcome.error_type
+        if outcome.ttft_s is not None:
+            attrs["driftwatch.ttft_s"] = outcome.ttft_s
+        if outcome.tool_calls is not None:
+            attrs["driftwatch.tool_calls"] = outcome.tool_calls
+        if outcome.cost_usd is not None:
+            attrs["driftwatch.cost_usd"] = outcome.cost_usd
+        if self.stream_end:
+            attrs["driftwatch.stream.end"] = self.stream_end
+        if self.task is not None:
+            attrs["driftwatch.task.name"] = self.task.name
+        return attrs
+
+
+class _SSEScanner:
+    """Scans a server-sent-event byte stream for the few events that carry usage; bounded memory."""
+
+    __slots__ = ("buffer", "call", "event", "skipping")
+
+    def __init__(self, call: _Call) -> None:
+        self.call = call
+        self.buffer = b""
+        self.event = b""
+        self.skipping = False
+
+    def feed(self, chunk: bytes) -> None:
+        call = self.call
+        if call.ttft is None and chunk:
+            call.ttft = time.perf_counter() - call.start
+        data = self.buffer + chunk if self.buffer else chunk
+        lines = data.split(b"\n")
+        self.buffer = lines.pop()
+        if len(self.buffer) > _MAX_LINE:
+            self.buffer = b""
+            self.skipping = True
+        for raw in lines:
+            if self.skipping:
+                self.skipping = False
+                continue
+            line = raw.rstrip(b"\r")
+            if line.startswith(b"event:"):
+                self.event = line[6:].strip()
+            elif line.startswith(b"data:") and self.event in _SSE_KEPT:
+                call.sse_event(self.event, line[5:].strip())
+            elif not line:
+                self.event = b""
+
+
+class _Watcher:
+    """Observes a response body as it is read and finishes the call when reading ends."""
+
+    def __init__(self, call: _Call, sse: bool) -> None:
+        self.call = call
+        self.scanner = _SSEScanner(call) if sse else None
+        self.body: list[bytes] | None = None if sse else []
+        self.size = 0
+
+    def chunk(self, data: bytes) -> None:
+        try:
+            if self.scanner is not None:
+                self.scanner.feed(data)
+            elif self.body is not None:
+                self.size += len(data)
+                if self.size <= 8 << 20:
+                    self.body.append(data)
+                else:
+                    self.body = None
+        except Exception:
+            log.debug("driftwatch: could not observe a response chunk", exc_info=True)
+
+    def end(self, how: str) -> None:
+        call = self.call
+        if call.done:
+            return
+        try:
+            call.stream_end = None if how == "read" else how
+            if how == "failed" and call.error_type is None:
+                call.error_type = "stream_failed"
+            if self.body is not None and how == "read":
+                call.read_message(json.loads(b"".join(self.body)))
+        except Exception:
+            log.debug("driftwatch: could not read a response body", exc_info=True)
+        _safely(call.finish)
+
+
+class _ObservedStream(httpx2.SyncByteStream):
+    def __init__(self, body: httpx2.SyncByteStream, watcher: _Watcher) -> None:
+        self._body = body
+        self._watcher = watcher
+
+    @property
+    def elapsed(self) -> timedelta | None:
+        return getattr(self._body, "elapsed", None)
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self._body:
+                self._watcher.chunk(chunk)
+                yield chunk
+        except Exception:
+            self._watcher.end("failed")
+            raise
+        self._watcher.end("read")
+
+    def close(self) -> None:
+        self._watcher.end("closed")
+        self._body.close()
+
+    def __del__(self) -> None:
+        # Dropped without being closed or read (the caller abandoned the stream).
+        self._watcher.end("closed")
+
+
+class _AsyncObservedStream(httpx2.AsyncByteStream):
+    def __init__(self, body: httpx2.AsyncByteStream, watcher: _Watcher) -> None:
+        self._body = body
+        self._watcher = watcher
+
+    @property
+    def elapsed(self) -> timedelta | None:
+        return getattr(self._body, "elapsed", None)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._body:
+                self._watcher.chunk(chunk)
+                yield chunk
+        except Exception:
+            self._watcher.end("failed")
+            raise
+        self._watcher.end("read")
+
+    async def aclose(self) -> None:
+        self._watcher.end("closed")
+        await self._body.aclose()
+
+    def __del__(self) -> None:
+        self._watcher.end("closed")
+
+
+def _safely(fn: Any, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except Exception:
+        log.warning("driftwatch: internal error while observing a call (the call itself is unaffected)", exc_info=True)
+        runtime = get_runtime()
+        if runtime is not None:
+            runtime.monitor.stats.internal_errors += 1
+        return None
+
+
+class DriftwatchMiddleware(Middleware):
+    """The SDK middleware behind ``watch``. Host errors propagate unchanged; its own are swallowed."""
+
+    def handle(self, request: APIRequest, call_next: CallNext) -> Any:
+        call = _safely(self._begin, request)
+        try:
+            response = call_next(request)
+        except BaseException as exc:
+            if call is not None:
+                _safely(self._raised, call, exc)
+            raise
+        if call is not None:
+            _safely(self._responded, call, response)
+        return response
+
+    async def handle_async(self, request: APIRequest, call_next: AsyncCallNext) -> Any:
+        call = _safely(self._begin, request)
+        try:
+            response = await call_next(request)
+        except BaseException as exc:
+            if call is not None:
+                _safely(self._raised, call, exc)
+            raise
+        if call is not None:
+            _safely(self._responded, call, response)
+        return response
+
+    def _begin(self, request: APIRequest) -> _Call | None:
+        if not _is_messages_call(request):
+            return None
+        runtime = get_runtime()
+        if runtime is None:
+            return None
+        return _Call(runtime, request)
+
+    def _raised(self, call: _Call, exc: BaseException) -> None:
+        call.error_type = type(exc).__name__
+        call.finish()
+
+    def _responded(self, call: _Call, response: Any) -> None:
+        http: httpx2.Response = response.http_response
+        call.status = http.status_code
+        if http.status_code >= 400:
+            call.finish()
+            return
+        sse = call.stream or http.headers.get("content-type", "").startswith("text/event-stream")
+        watcher = _Watcher(call, sse)
+        if http.is_closed or hasattr(http, "_content"):
+            # Already read (a buffered body): observe it whole, now.
+            if sse:
+                watcher.chunk(http.content)
+                watcher.end("read")
+            else:
+                call.read_message(http.json())
+                call.finish()
+            return
+        stream = http.stream
+        if isinstance(stream, httpx2.SyncByteStream):
+            http.stream = _ObservedStream(stream, watcher)
+        elif isinstance(stream, httpx2.AsyncByteStream):
+            http.stream = _AsyncObservedStream(stream, watcher)
+        else:
+            call.finish()

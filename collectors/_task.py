@@ -1,0 +1,262 @@
+"""``driftwatch.task``: one agent task as a context manager or decorator, with its outcome."""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+import threading
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from driftwatch._outcome import Outcome
+from driftwatch._runtime import Runtime, get_runtime
+
+__all__ = ["Task", "current_task", "task"]
+
+log = logging.getLogger("driftwatch")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_current: contextvars.ContextVar[Task | None] = contextvars.ContextVar("driftwatch_task", default=None)
+
+_SIGNAL_NAMES = {"latency_s", "ttft_s", "input_tokens", "output_tokens", "cost_usd", "tool_calls", "tool_errors"}
+
+
+def current_task() -> Task | None:
+    """The task whose ``with`` block (or decorated function) is running in this context, if any."""
+    return _current.get()
+
+
+class Task:
+    """One agent task. Calls made inside it are attached to it; ``record`` sets its outcome.
+
+    Use ``with driftwatch.task("fix-tests", language="python") as t: ... t.record(success=True)``,
+    ``async with``, or as a decorator. An exception leaving the block marks the task failed (with
+    its type as ``error_type``) and propagates unchanged.
+    """
+
+    def __init__(self, name: str, task_id: str | None = None, **labels: Any) -> None:
+        self.name = name
+        self.task_id = task_id
+        self.labels = {k: str(v) for k, v in labels.items()}
+        self._lock = threading.Lock()
+        self._recorded: dict[str, Any] = {}
+        self._calls = 0
+        self._sums: dict[str, float] = {}
+        self._api_errors = 0
+        self._model: str | None = None
+        self._span: trace.Span | None = None
+        self._token: contextvars.Token[Task | None] | None = None
+        self._otel_token: object | None = None
+        self._start = 0.0
+        self._wall = 0.0
+        self._runtime: Runtime | None = None
+
+    # -- the outcome ----------------------------------------------------------------------------
+    def record(self, success: bool | None = None, score: float | None = None, **signals: Any) -> None:
+        """Set the task's outcome: pass/fail, a score, and any other signals (they override sums)."""
+        with self._lock:
+            if success is not None:
+                self._recorded["success"] = bool(success)
+            if score is not None:
+                self._recorded["score"] = float(score)
+            self._recorded.update(signals)
+
+    def _add_call(self, call: Outcome) -> None:
+        """Sum one API call's usage into the task (called by the Anthropic wrapper)."""
+        with self._lock:
+            self._calls += 1
+            for name in ("input_tokens", "output_tokens", "cost_usd", "tool_calls", "cache_read_tokens"):
+                value = getattr(call, name)
+                if value is not None:
+                    self._sums[name] = self._sums.get(name, 0) + value
+            if call.success is False:
+                self._api_errors += 1
+            if call.model:
+                self._model = call.model
+
+    # -- lifecycle ------------------------------------------------------------------------------
+    def _begin(self) -> None:
+        self._start = time.perf_counter()
+        self._wall = time.time()
+        self._token = _current.set(self)
+        try:
+            self._runtime = get_runtime()
+            if self._runtime is not None:
+                attributes: dict[str, Any] = {
+                    "gen_ai.operation.name": "invoke_agent",
+                    "gen_ai.agent.name": self.name,
+                    "driftwatch.task.name": self.name,
+                }
+                if self.task_id:
+                    attributes["driftwatch.task.id"] = self.task_id
+                for k, v in self.labels.items():
+                    attributes[f"driftwatch.task.label.{k}"] = v
+                self._span = self._runtime.telemetry.tracer.start_span(
+                    f"invoke_agent {self.name}", kind=SpanKind.INTERNAL, attributes=attributes
+                )
+                self._otel_token = otel_context.attach(trace.set_span_in_context(self._span))
+        except Exception:
+            log.warning("driftwatch: could not start task %r", self.name, exc_info=True)
+
+    def _end(self, exc: BaseException | None) -> None:
+        if self._otel_token is not None:
+            try:
+                otel_context.detach(self._otel_token)  # type: ignore[arg-type]
+            except Exception:
+                log.debug("driftwatch: context detach failed", exc_info=True)
+        if self._token is not None:
+            try:
+                _current.reset(self._token)
+            except ValueError:
+                # Ended in another context than it began (e.g. a generator): leave that context alone.
+                pass
+        try:
+            self._finish(exc)
+        except Exception:
+            log.warning("driftwatch: could not record task %r", self.name, exc_info=True)
+
+    def _finish(self, exc: BaseException | None) -> None:
+        runtime = self._runtime
+        if runtime is None:
+            return
+        outcome = self.outcome(exc)
+        outcome.service = runtime.config.service
+        span = self._span
+        if span is not None:
+            ctx = span.get_span_context()
+            if ctx.is_valid:
+                outcome.trace_id = format(ctx.trace_id, "032x")
+                outcome.span_id = format(ctx.span_id, "016x")
+            if span.is_recording():
+                span.set_attributes(_span_attributes(outcome))
+                if exc is not None and isinstance(exc, Exception):
+                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                    span.set_attribute("error.type", type(exc).__name__)
+            span.end()
+        runtime.monitor.submit(outcome)
+
+    def outcome(self, exc: BaseException | None = None) -> Outcome:
+        """The task's outcome as it stands: recorded signals over summed call usage."""
+        with self._lock:
+            recorded = dict(self._recorded)
+            sums = dict(self._sums)
+            calls, errors, model = self._calls, self._api_errors, self._model
+        outcome = Outcome(task=self.name, time=self._wall, kind="task", task_id=self.task_id, model=model)
+        outcome.labels = dict(self.labels)
+        outcome.latency_s = time.perf_counter() - self._start
+        if calls:
+            outcome.input_tokens = int(sums.get("input_tokens", 0))
+            outcome.output_tokens = int(sums.get("output_tokens", 0))
+            outcome.cache_read_tokens = int(sums.get("cache_read_tokens", 0))
+            outcome.tool_calls = int(sums.get("tool_calls", 0))
+            outcome.cost_usd = sums.get("cost_usd")
+            outcome.api_errors = errors
+        if exc is not None and isinstance(exc, Exception):
+            outcome.success = False
+            outcome.error_type = type(exc).__name__
+        for name, value in recorded.items():
+            if name in ("success", "score") or name in _SIGNAL_NAMES or name in ("error_type", "stop_reason"):
+                setattr(outcome, name, value)
+            else:
+                outcome.labels[name] = str(value)
+        return outcome
+
+    def __enter__(self) -> Task:
+        self._begin()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._end(exc)
+
+    async def __aenter__(self) -> Task:
+        self._begin()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._end(exc)
+
+
+def _span_attributes(outcome: Outcome) -> dict[str, Any]:
+    attrs: dict[str, Any] = {}
+    if outcome.success is not None:
+        attrs["driftwatch.task.success"] = outcome.success
+    if outcome.score is not None:
+        attrs["driftwatch.task.score"] = outcome.score
+    if outcome.input_tokens is not None:
+        attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens
+    if outcome.output_tokens is not None:
+        attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
+    if outcome.cost_usd is not None:
+        attrs["driftwatch.task.cost_usd"] = outcome.cost_usd
+    if outcome.tool_calls is not None:
+        attrs["driftwatch.task.tool_calls"] = outcome.tool_calls
+    if outcome.api_errors:
+        attrs["driftwatch.task.api_errors"] = outcome.api_errors
+    if outcome.error_type:
+        attrs["error.type"] = outcome.error_type
+    return attrs
+
+
+class task:  # noqa: N801 - reads as a function: `with driftwatch.task("x")`, `@driftwatch.task("x")`
+    """Context manager (sync and async) and decorator for one agent task; see ``Task``."""
+
+    def __init__(self, name: str, task_id: str | None = None, **labels: Any) -> None:
+        self._args = (name, task_id, labels)
+        self._task: Task | None = None
+
+    def _new(self) -> Task:
+        name, task_id, labels = self._args
+        return Task(name, task_id, **labels)
+
+    def __enter__(self) -> Task:
+        self._task = self._new()
+        return self._task.__enter__()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._task is not None
+        self._task.__exit__(exc_type, exc, tb)
+
+    async def __aenter__(self) -> Task:
+        self._task = self._new()
+        return await self._task.__aenter__()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._task is not None
+        await self._task.__aexit__(exc_type, exc, tb)
+
+    def __call__(self, fn: F) -> F:
+        """Decorate a function (sync or async): each call is one task. ``current_task()`` inside."""
+        if inspect.iscoroutinefunction(fn):
+
+            @functools.wraps(fn)
+            async def run_async(*args: Any, **kwargs: Any) -> Any:
+                async with self._fresh() as _:
+                    return await fn(*args, **kwargs)
+
+            return run_async  # type: ignore[return-value]
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            with self._fresh() as _:
+                return fn(*args, **kwargs)
+
+        return run  # type: ignore[return-value]
+
+    def _fresh(self) -> Task:
+        return self._new()

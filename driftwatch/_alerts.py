@@ -1,0 +1,177 @@
+"""Alerts and the sinks they go to: console (structlog), JSONL, in-memory (for tests)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal, Protocol, TextIO, runtime_checkable
+
+import structlog
+
+from driftwatch._outcome import Outcome, format_time
+from driftwatch._stats import Estimate
+
+__all__ = ["Alert", "AlertSink", "ConsoleSink", "InMemorySink", "JsonlSink", "alert_id"]
+
+Status = Literal["suspected", "confirmed", "resolved"]
+
+
+def alert_id(stream_key: str, signal: str, direction: str, change_at: float) -> str:
+    """Stable dedup key of one drift episode: the same for its suspected, confirmed and resolved forms."""
+    raw = f"{stream_key}\x1f{signal}\x1f{direction}\x1f{change_at:.3f}"
+    return hashlib.sha256(raw.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A drift alert with its evidence (Alert JSON in design.md). Sinks must be idempotent on ``id``."""
+
+    id: str
+    status: Status
+    stream: dict[str, str]
+    signal: str
+    direction: str
+    detected_at: float
+    change_at: float
+    baseline: Estimate
+    current: Estimate
+    effect: float
+    effect_ci: tuple[float, float]
+    p_value: float | None
+    detector: dict[str, Any]
+    message: str
+    delay: int = 0
+    """Observations from the estimated change to the detection."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_status(self, status: Status, **changes: Any) -> Alert:
+        return replace(self, status=status, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The Alert JSON form (design.md)."""
+        return {
+            "id": self.id,
+            "status": self.status,
+            "stream": dict(self.stream),
+            "signal": self.signal,
+            "direction": self.direction,
+            "detected_at": format_time(self.detected_at),
+            "change_at": format_time(self.change_at),
+            "baseline": self.baseline.to_dict(),
+            "current": self.current.to_dict(),
+            "effect": self.effect,
+            "effect_ci": list(self.effect_ci),
+            "p_value": self.p_value,
+            "detector": dict(self.detector),
+            "delay": self.delay,
+            "message": self.message,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+
+@runtime_checkable
+class AlertSink(Protocol):
+    """Where alerts go. ``export`` must not raise or block for long; the monitor guards it anyway."""
+
+    def export(self, alert: Alert) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class OutcomeObserver(Protocol):
+    """A sink that also wants every outcome (for example to count them as a metric)."""
+
+    def record_outcome(self, outcome: Outcome, stream: dict[str, str]) -> None: ...
+
+
+class InMemorySink:
+    """Keeps every alert in a list; for tests and notebooks."""
+
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+        self._lock = threading.Lock()
+
+    def export(self, alert: Alert) -> None:
+        with self._lock:
+            self.alerts.append(alert)
+
+    def shutdown(self) -> None:
+        pass
+
+    def by_status(self, status: str) -> list[Alert]:
+        with self._lock:
+            return [a for a in self.alerts if a.status == status]
+
+
+class JsonlSink:
+    """Appends each alert as one line of Alert JSON to a file, flushed per alert."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+        self._fh: TextIO | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open
+
+    def export(self, alert: Alert) -> None:
+        with self._lock:
+            if self._fh is None:
+                return
+            self._fh.write(json.dumps(alert.to_dict(), sort_keys=False) + "\n")
+            self._fh.flush()
+
+    def shutdown(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.close()
+                self._fh = None
+
+
+def _pct(x: float) -> str:
+    return f"{x * 100:.1f}%"
+
+
+def describe(alert: Alert) -> str:
+    """One human sentence: what changed, by how much, since when, with what confidence."""
+    stream = ", ".join(f"{k}={v}" for k, v in alert.stream.items())
+    b, c = alert.baseline, alert.current
+    if alert.signal == "success":
+        change = (
+            f"pass rate {_pct(b.mean)} [{_pct(b.ci_low)}, {_pct(b.ci_high)}] -> {_pct(c.mean)} "
+            f"[{_pct(c.ci_low)}, {_pct(c.ci_high)}]"
+        )
+    else:
+        change = f"{alert.signal} {b.mean:.4g} -> {c.mean:.4g} (x{alert.effect:.3g})"
+    p = "" if alert.p_value is None else f", p={alert.p_value:.2g}"
+    return f"{alert.signal} {alert.direction} on {stream}: {change}{p}"
+
+
+class ConsoleSink:
+    """Logs each alert through structlog (to stderr by default), one line with its statistics."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._logger = structlog.wrap_logger(
+            structlog.PrintLogger(stream or sys.stderr),
+            processors=[
+                structlog.processors.add_log_level,
+                structlog.processors.TimeStamper(fmt="iso", utc=True),
+                structlog.dev.ConsoleRenderer(colors=False),
+            ],
+        )
+
+    def export(self, alert: Alert) -> None:
+        b, c = alert.baseline, alert.current
+        self._logger.warning(
+            f"driftwatch.drift {alert.status}: {describe(alert)}",
+            id=alert.id,
+            change_at=format_time(alert.change_at),
+            detected_at=format_time(alert.detected_at),
+            delay_obs=alert.delay,
+            baseline_n=b.n,
+            current_n=c.n,
+        )
+
+    def shutdown(self) -> None:
+        pass

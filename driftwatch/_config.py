@@ -1,0 +1,168 @@
+"""Configuration: argument > environment variable > YAML file > default, validated with clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from driftwatch._outcome import SIGNALS
+
+__all__ = ["Config", "ConfigError", "load_config"]
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; the message names file, line, key and valid form."""
+
+
+@dataclass(slots=True)
+class Config:
+    """Every setting of driftwatch, with safe defaults."""
+
+    service: str = "unknown_service"
+    """Stream label ``service``; defaults to ``OTEL_SERVICE_NAME`` when that is set."""
+    budget: float = 1e-4
+    """False alarms per observation of one stream that stage-one detection may raise."""
+    warmup: int = 200
+    lag: int = 500
+    signals: list[str] = field(default_factory=lambda: list(SIGNALS))
+    stream_labels: list[str] = field(default_factory=list)
+    """Outcome labels added to the stream key (service, task), e.g. ``[language]``."""
+    confirm_alpha: float = 0.01
+    """One-sided significance of the confirmation test on fresh observations."""
+    confirm_min: int = 30
+    confirm_max: int = 400
+    queue_size: int = 10_000
+    """Outcomes waiting for detection; more are dropped and counted, never blocking the agent."""
+    max_streams: int = 10_000
+    alerts_out: str | None = None
+    console: bool = True
+    prices: dict[str, list[float]] = field(default_factory=dict)
+    """USD per million tokens by model prefix: [input, output]; merged over the built-in table."""
+
+
+_ENV = {
+    "service": "DRIFTWATCH_SERVICE",
+    "budget": "DRIFTWATCH_BUDGET",
+    "warmup": "DRIFTWATCH_WARMUP",
+    "lag": "DRIFTWATCH_LAG",
+    "confirm_alpha": "DRIFTWATCH_CONFIRM_ALPHA",
+    "queue_size": "DRIFTWATCH_QUEUE_SIZE",
+    "max_streams": "DRIFTWATCH_MAX_STREAMS",
+    "alerts_out": "DRIFTWATCH_ALERTS_OUT",
+    "console": "DRIFTWATCH_CONSOLE",
+}
+
+
+def _check(name: str, value: Any, where: str) -> Any:
+    """The value converted to the field's type, or ConfigError naming ``where`` and the valid form."""
+    default = Config()
+    expected = getattr(default, name)
+    if name == "alerts_out":
+        if value is None or isinstance(value, str):
+            return value
+        raise ConfigError(f"{where}: key '{name}': expected a file path, got {value!r}")
+    if isinstance(expected, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "1", "0"):
+            return value.lower() in ("true", "1")
+        raise ConfigError(f"{where}: key '{name}': expected true or false, got {value!r}")
+    if isinstance(expected, int):
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            number = -1
+        if isinstance(value, bool) or number < 1 or (isinstance(value, float) and value != number):
+            raise ConfigError(f"{where}: key '{name}': expected a whole number >= 1, got {value!r}")
+        return number
+    if isinstance(expected, float):
+        try:
+            number_f = float(value)
+        except (TypeError, ValueError):
+            number_f = -1.0
+        if isinstance(value, bool) or not 0 < number_f < 1:
+            raise ConfigError(f"{where}: key '{name}': expected a number between 0 and 1, got {value!r}")
+        return number_f
+    if isinstance(expected, str):
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: key '{name}': expected a non-empty string, got {value!r}")
+        return value
+    if name == "signals":
+        if not isinstance(value, list) or any(v not in SIGNALS for v in value):
+            raise ConfigError(f"{where}: key 'signals': expected a list drawn from {sorted(SIGNALS)}, got {value!r}")
+        return list(value)
+    if name == "stream_labels":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where}: key 'stream_labels': expected a list of label names, got {value!r}")
+        return list(value)
+    if name == "prices":
+        ok = isinstance(value, Mapping) and all(
+            isinstance(k, str)
+            and isinstance(v, list)
+            and len(v) == 2
+            and all(isinstance(x, int | float) and not isinstance(x, bool) and x >= 0 for x in v)
+            for k, v in value.items()
+        )
+        if not ok:
+            raise ConfigError(
+                f"{where}: key 'prices': expected a map of model prefix to [input, output] USD per million "
+                f"tokens, such as {{claude-sonnet-4: [3.0, 15.0]}}; got {value!r}"
+            )
+        return {k: [float(x) for x in v] for k, v in value.items()}
+    raise ConfigError(f"{where}: key '{name}' cannot be set")  # pragma: no cover
+
+
+def _file_values(path: str) -> dict[str, Any]:
+    """Validated values from a YAML file; errors name the file, line and key."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file: {exc.strerror}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}{line}: not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or node is None or not isinstance(node, yaml.MappingNode):
+        raise ConfigError(f"{path}:1: expected a mapping of settings such as 'service: my-agent'")
+    lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    known = {f.name for f in dataclasses.fields(Config)}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{path}:{lines.get(key, 1)}"
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key '{key}'; valid keys are: {', '.join(sorted(known))}")
+        out[key] = _check(key, value, where)
+    return out
+
+
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
+    """The effective configuration: ``overrides`` > ``DRIFTWATCH_*`` variables > file > defaults."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    if env.get("OTEL_SERVICE_NAME"):
+        values["service"] = env["OTEL_SERVICE_NAME"]
+    path = path or env.get("DRIFTWATCH_CONFIG") or None
+    if path:
+        values.update(_file_values(path))
+    for name, var in _ENV.items():
+        if env.get(var):
+            values[name] = _check(name, env[var], f"environment variable {var}")
+    known = {f.name for f in dataclasses.fields(Config)}
+    for name, value in overrides.items():
+        if name not in known:
+            raise ConfigError(f"argument '{name}': unknown setting; valid settings are: {', '.join(sorted(known))}")
+        if value is not None:
+            values[name] = _check(name, value, f"argument '{name}'")
+    return Config(**values)

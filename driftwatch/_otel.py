@@ -1,0 +1,204 @@
+"""OpenTelemetry plumbing: the user's providers when set, else ones built from ``OTEL_*`` variables.
+
+driftwatch never replaces a global provider. When the user registered none and
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (or a per-signal endpoint) is set, it builds private providers that
+export over OTLP (``http/protobuf`` or ``grpc`` per ``OTEL_EXPORTER_OTLP_PROTOCOL``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import _logs, metrics, trace
+from opentelemetry._logs import SeverityNumber
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from driftwatch import __version__
+from driftwatch._alerts import Alert
+from driftwatch._outcome import Outcome
+
+__all__ = ["OtelAlertSink", "Telemetry", "telemetry_from_env"]
+
+log = logging.getLogger("driftwatch")
+SCOPE = "driftwatch"
+
+
+def _protocol(env: Mapping[str, str], signal: str) -> str:
+    value = env.get(f"OTEL_EXPORTER_OTLP_{signal}_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+    value = value.strip().lower() or "http/protobuf"
+    if value not in ("http/protobuf", "grpc"):
+        log.warning("driftwatch: OTLP protocol %r is not supported; using http/protobuf", value)
+        value = "http/protobuf"
+    return value
+
+
+def _wanted(env: Mapping[str, str], signal: str) -> bool:
+    if env.get("OTEL_SDK_DISABLED", "").lower() == "true":
+        return False
+    exporter = env.get(f"OTEL_{signal}_EXPORTER", "")
+    if exporter.strip().lower() == "none":
+        return False
+    return bool(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get(f"OTEL_EXPORTER_OTLP_{signal}_ENDPOINT"))
+
+
+def _span_exporter(protocol: str) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as Grpc
+
+        return Grpc()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as Http
+
+    return Http()
+
+
+def _log_exporter(protocol: str) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter as Grpc
+
+        return Grpc()
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter as Http
+
+    return Http()
+
+
+def _metric_exporter(protocol: str) -> Any:
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+
+        return Grpc()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+    return Http()
+
+
+def _is_default(provider: object) -> bool:
+    """True for the API's placeholder providers (nothing registered by the user)."""
+    name = type(provider).__name__
+    return name.startswith(("Proxy", "NoOp", "_Proxy", "_NoOp"))
+
+
+class Telemetry:
+    """The tracer, logger and meter driftwatch uses, and the private providers it owns (if any)."""
+
+    def __init__(
+        self,
+        tracer_provider: trace.TracerProvider | None = None,
+        logger_provider: _logs.LoggerProvider | None = None,
+        meter_provider: metrics.MeterProvider | None = None,
+    ) -> None:
+        self.owned: list[Any] = []
+        self.tracer_provider = tracer_provider
+        self.logger_provider = logger_provider
+        self.meter_provider = meter_provider
+        tp = tracer_provider or trace.get_tracer_provider()
+        lp = logger_provider or _logs.get_logger_provider()
+        mp = meter_provider or metrics.get_meter_provider()
+        self.tracer = tp.get_tracer(SCOPE, __version__)
+        self.logger = lp.get_logger(SCOPE, __version__)
+        self.meter = mp.get_meter(SCOPE, __version__)
+
+    def own(self, *providers: Any) -> None:
+        self.owned.extend(providers)
+
+    def force_flush(self, timeout_ms: int = 5000) -> None:
+        for provider in self.owned:
+            try:
+                provider.force_flush(timeout_ms)
+            except Exception:
+                log.debug("driftwatch: flush failed", exc_info=True)
+
+    def shutdown(self) -> None:
+        for provider in self.owned:
+            try:
+                provider.shutdown()
+            except Exception:
+                log.debug("driftwatch: shutdown failed", exc_info=True)
+        self.owned = []
+
+
+def telemetry_from_env(env: Mapping[str, str] | None = None) -> Telemetry:
+    """The user's global providers where registered; private OTLP ones where ``OTEL_*`` asks for them."""
+    env = os.environ if env is None else env
+    resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    owned: list[Any] = []
+    tp: Any = None
+    lp: Any = None
+    mp: Any = None
+    try:
+        if _is_default(trace.get_tracer_provider()) and _wanted(env, "TRACES"):
+            tp = TracerProvider(resource=resource)
+            tp.add_span_processor(BatchSpanProcessor(_span_exporter(_protocol(env, "TRACES"))))
+            owned.append(tp)
+        if _is_default(_logs.get_logger_provider()) and _wanted(env, "LOGS"):
+            lp = LoggerProvider(resource=resource)
+            lp.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(_protocol(env, "LOGS"))))
+            owned.append(lp)
+        if _is_default(metrics.get_meter_provider()) and _wanted(env, "METRICS"):
+            reader = PeriodicExportingMetricReader(_metric_exporter(_protocol(env, "METRICS")))
+            mp = MeterProvider(resource=resource, metric_readers=[reader])
+            owned.append(mp)
+    except Exception:
+        log.warning("driftwatch: could not set up OTLP export from OTEL_* variables", exc_info=True)
+    telemetry = Telemetry(tp, lp, mp)
+    telemetry.own(*owned)
+    return telemetry
+
+
+class OtelAlertSink:
+    """Alerts as OTLP LogRecords (event ``driftwatch.drift``) plus the ``driftwatch.*`` metrics."""
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        self.telemetry = telemetry
+        meter = telemetry.meter
+        self._alerts = meter.create_counter("driftwatch.alerts", description="Drift alerts raised, by status")
+        self._outcomes = meter.create_counter("driftwatch.outcomes", description="Outcomes observed")
+        self._active = meter.create_gauge(
+            "driftwatch.drift.active", description="1 while a stream and signal has an open drift alert"
+        )
+
+    def record_outcome(self, outcome: Outcome, stream: dict[str, str]) -> None:
+        self._outcomes.add(1, {**stream, "driftwatch.outcome.kind": outcome.kind})
+
+    def export(self, alert: Alert) -> None:
+        attrs: dict[str, Any] = {
+            "driftwatch.alert.id": alert.id,
+            "driftwatch.alert.status": alert.status,
+            "driftwatch.signal": alert.signal,
+            "driftwatch.direction": alert.direction,
+            "driftwatch.stream_key": ";".join(f"{k}={v}" for k, v in alert.stream.items()),
+            "driftwatch.baseline.mean": alert.baseline.mean,
+            "driftwatch.baseline.n": alert.baseline.n,
+            "driftwatch.current.mean": alert.current.mean,
+            "driftwatch.current.n": alert.current.n,
+            "driftwatch.effect": alert.effect,
+            "driftwatch.delay": alert.delay,
+        }
+        for k, v in alert.stream.items():
+            attrs[f"driftwatch.stream.{k}"] = v
+        if alert.p_value is not None:
+            attrs["driftwatch.p_value"] = alert.p_value
+        severity = SeverityNumber.WARN if alert.status != "resolved" else SeverityNumber.INFO
+        self.telemetry.logger.emit(
+            timestamp=int(alert.detected_at * 1e9),
+            severity_number=severity,
+            severity_text=severity.name,
+            body=json.dumps(alert.to_dict()),
+            attributes=attrs,
+            event_name="driftwatch.drift",
+        )
+        metric_attrs = {**alert.stream, "signal": alert.signal, "direction": alert.direction}
+        self._alerts.add(1, {**metric_attrs, "status": alert.status})
+        self._active.set(0 if alert.status == "resolved" else 1, metric_attrs)
+
+    def shutdown(self) -> None:
+        self.telemetry.force_flush()

@@ -1,0 +1,214 @@
+"""The outcome model: one observed unit of agent work (an API call or a task) and its signals."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time as _time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+__all__ = ["SIGNALS", "Outcome", "OutcomeError", "SignalKind", "format_time", "parse_outcome", "parse_time"]
+
+SignalKind = Literal["binary", "log", "count", "linear"]
+
+#: Every signal that detection watches, with how it is modelled. Latency, tokens and cost are
+#: heavy-tailed, so they are watched on the log scale (``log1p`` for counts that can be zero).
+#: ``tool_errors`` is summed into tasks but not watched by default: it is mostly zero, which no
+#: log-scale model fits; a task's ``success`` already carries failures.
+SIGNALS: Mapping[str, SignalKind] = {
+    "success": "binary",
+    "score": "linear",
+    "latency_s": "log",
+    "ttft_s": "log",
+    "input_tokens": "count",
+    "output_tokens": "count",
+    "cost_usd": "log",
+    "tool_calls": "count",
+}
+
+_NUMERIC_FIELDS = (
+    "score",
+    "latency_s",
+    "ttft_s",
+    "cost_usd",
+)
+_COUNT_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "tool_calls",
+    "tool_errors",
+    "api_errors",
+)
+_STRING_FIELDS = ("task_id", "model", "request_model", "error_type", "stop_reason", "service", "kind")
+
+
+class OutcomeError(ValueError):
+    """An outcome record that cannot be read; the message names the field and the valid form."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """One API call or one agent task, as driftwatch sees it. Never holds prompt or response content."""
+
+    task: str
+    time: float = field(default_factory=_time.time)
+    kind: Literal["task", "call"] = "task"
+    service: str = "unknown_service"
+    task_id: str | None = None
+    model: str | None = None
+    request_model: str | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    success: bool | None = None
+    score: float | None = None
+    latency_s: float | None = None
+    ttft_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_tokens: int | None = None
+    cache_write_tokens: int | None = None
+    cost_usd: float | None = None
+    tool_calls: int | None = None
+    tool_errors: int | None = None
+    api_errors: int | None = None
+    error_type: str | None = None
+    stop_reason: str | None = None
+    trace_id: str | None = None
+    span_id: str | None = None
+
+    def signal(self, name: str) -> float | None:
+        """The value of signal ``name`` as a float, or None when it was not observed."""
+        value = getattr(self, name)
+        if value is None:
+            return None
+        return float(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The outcome as a JSON-ready dict in the outcome JSONL form, without empty fields."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None or (f.name == "labels" and not value):
+                continue
+            out[f.name] = format_time(value) if f.name == "time" else value
+        return out
+
+
+def format_time(epoch_s: float) -> str:
+    """RFC 3339 in UTC with millisecond precision."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(value: object, where: str = "time") -> float:
+    """Epoch seconds from an RFC 3339 string or a number; raises OutcomeError naming ``where``."""
+    if isinstance(value, bool):
+        raise OutcomeError(f"{where}: expected an RFC 3339 string or epoch seconds, got {value!r}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise OutcomeError(f"{where}: expected finite epoch seconds, got {value!r}")
+        return float(value)
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise OutcomeError(
+                f"{where}: {value!r} is not a time; use RFC 3339 such as '2026-01-31T12:00:00Z' "
+                "or epoch seconds such as 1769860800"
+            ) from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.timestamp()
+    raise OutcomeError(f"{where}: expected an RFC 3339 string or epoch seconds, got {type(value).__name__}")
+
+
+def _as_bool(value: object, where: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes", "pass", "passed"):
+            return True
+        if lowered in ("false", "0", "no", "fail", "failed"):
+            return False
+    raise OutcomeError(f"{where}: expected true or false, got {value!r}")
+
+
+def _as_float(value: object, where: str) -> float:
+    if isinstance(value, bool):
+        raise OutcomeError(f"{where}: expected a number, got {value!r}")
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise OutcomeError(f"{where}: expected a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise OutcomeError(f"{where}: expected a finite number, got {value!r}")
+    return number
+
+
+def _as_count(value: object, where: str) -> int:
+    number = _as_float(value, where)
+    if number < 0 or number != int(number):
+        raise OutcomeError(f"{where}: expected a whole number >= 0, got {value!r}")
+    return int(number)
+
+
+def parse_outcome(
+    record: Mapping[str, Any],
+    *,
+    where: str = "outcome",
+    default_service: str = "unknown_service",
+    keep_unknown_as_labels: bool = False,
+) -> Outcome:
+    """An Outcome from one record of the outcome JSONL form (design.md); raises OutcomeError.
+
+    ``where`` prefixes every error (for example ``outcomes.jsonl:12``) so that the message says
+    which line and which field is wrong, and what the valid form is.
+    """
+    if not isinstance(record, Mapping):
+        raise OutcomeError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    task = record.get("task")
+    if not isinstance(task, str) or not task:
+        raise OutcomeError(f"{where}: field 'task' is required: a short task name such as \"fix-tests\"")
+    if "time" not in record:
+        raise OutcomeError(f"{where}: field 'time' is required: RFC 3339 or epoch seconds")
+    outcome = Outcome(task=task, time=parse_time(record["time"], f"{where}: field 'time'"))
+    outcome.service = default_service
+    labels: dict[str, str] = {}
+    raw_labels = record.get("labels")
+    if raw_labels is not None:
+        if not isinstance(raw_labels, Mapping):
+            raise OutcomeError(f"{where}: field 'labels' must be a map of strings, got {raw_labels!r}")
+        for key, value in raw_labels.items():
+            if not isinstance(value, str | int | float | bool):
+                raise OutcomeError(f"{where}: field 'labels.{key}' must be a string, got {value!r}")
+            labels[str(key)] = str(value)
+    known = {"task", "time", "labels", "success", *_NUMERIC_FIELDS, *_COUNT_FIELDS, *_STRING_FIELDS}
+    for key, value in record.items():
+        if value is None or key in ("task", "time", "labels"):
+            continue
+        place = f"{where}: field '{key}'"
+        if key == "success":
+            outcome.success = _as_bool(value, place)
+        elif key in _NUMERIC_FIELDS:
+            setattr(outcome, key, _as_float(value, place))
+        elif key in _COUNT_FIELDS:
+            setattr(outcome, key, _as_count(value, place))
+        elif key in _STRING_FIELDS:
+            if key == "kind" and value not in ("task", "call"):
+                raise OutcomeError(f"{place}: expected 'task' or 'call', got {value!r}")
+            setattr(outcome, key, str(value))
+        elif key not in known and keep_unknown_as_labels:
+            labels[key] = str(value)
+    outcome.labels = labels
+    return outcome

@@ -1,0 +1,126 @@
+"""The in-process default: one monitor, its sinks and telemetry, created on first use."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from driftwatch._alerts import AlertSink, ConsoleSink, JsonlSink
+from driftwatch._config import Config, load_config
+from driftwatch._monitor import Monitor
+from driftwatch._otel import OtelAlertSink, Telemetry, telemetry_from_env
+
+__all__ = ["Runtime", "configure", "get_runtime", "shutdown"]
+
+log = logging.getLogger("driftwatch")
+
+# List prices in USD per million tokens [input, output] by model-name prefix, longest prefix wins.
+# Prices change: override or extend them with `prices:` in the config. Cache reads cost 0.1x input,
+# cache writes 1.25x input.
+DEFAULT_PRICES: dict[str, list[float]] = {
+    "claude-opus-4-5": [5.0, 25.0],
+    "claude-opus-4": [15.0, 75.0],
+    "claude-sonnet-4": [3.0, 15.0],
+    "claude-3-7-sonnet": [3.0, 15.0],
+    "claude-haiku-4": [1.0, 5.0],
+    "claude-3-5-haiku": [0.8, 4.0],
+}
+
+
+class Runtime:
+    """A monitor with its sinks and telemetry; ``driftwatch.configure`` makes one explicitly."""
+
+    def __init__(self, config: Config, monitor: Monitor, telemetry: Telemetry) -> None:
+        self.config = config
+        self.monitor = monitor
+        self.telemetry = telemetry
+        prices = {**DEFAULT_PRICES, **config.prices}
+        self._prices = sorted(prices.items(), key=lambda kv: -len(kv[0]))
+
+    def cost(
+        self, model: str | None, input_tokens: int | None, output_tokens: int | None, cache_read: int | None,
+        cache_write: int | None,
+    ) -> float | None:
+        """List-price cost of one call, or None for a model without a known price."""
+        if not model:
+            return None
+        for prefix, (price_in, price_out) in self._prices:
+            if model.startswith(prefix):
+                tokens_in = (input_tokens or 0) + 0.1 * (cache_read or 0) + 1.25 * (cache_write or 0)
+                return (tokens_in * price_in + (output_tokens or 0) * price_out) / 1e6
+        return None
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        self.monitor.shutdown(timeout)
+        self.telemetry.shutdown()
+
+
+_lock = threading.Lock()
+_runtime: Runtime | None = None
+
+
+def _build(config: Config, sinks: Iterable[AlertSink] | None, telemetry: Telemetry | None) -> Runtime:
+    telemetry = telemetry or telemetry_from_env()
+    if sinks is None:
+        chosen: list[AlertSink] = [OtelAlertSink(telemetry)]
+        if config.console:
+            chosen.append(ConsoleSink())
+        if config.alerts_out:
+            chosen.append(JsonlSink(config.alerts_out))
+    else:
+        chosen = list(sinks)
+    return Runtime(config, Monitor(config, chosen), telemetry)
+
+
+def configure(
+    config_path: str | None = None,
+    *,
+    sinks: Iterable[AlertSink] | None = None,
+    telemetry: Telemetry | None = None,
+    **settings: Any,
+) -> Runtime:
+    """Set up the in-process monitor (replacing any earlier one) and return it.
+
+    ``settings`` are Config fields (``service=``, ``budget=``, ``alerts_out=`` …) and win over
+    ``DRIFTWATCH_*`` variables, which win over the YAML file at ``config_path``. ``sinks`` replaces
+    the default sinks (OTLP when configured, console, JSONL when ``alerts_out`` is set).
+    Configuration errors raise ``ConfigError`` here, at set-up time, never later on the call path.
+    """
+    global _runtime
+    config = load_config(config_path, **settings)
+    runtime = _build(config, sinks, telemetry)
+    with _lock:
+        old, _runtime = _runtime, runtime
+    if old is not None:
+        old.shutdown(timeout=1.0)
+    return runtime
+
+
+def get_runtime() -> Runtime | None:
+    """The current runtime, created with defaults on first use; None if that failed (logged)."""
+    global _runtime
+    if _runtime is not None:
+        return _runtime
+    with _lock:
+        if _runtime is None:
+            try:
+                _runtime = _build(load_config(), None, None)
+            except Exception:
+                log.warning("driftwatch: could not start; calls go on unobserved", exc_info=True)
+                return None
+        return _runtime
+
+
+def shutdown(timeout: float = 5.0) -> None:
+    """Flush queued outcomes and alerts, then stop the in-process monitor."""
+    global _runtime
+    with _lock:
+        runtime, _runtime = _runtime, None
+    if runtime is not None:
+        runtime.shutdown(timeout)
+
+
+atexit.register(shutdown, 2.0)
