@@ -73,6 +73,8 @@ def alarm_times(
             hit = (x > 0.5)[:, None]
             llr_up = np.where(hit, np.log(q_up / p), np.log((1 - q_up) / (1 - p)))
             llr_down = np.where(hit, np.log(q_down / p), np.log((1 - q_down) / (1 - p)))
+            llr_up[m >= 0.98] = -np.inf  # no room to go up: the arm stays at zero
+            llr_down[m <= 0.02] = -np.inf
         else:
             var = (csum2[:, k - 1] - k * m * m) / (k - 1)
             sd1 = np.sqrt(np.maximum(var, 0.0))

@@ -193,6 +193,9 @@ class LaggedCusum(DriftDetector):  # type: ignore[misc]
             p = min(max(m, _P_FLOOR), 1 - _P_FLOOR)
             sd = math.sqrt(p * (1 - p))
             hit = value > 0.5
+            # At a floored base rate there is no room to move that way: a stream that always
+            # passes must not read each pass as evidence that the pass rate went up.
+            no_up, no_down = m >= 1 - _P_FLOOR, m <= _P_FLOOR
         else:
             sd = math.sqrt(self._ref.var) or 1.0
             z = max(-5.0, min(5.0, (value - m) / sd))
@@ -202,6 +205,8 @@ class LaggedCusum(DriftDetector):  # type: ignore[misc]
                 q = p + s * sd if arm.direction == "up" else p - s * sd
                 q = min(max(q, 1e-4), 1 - 1e-4)
                 llr = math.log(q / p) if hit else math.log((1 - q) / (1 - p))
+                if no_up if arm.direction == "up" else no_down:
+                    llr = -math.inf
             else:
                 llr = s * (z - s / 2) if arm.direction == "up" else s * (-z - s / 2)
             arm.stat = max(0.0, arm.stat + llr)
@@ -213,6 +218,12 @@ class LaggedCusum(DriftDetector):  # type: ignore[misc]
                 if arm.stat > h and self._fired is None:
                     self._fired = arm
                     self._drift_detected = True
+        if self._fired is not None:
+            # The change-time estimate: the latest last-zero among the arms of the firing direction
+            # that are above zero. A small-shift arm drifts up slowly on noise, so its own last zero
+            # is often long before the change; the larger-shift arm's is closer to it.
+            same = [a for a in self._arms if a.direction == self._fired.direction and a.stat > 0]
+            self._fired = max(same, key=lambda a: a.zero_at)
 
     def state(self) -> dict[str, Any]:
         """A small JSON-ready summary for debugging."""

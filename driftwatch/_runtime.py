@@ -22,6 +22,8 @@ log = logging.getLogger("driftwatch")
 # cache writes 1.25x input.
 DEFAULT_PRICES: dict[str, list[float]] = {
     "claude-opus-4-5": [5.0, 25.0],
+    "claude-opus-4-6": [5.0, 25.0],
+    "claude-opus-4-7": [5.0, 25.0],
     "claude-opus-4": [15.0, 75.0],
     "claude-sonnet-4": [3.0, 15.0],
     "claude-3-7-sonnet": [3.0, 15.0],
