@@ -83,7 +83,7 @@ class LaggedCusum(DriftDetector):  # type: ignore[misc]
     ...     if detector.drift_detected:
     ...         print(f"change detected at {i}, {detector.direction}, began near {detector.change_index}")
     ...         break
-    change detected at 1111, down, began near 989
+    change detected at 1281, down, began near 1225
     """
 
     def __init__(
