@@ -24,12 +24,12 @@ import httpx2
 from anthropic import Anthropic, AsyncAnthropic
 from anthropic._middleware import AsyncCallNext, CallNext, Middleware
 from anthropic._request import APIRequest
+from driftwatch.collectors._task import current_task
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
-from driftwatch.collectors._task import current_task
 
 __all__ = ["DriftwatchMiddleware", "watch"]
 
@@ -64,11 +64,11 @@ class _Call:
     """One observed attempt: what the request asked for and what came back, then its outcome."""
 
     __slots__ = (
+        "cache_read",
+        "cache_write",
         "done",
         "error_type",
         "input_tokens",
-        "cache_read",
-        "cache_write",
         "model",
         "output_tokens",
         "own_span",
@@ -110,7 +110,9 @@ class _Call:
         current = trace.get_current_span()
         name = getattr(current, "name", "")
         self.sdk_span: Span | None = (
-            current if current.is_recording() and isinstance(name, str) and name.startswith("anthropic.") else None
+            current
+            if current.is_recording() and isinstance(name, str) and name.startswith("anthropic.")
+            else None
         )
         self.own_span: Span | None = None
         if self.sdk_span is None:
@@ -127,7 +129,10 @@ class _Call:
     # -- reading the response ---------------------------------------------------------------------
     def read_message(self, data: Any) -> None:
         """Usage, model, stop reason and tool-use count from a parsed or decoded Message."""
-        get = data.get if isinstance(data, dict) else (lambda k: getattr(data, k, None))
+
+        def get(key: str) -> Any:
+            return data.get(key) if isinstance(data, dict) else getattr(data, key, None)
+
         model = get("model")
         self.model = model if isinstance(model, str) else self.model
         usage = get("usage")
@@ -146,9 +151,13 @@ class _Call:
             return v if isinstance(v, int) and not isinstance(v, bool) else None
 
         self.input_tokens = value("input_tokens") if value("input_tokens") is not None else self.input_tokens
-        self.output_tokens = value("output_tokens") if value("output_tokens") is not None else self.output_tokens
-        self.cache_read = value("cache_read_input_tokens") if value("cache_read_input_tokens") is not None else (
-            self.cache_read
+        self.output_tokens = (
+            value("output_tokens") if value("output_tokens") is not None else self.output_tokens
+        )
+        self.cache_read = (
+            value("cache_read_input_tokens")
+            if value("cache_read_input_tokens") is not None
+            else (self.cache_read)
         )
         self.cache_write = (
             value("cache_creation_input_tokens")
@@ -395,7 +404,9 @@ def _safely(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception:
-        log.warning("driftwatch: internal error while observing a call (the call itself is unaffected)", exc_info=True)
+        log.warning(
+            "driftwatch: internal error while observing a call (the call itself is unaffected)", exc_info=True
+        )
         runtime = get_runtime()
         if runtime is not None:
             runtime.monitor.stats.internal_errors += 1

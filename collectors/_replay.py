@@ -52,7 +52,9 @@ def read_outcomes(
                 where = f"{path}:{reader.line_num}"
                 try:
                     yield parse_outcome(
-                        _csv_record(row), where=where, default_service=default_service,
+                        _csv_record(row),
+                        where=where,
+                        default_service=default_service,
                         keep_unknown_as_labels=keep_unknown,
                     )
                     report.read += 1
@@ -67,9 +69,11 @@ def read_outcomes(
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as exc:
-                report.errors.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); expected one "
-                                     "outcome object per line such as "
-                                     '{"time": "2026-01-31T12:00:00Z", "task": "fix-tests", "success": true}')
+                report.errors.append(
+                    f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); expected one "
+                    "outcome object per line such as "
+                    '{"time": "2026-01-31T12:00:00Z", "task": "fix-tests", "success": true}'
+                )
                 continue
             try:
                 yield parse_outcome(

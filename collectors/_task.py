@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import functools
 import inspect
@@ -26,7 +27,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _current: contextvars.ContextVar[Task | None] = contextvars.ContextVar("driftwatch_task", default=None)
 
-_SIGNAL_NAMES = {"latency_s", "ttft_s", "input_tokens", "output_tokens", "cost_usd", "tool_calls", "tool_errors"}
+_SIGNAL_NAMES = {
+    "latency_s",
+    "ttft_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "tool_calls",
+    "tool_errors",
+}
 
 
 def current_task() -> Task | None:
@@ -113,11 +122,9 @@ class Task:
             except Exception:
                 log.debug("driftwatch: context detach failed", exc_info=True)
         if self._token is not None:
-            try:
+            # Ended in another context than it began (e.g. a generator): leave that context alone.
+            with contextlib.suppress(ValueError):
                 _current.reset(self._token)
-            except ValueError:
-                # Ended in another context than it began (e.g. a generator): leave that context alone.
-                pass
         try:
             self._finish(exc)
         except Exception:
@@ -209,7 +216,7 @@ def _span_attributes(outcome: Outcome) -> dict[str, Any]:
     return attrs
 
 
-class task:  # noqa: N801 - reads as a function: `with driftwatch.task("x")`, `@driftwatch.task("x")`
+class task:
     """Context manager (sync and async) and decorator for one agent task; see ``Task``."""
 
     def __init__(self, name: str, task_id: str | None = None, **labels: Any) -> None:

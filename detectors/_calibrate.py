@@ -1,7 +1,8 @@
 """Calibrates LaggedCusum thresholds by simulation under no change (``make calibrate``).
 
 The simulation replays ``LaggedCusum`` exactly, vectorised with NumPy over many seeded streams,
-including the warm-up and lagged estimates of the base rate and spread. For each base rate it finds the smallest log-likelihood-ratio threshold
+including the warm-up and lagged estimates of the base rate and spread. For each base rate it
+finds the smallest log-likelihood-ratio threshold
 whose false-alarm rate (alarms per observation after warm-up, first alarm per stream, exposure
 censored at the horizon) is at most half the budget: the margin absorbs simulation error and the
 base rate being estimated, and makes a 10,000-observation stream without change more often quiet.
@@ -18,9 +19,8 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from numpy.typing import NDArray
-
 from driftwatch.detectors._lagged_cusum import DEFAULT_LAG, DEFAULT_SHIFTS, DEFAULT_WARMUP
+from numpy.typing import NDArray
 
 __all__ = ["alarm_times", "calibrate", "false_alarm_rate"]
 
@@ -129,7 +129,9 @@ def calibrate(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--out", default="detectors/thresholds.json", help="where to write the table")
     parser.add_argument("--streams", type=int, default=1000, help="simulated streams per base rate")
     parser.add_argument("--horizon", type=int, default=10_000, help="observations per stream after warm-up")

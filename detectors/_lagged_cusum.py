@@ -7,10 +7,10 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from driftwatch.detectors._thresholds import threshold_for
 from river.base import DriftDetector
 
 from driftwatch._stats import Moments
-from driftwatch.detectors._thresholds import threshold_for
 
 __all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "LaggedCusum"]
 
@@ -40,7 +40,7 @@ class _Arm:
         self.zero_time = 0.0
 
 
-class LaggedCusum(DriftDetector):  # type: ignore[misc]
+class LaggedCusum(DriftDetector):
     """Two-sided change detector: likelihood-ratio CUSUMs against a lagged baseline, calibrated.
 
     River's ``PageHinkley`` compares each value with the running mean since its last reset, so
@@ -158,6 +158,24 @@ class LaggedCusum(DriftDetector):  # type: ignore[misc]
         if self._fired is None:
             return self._all, Moments()
         return self._all.minus(self._fired.since_zero), self._fired.since_zero
+
+    @property
+    def observed(self) -> Moments:
+        """Moments of every observation since the last reset (or resume)."""
+        return Moments(self._all.n, self._all.mean, self._all.m2)
+
+    def resume(self, baseline: Moments) -> None:
+        """Start afresh with ``baseline`` as the reference and no warm-up: after a false alarm.
+
+        When a second opinion (fresh observations) finds no change, the old baseline is still
+        right; re-estimating it from a short warm-up would make the next false alarm likelier.
+        """
+        self._reset()
+        self._n = baseline.n
+        self._ref = Moments(baseline.n, baseline.mean, baseline.m2)
+        self._all = Moments(baseline.n, baseline.mean, baseline.m2)
+        if self._n >= self.warmup and self._h is None:
+            self._h = self._calibrated()
 
     # -- updating ------------------------------------------------------------------------------
     def update(self, x: float, t: float = 0.0) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -31,7 +32,7 @@ def threshold_for(kind: str, base_rate: float, budget: float, shifts: Sequence[f
     if kind == "binary":
         points = sorted((float(p), float(v[0])) for p, v in table["binary"].items())
         p = min(max(base_rate, points[0][0]), points[-1][0])
-        for (p0, h0), (p1, h1) in zip(points, points[1:], strict=False):
+        for (p0, h0), (p1, h1) in itertools.pairwise(points):
             if p0 <= p <= p1:
                 base = h0 + (h1 - h0) * (p - p0) / (p1 - p0) if p1 > p0 else h0
                 break
@@ -41,5 +42,7 @@ def threshold_for(kind: str, base_rate: float, budget: float, shifts: Sequence[f
         base = float(table["numeric"][0])
     if tuple(shifts) != tuple(table["shifts"]):
         # An uncalibrated bank with more arms needs a higher threshold; log(k) covers k arms' union.
-        base += math.log(max(len(shifts), 1) / len(table["shifts"])) if len(shifts) > len(table["shifts"]) else 0
+        base += (
+            math.log(max(len(shifts), 1) / len(table["shifts"])) if len(shifts) > len(table["shifts"]) else 0
+        )
     return base + math.log(float(table["budget"]) / budget)

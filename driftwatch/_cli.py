@@ -36,9 +36,11 @@ class _Printer:
 
     def export(self, alert: Alert) -> None:
         print(f"[{alert.status}] {format_time(alert.detected_at)} {describe(alert)}")
-        print(f"    change at {format_time(alert.change_at)}, {alert.delay} observations before detection; "
-              f"effect {alert.effect:.3g} (95% CI {alert.effect_ci[0]:.3g} .. {alert.effect_ci[1]:.3g}); "
-              f"id {alert.id}")
+        print(
+            f"    change at {format_time(alert.change_at)}, {alert.delay} observations before detection; "
+            f"effect {alert.effect:.3g} (95% CI {alert.effect_ci[0]:.3g} .. {alert.effect_ci[1]:.3g}); "
+            f"id {alert.id}"
+        )
 
     def shutdown(self) -> None:
         pass
@@ -77,8 +79,10 @@ def _replay(args: argparse.Namespace) -> int:
                 sys.stderr.write("\n")
     monitor.shutdown()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
-    print(f"replayed {total} outcomes in {monitor.stream_count} streams; "
-          f"{len(report.errors)} bad lines skipped; alerts: {counts}")
+    print(
+        f"replayed {total} outcomes in {monitor.stream_count} streams; "
+        f"{len(report.errors)} bad lines skipped; alerts: {counts}"
+    )
     return 0
 
 
@@ -99,7 +103,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "demo",
         help="simulated agent with a silent degradation; prints the alert and its delay",
         description="Run a simulated coding agent through the real anthropic SDK against a local fake API. "
-        "One stream degrades at a known task; the alert is printed with its statistics and the detection delay. "
+        "One stream degrades at a known task; the alert is printed with its statistics and the "
+        "detection delay. "
         "Exports spans, alert logs and metrics over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.\n\n"
         "example: driftwatch demo --tasks 1000 --change-at 500",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -94,7 +94,9 @@ def _check(name: str, value: Any, where: str) -> Any:
         return value
     if name == "signals":
         if not isinstance(value, list) or any(v not in SIGNALS for v in value):
-            raise ConfigError(f"{where}: key 'signals': expected a list drawn from {sorted(SIGNALS)}, got {value!r}")
+            raise ConfigError(
+                f"{where}: key 'signals': expected a list drawn from {sorted(SIGNALS)}, got {value!r}"
+            )
         return list(value)
     if name == "stream_labels":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
@@ -162,7 +164,9 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None, *
     known = {f.name for f in dataclasses.fields(Config)}
     for name, value in overrides.items():
         if name not in known:
-            raise ConfigError(f"argument '{name}': unknown setting; valid settings are: {', '.join(sorted(known))}")
+            raise ConfigError(
+                f"argument '{name}': unknown setting; valid settings are: {', '.join(sorted(known))}"
+            )
         if value is not None:
             values[name] = _check(name, value, f"argument '{name}'")
     return Config(**values)

@@ -19,8 +19,8 @@ import anthropic
 
 import driftwatch
 from driftwatch._alerts import Alert, ConsoleSink, InMemorySink, describe
-from driftwatch._otel import OtelAlertSink, telemetry_from_env
 from driftwatch._fake_api import FakeMessagesAPI, Reply
+from driftwatch._otel import OtelAlertSink, telemetry_from_env
 
 __all__ = ["run_demo"]
 
@@ -46,7 +46,9 @@ def _progress(out: TextIO, done: int, total: int) -> None:
     out.flush()
 
 
-def run_demo(tasks_per_stream: int = 1000, change_at: int = 500, seed: int = 7, out: TextIO | None = None) -> int:
+def run_demo(
+    tasks_per_stream: int = 1000, change_at: int = 500, seed: int = 7, out: TextIO | None = None
+) -> int:
     """Run the demo; returns 0 when the degrading stream alerts and the healthy one stays quiet."""
     out = out or sys.stdout
     rng = random.Random(seed)  # the agent's test results
@@ -72,11 +74,19 @@ def run_demo(tasks_per_stream: int = 1000, change_at: int = 500, seed: int = 7, 
         # The fake API's latency is this machine's, not a model's: watch what the model controls.
         signals=["success", "output_tokens"],
     )
-    print("driftwatch demo: a simulated coding agent on the real anthropic SDK, against a local fake API", file=out)
-    print(f"  streams: fix-tests (degrades at task {change_at}: pass 78% -> 60%, answers 35% shorter), "
-          "summarize (healthy)", file=out)
+    print(
+        "driftwatch demo: a simulated coding agent on the real anthropic SDK, against a local fake API",
+        file=out,
+    )
+    print(
+        f"  streams: fix-tests (degrades at task {change_at}: pass 78% -> 60%, answers 35% shorter), "
+        "summarize (healthy)",
+        file=out,
+    )
     with FakeMessagesAPI(profile) as api:
-        client = driftwatch.watch(anthropic.Anthropic(api_key="demo-key", base_url=api.base_url, max_retries=0))
+        client = driftwatch.watch(
+            anthropic.Anthropic(api_key="demo-key", base_url=api.base_url, max_retries=0)
+        )
         total = tasks_per_stream * len(plans)
         done = 0
         for i in range(tasks_per_stream):
@@ -115,14 +125,20 @@ def _report(
     out: TextIO, alerts: list[Alert], plans: dict[str, StreamPlan], change_at: int, stats: dict[str, Any]
 ) -> int:
     print("\nResults", file=out)
-    print(f"  outcomes processed: {stats['processed']}, dropped: {stats['dropped_queue_full']}, "
-          f"alerts: {stats['alerts']}", file=out)
+    print(
+        f"  outcomes processed: {stats['processed']}, dropped: {stats['dropped_queue_full']}, "
+        f"alerts: {stats['alerts']}",
+        file=out,
+    )
     ok = True
     for plan in plans.values():
         mine = [a for a in alerts if a.stream.get("task") == plan.name]
         degrading = plan.pass_after != plan.pass_before
-        print(f"\n  stream task={plan.name} ({'degrades at task ' + str(change_at) if degrading else 'healthy'})",
-              file=out)
+        print(
+            f"\n  stream task={plan.name} "
+            f"({'degrades at task ' + str(change_at) if degrading else 'healthy'})",
+            file=out,
+        )
         if not mine:
             print("    no alert", file=out)
         for alert in mine:
@@ -132,13 +148,19 @@ def _report(
             truth = f", {found - change_at} tasks after the true change" if degrading else " (false alarm)"
             print(f"    [{alert.status}] {kind} {describe(alert)}", file=out)
             print(f"      detected at task {found}{truth}; change estimated at task {began}", file=out)
-            print(f"      effect {alert.effect:.3g} (95% CI {alert.effect_ci[0]:.3g} .. {alert.effect_ci[1]:.3g}), "
-                  f"baseline n={alert.baseline.n}, current n={alert.current.n}", file=out)
+            print(
+                f"      effect {alert.effect:.3g} "
+                f"(95% CI {alert.effect_ci[0]:.3g} .. {alert.effect_ci[1]:.3g}), "
+                f"baseline n={alert.baseline.n}, current n={alert.current.n}",
+                file=out,
+            )
         confirmed_success = [a for a in mine if a.signal == "success" and a.status == "confirmed"]
         if degrading and not confirmed_success:
             ok = False
         if not degrading and any(a.status == "confirmed" for a in mine):
             ok = False
-    print("\n  verdict: " + ("degradation caught, healthy stream quiet" if ok else "UNEXPECTED: see above"),
-          file=out)
+    print(
+        "\n  verdict: " + ("degradation caught, healthy stream quiet" if ok else "UNEXPECTED: see above"),
+        file=out,
+    )
     return 0 if ok else 1

@@ -50,10 +50,16 @@ class FakeMessagesAPI:
                 if delay:
                     time.sleep(delay)
                 if reply.get("status", 200) != 200:
-                    self._json(reply["status"], {
-                        "type": "error",
-                        "error": {"type": reply.get("error_type", "overloaded_error"), "message": "fake error"},
-                    })
+                    self._json(
+                        reply["status"],
+                        {
+                            "type": "error",
+                            "error": {
+                                "type": reply.get("error_type", "overloaded_error"),
+                                "message": "fake error",
+                            },
+                        },
+                    )
                     return
                 message = _message(body, reply)
                 if body.get("stream"):
@@ -91,7 +97,9 @@ class FakeMessagesAPI:
         return f"http://{host!s}:{port}"
 
     def start(self) -> FakeMessagesAPI:
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-messages-api", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="fake-messages-api", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -125,24 +133,58 @@ def _message(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
 
 def _events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     start = {**message, "content": [], "stop_reason": None, "usage": {**message["usage"], "output_tokens": 1}}
-    events: list[tuple[str, dict[str, Any]]] = [("message_start", {"type": "message_start", "message": start})]
+    events: list[tuple[str, dict[str, Any]]] = [
+        ("message_start", {"type": "message_start", "message": start})
+    ]
     for i, block in enumerate(message["content"]):
         if block["type"] == "text":
-            events.append(("content_block_start", {
-                "type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}))
-            events.append(("content_block_delta", {
-                "type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": block["text"]}}))
+            events.append(
+                (
+                    "content_block_start",
+                    {
+                        "type": "content_block_start",
+                        "index": i,
+                        "content_block": {"type": "text", "text": ""},
+                    },
+                )
+            )
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": i,
+                        "delta": {"type": "text_delta", "text": block["text"]},
+                    },
+                )
+            )
         else:
-            events.append(("content_block_start", {
-                "type": "content_block_start", "index": i, "content_block": {**block, "input": {}}}))
-            events.append(("content_block_delta", {
-                "type": "content_block_delta", "index": i,
-                "delta": {"type": "input_json_delta", "partial_json": "{}"}}))
+            events.append(
+                (
+                    "content_block_start",
+                    {"type": "content_block_start", "index": i, "content_block": {**block, "input": {}}},
+                )
+            )
+            events.append(
+                (
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": i,
+                        "delta": {"type": "input_json_delta", "partial_json": "{}"},
+                    },
+                )
+            )
         events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
-    events.append(("message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-        "usage": {"output_tokens": message["usage"]["output_tokens"]},
-    }))
+    events.append(
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
+                "usage": {"output_tokens": message["usage"]["output_tokens"]},
+            },
+        )
+    )
     events.append(("message_stop", {"type": "message_stop"}))
     return events

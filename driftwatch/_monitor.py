@@ -6,16 +6,16 @@ Detection runs on one background thread, or synchronously through ``process`` (r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import queue
 import threading
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftwatch._alerts import Alert, AlertSink, alert_id, describe
+from driftwatch._alerts import Alert, AlertSink, Status, alert_id, describe
 from driftwatch._config import Config
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind
 from driftwatch._stats import Comparison, Moments, compare_means, compare_proportions
@@ -80,7 +80,7 @@ class MonitorStats:
 class _SignalWatch:
     """Detection and confirmation for one (stream, signal)."""
 
-    __slots__ = ("active", "baseline", "confirm_n", "detector", "fresh", "kind")
+    __slots__ = ("active", "baseline", "confirm_n", "detector", "fresh", "history", "kind")
 
     def __init__(self, kind: SignalKind, config: Config) -> None:
         self.kind = kind
@@ -92,6 +92,7 @@ class _SignalWatch:
         )
         self.active: Alert | None = None  # a suspected alert awaiting confirmation
         self.baseline = Moments()
+        self.history = Moments()  # everything the detector had seen when it raised the alarm
         self.fresh = Moments()
         self.confirm_n = 0
 
@@ -104,7 +105,9 @@ class Monitor:
     it ``confirmed`` or ``resolved``. The detector then restarts on the new regime.
     """
 
-    def __init__(self, config: Config | None = None, sinks: Iterable[AlertSink] = (), *, threaded: bool = True):
+    def __init__(
+        self, config: Config | None = None, sinks: Iterable[AlertSink] = (), *, threaded: bool = True
+    ):
         self.config = config or Config()
         self.sinks: list[AlertSink] = list(sinks)
         self.stats = MonitorStats()
@@ -151,10 +154,8 @@ class Monitor:
         self._closed = True
         if self._thread is not None and self._thread.is_alive():
             self.flush(timeout)
-            try:
+            with contextlib.suppress(queue.Full):
                 self._queue.put(None, timeout=0.1)
-            except queue.Full:
-                pass
             self._thread.join(timeout)
         for sink in self.sinks:
             try:
@@ -235,6 +236,8 @@ class Monitor:
             watch.fresh.add(value)
             if watch.fresh.n >= watch.confirm_n:
                 result = self._confirm(watch)
+                if result.status == "resolved":
+                    return result  # this value is already in the resumed baseline
         detector = watch.detector
         detector.update(value, at)
         if detector.drift_detected and watch.active is None and result is None:
@@ -254,6 +257,7 @@ class Monitor:
         comparison = self._compare(watch, before, after, direction)
         delay = after.n
         watch.baseline = before
+        watch.history = det.observed
         watch.fresh = Moments()
         # Confirm on as many fresh observations as the change took to detect, within bounds.
         watch.confirm_n = max(self.config.confirm_min, min(self.config.confirm_max, delay))
@@ -289,7 +293,7 @@ class Monitor:
         assert suspected is not None
         comparison = self._compare(watch, watch.baseline, watch.fresh, suspected.direction)
         confirmed = comparison.p_value < self.config.confirm_alpha
-        status = "confirmed" if confirmed else "resolved"
+        status: Status = "confirmed" if confirmed else "resolved"
         alert = suspected.with_status(
             status,
             baseline=comparison.baseline,
@@ -306,6 +310,9 @@ class Monitor:
         )
         alert = alert.with_status(status, message=f"{describe(alert)}; {verdict}")
         watch.active = None
+        if not confirmed:
+            # A false alarm: the old baseline stands, extended by what was seen since.
+            watch.detector.resume(watch.history.merged(watch.fresh))
         return alert
 
     def _detector_info(self, watch: _SignalWatch) -> dict[str, Any]:

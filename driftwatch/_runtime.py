@@ -43,7 +43,11 @@ class Runtime:
         self._prices = sorted(prices.items(), key=lambda kv: -len(kv[0]))
 
     def cost(
-        self, model: str | None, input_tokens: int | None, output_tokens: int | None, cache_read: int | None,
+        self,
+        model: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cache_read: int | None,
         cache_write: int | None,
     ) -> float | None:
         """List-price cost of one call, or None for a model without a known price."""

@@ -40,6 +40,15 @@ class Moments:
     def var(self) -> float:
         return self.m2 / (self.n - 1) if self.n > 1 else 0.0
 
+    def merged(self, other: Moments) -> Moments:
+        """The moments of both sets of observations together (Chan et al.)."""
+        n = self.n + other.n
+        if n == 0:
+            return Moments()
+        delta = other.mean - self.mean
+        mean = self.mean + delta * other.n / n
+        return Moments(n, mean, self.m2 + other.m2 + delta * delta * self.n * other.n / n)
+
     def minus(self, other: Moments) -> Moments:
         """The moments of the observations in ``self`` that are not in ``other`` (a suffix of them)."""
         n = self.n - other.n

@@ -20,8 +20,13 @@ from driftwatch._runtime import Runtime
 class Harness:
     """A configured runtime plus what it recorded."""
 
-    def __init__(self, runtime: Runtime, alerts: driftwatch.InMemorySink, spans: InMemorySpanExporter,
-                 provider: TracerProvider) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        alerts: driftwatch.InMemorySink,
+        spans: InMemorySpanExporter,
+        provider: TracerProvider,
+    ) -> None:
         self.runtime = runtime
         self.alerts = alerts
         self.spans = spans
@@ -46,21 +51,29 @@ def harness() -> Iterator[Harness]:
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(spans))
     alerts = driftwatch.InMemorySink()
-    runtime = driftwatch.configure(sinks=[alerts], telemetry=Telemetry(tracer_provider=provider),
-                                   service="test-agent")
+    runtime = driftwatch.configure(
+        sinks=[alerts], telemetry=Telemetry(tracer_provider=provider), service="test-agent"
+    )
     h = Harness(runtime, alerts, spans, provider)
     yield h
     driftwatch.shutdown()
 
 
-def message_json(model: str = "claude-sonnet-4-6", output_tokens: int = 7, tools: int = 0,
-                 text: str = "SECRET-RESPONSE") -> dict[str, Any]:
+def message_json(
+    model: str = "claude-sonnet-4-6", output_tokens: int = 7, tools: int = 0, text: str = "SECRET-RESPONSE"
+) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"type": "text", "text": text}]
-    content += [{"type": "tool_use", "id": f"toolu_{i}", "name": "bash", "input": {"cmd": "ls"}}
-                for i in range(tools)]
+    content += [
+        {"type": "tool_use", "id": f"toolu_{i}", "name": "bash", "input": {"cmd": "ls"}} for i in range(tools)
+    ]
     return {
-        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": "tool_use" if tools else "end_turn", "stop_sequence": None,
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": "tool_use" if tools else "end_turn",
+        "stop_sequence": None,
         "usage": {"input_tokens": 11, "output_tokens": output_tokens, "cache_read_input_tokens": 5},
     }
 
@@ -72,7 +85,10 @@ def sse_events(message: dict[str, Any]) -> list[bytes]:
 
 
 def make_handler(
-    status: int = 200, tools: int = 0, output_tokens: int = 7, model: str = "claude-sonnet-4-6",
+    status: int = 200,
+    tools: int = 0,
+    output_tokens: int = 7,
+    model: str = "claude-sonnet-4-6",
     on_chunk: Callable[[int], None] | None = None,
 ) -> Callable[[httpx2.Request], httpx2.Response]:
     """A MockTransport handler answering Messages requests like the real API (JSON or SSE)."""
@@ -80,8 +96,9 @@ def make_handler(
     def handler(request: httpx2.Request) -> httpx2.Response:
         body = json.loads(request.content)
         if status != 200:
-            return httpx2.Response(status, json={"type": "error",
-                                                 "error": {"type": "api_error", "message": "boom"}})
+            return httpx2.Response(
+                status, json={"type": "error", "error": {"type": "api_error", "message": "boom"}}
+            )
         message = message_json(model=model, output_tokens=output_tokens, tools=tools)
         if body.get("stream"):
             chunks = sse_events(message)

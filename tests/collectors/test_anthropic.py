@@ -11,9 +11,9 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
+from driftwatch.collectors import _anthropic
 
 import driftwatch
-from driftwatch.collectors import _anthropic
 from tests.conftest import Harness, make_handler, message_json, sse_events
 
 MESSAGES = [{"role": "user", "content": "SECRET-PROMPT"}]
@@ -21,8 +21,9 @@ MESSAGES = [{"role": "user", "content": "SECRET-PROMPT"}]
 
 def client_for(handler: Any, **kwargs: Any) -> anthropic.Anthropic:
     http = httpx2.Client(transport=httpx2.MockTransport(handler))
-    base = anthropic.Anthropic(api_key="test", base_url="http://api.test", http_client=http, max_retries=0,
-                               **kwargs)
+    base = anthropic.Anthropic(
+        api_key="test", base_url="http://api.test", http_client=http, max_retries=0, **kwargs
+    )
     return driftwatch.watch(base)
 
 
@@ -61,8 +62,12 @@ def test_tool_use_blocks_are_counted(harness: Harness) -> None:
 def test_stream_true_records_ttft_and_final_usage(harness: Harness) -> None:
     """create(stream=True) records time to first token and the final usage from message_delta."""
     client = client_for(make_handler(output_tokens=33))
-    events = [e.type for e in client.messages.create(model="claude-sonnet-4-6", max_tokens=50,
-                                                     messages=MESSAGES, stream=True)]
+    events = [
+        e.type
+        for e in client.messages.create(
+            model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES, stream=True
+        )
+    ]
     assert events[0] == "message_start" and events[-1] == "message_stop"
     call = only_call(harness)
     assert call.output_tokens == 33 and call.input_tokens == 11
@@ -144,8 +149,9 @@ def test_instrumentation_error_is_swallowed_and_logged(
     client = client_for(make_handler(output_tokens=5))
     message = client.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES)
     assert message.usage.output_tokens == 5
-    events = list(client.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES,
-                                         stream=True))
+    events = list(
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES, stream=True)
+    )
     assert events[-1].type == "message_stop"
     assert "internal error" in caplog.text
     assert harness.runtime.monitor.stats.internal_errors >= 1
@@ -159,7 +165,12 @@ def test_begin_failure_is_swallowed(harness: Harness, monkeypatch: pytest.Monkey
 
     monkeypatch.setattr(_anthropic, "_Call", broken)
     client = client_for(make_handler(output_tokens=5))
-    assert client.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES).usage.output_tokens == 5
+    assert (
+        client.messages.create(
+            model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES
+        ).usage.output_tokens
+        == 5
+    )
 
 
 def test_no_content_is_captured(harness: Harness) -> None:
@@ -169,7 +180,9 @@ def test_no_content_is_captured(harness: Harness) -> None:
     for _ in client.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES, stream=True):
         pass
     recorded = json.dumps([o.to_dict() for o in harness.flush()])
-    recorded += json.dumps([dict(s.attributes or {}) for s in harness.spans.get_finished_spans()], default=str)
+    recorded += json.dumps(
+        [dict(s.attributes or {}) for s in harness.spans.get_finished_spans()], default=str
+    )
     assert "SECRET" not in recorded
 
 
@@ -202,7 +215,7 @@ def test_sdk_span_is_annotated_not_duplicated(harness: Harness) -> None:
 
 def test_watch_rejects_other_objects() -> None:
     """watch() says what it takes when given something else."""
-    with pytest.raises(TypeError, match="anthropic.Anthropic or anthropic.AsyncAnthropic"):
+    with pytest.raises(TypeError, match=r"anthropic\.Anthropic or anthropic\.AsyncAnthropic"):
         driftwatch.watch(object())  # type: ignore[type-var]
 
 
@@ -225,6 +238,7 @@ def async_client(status: int = 200) -> anthropic.AsyncAnthropic:
             return httpx2.Response(status, json={"type": "error", "error": {"type": "x", "message": "boom"}})
         message = message_json(output_tokens=13)
         if body.get("stream"):
+
             async def gen() -> AsyncIterator[bytes]:
                 for chunk in sse_events(message):
                     await asyncio.sleep(0)
@@ -234,7 +248,9 @@ def async_client(status: int = 200) -> anthropic.AsyncAnthropic:
         return httpx2.Response(200, json=message)
 
     http = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
-    base = anthropic.AsyncAnthropic(api_key="test", base_url="http://api.test", http_client=http, max_retries=0)
+    base = anthropic.AsyncAnthropic(
+        api_key="test", base_url="http://api.test", http_client=http, max_retries=0
+    )
     return driftwatch.watch(base)
 
 
@@ -257,8 +273,9 @@ async def test_async_create_and_stream(harness: Harness) -> None:
 async def test_async_early_close(harness: Harness) -> None:
     """An async stream closed after its first event is still recorded."""
     client = async_client()
-    stream = await client.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES,
-                                          stream=True)
+    stream = await client.messages.create(
+        model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES, stream=True
+    )
     async for _event in stream:
         break
     await stream.close()

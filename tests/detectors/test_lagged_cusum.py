@@ -8,10 +8,9 @@ import statistics
 
 import numpy as np
 import pytest
-from river.base import DriftDetector
-
 from driftwatch.detectors import LaggedCusum, _lagged_cusum
 from driftwatch.detectors._calibrate import alarm_times
+from river.base import DriftDetector
 
 
 def first_alarm(detector: LaggedCusum, stream: list[float]) -> int:
@@ -37,8 +36,12 @@ def test_is_a_river_detector_with_public_params() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"kind": "gauss"}, "kind must be"), ({"warmup": 2}, "warmup"), ({"shifts": ()}, "shifts"),
-     ({"budget": 2.0}, "budget")],
+    [
+        ({"kind": "gauss"}, "kind must be"),
+        ({"warmup": 2}, "warmup"),
+        ({"shifts": ()}, "shifts"),
+        ({"budget": 2.0}, "budget"),
+    ],
 )
 def test_bad_arguments_are_named(kwargs: dict[str, object], message: str) -> None:
     """Invalid arguments raise ValueError naming the argument."""
@@ -74,7 +77,9 @@ def test_detects_pass_rate_shifts_in_both_directions(p0: float, p1: float) -> No
     delays = []
     for seed in range(40):
         rng = random.Random(seed)
-        stream = [float(rng.random() < p0) for _ in range(1000)] + [float(rng.random() < p1) for _ in range(1500)]
+        stream = [float(rng.random() < p0) for _ in range(1000)] + [
+            float(rng.random() < p1) for _ in range(1500)
+        ]
         d = LaggedCusum(kind="binary")
         at = first_alarm(d, stream)
         if at >= 1000:
