@@ -1,0 +1,74 @@
+"""Configuration: precedence (argument > env > file > default) and errors that name file:line:key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from driftwatch import ConfigError, load_config
+
+
+@pytest.mark.parametrize(
+    ("argument", "env", "file", "expected"),
+    [
+        (None, None, None, 1e-4),  # default
+        (None, None, 0.001, 0.001),  # file
+        (None, "0.002", 0.001, 0.002),  # env over file
+        (0.003, "0.002", 0.001, 0.003),  # argument over env
+    ],
+)
+def test_precedence(
+    tmp_path: Path, argument: float | None, env: str | None, file: float | None, expected: float
+) -> None:
+    """Argument > DRIFTWATCH_* variable > YAML file > default, as one table."""
+    path = None
+    if file is not None:
+        path = tmp_path / "driftwatch.yaml"
+        path.write_text(f"service: agent\nbudget: {file}\n")
+    environ = {"DRIFTWATCH_BUDGET": env} if env else {}
+    config = load_config(str(path) if path else None, env=environ, budget=argument)
+    assert config.budget == expected
+
+
+def test_otel_service_name_is_the_default_service() -> None:
+    """OTEL_SERVICE_NAME names the service when nothing else does."""
+    assert load_config(env={"OTEL_SERVICE_NAME": "checkout-bot"}).service == "checkout-bot"
+
+
+def test_unknown_key_names_file_and_line(tmp_path: Path) -> None:
+    """An unknown key is reported with file:line and the valid keys."""
+    path = tmp_path / "c.yaml"
+    path.write_text("service: a\n\nbugdet: 0.001\n")
+    with pytest.raises(ConfigError, match=rf"{path}:3: unknown key 'bugdet'; valid keys are: .*budget"):
+        load_config(str(path), env={})
+
+
+def test_bad_value_names_key_and_valid_form(tmp_path: Path) -> None:
+    """A bad value names file:line, the key, the valid form and the value given."""
+    path = tmp_path / "c.yaml"
+    path.write_text("service: a\nwarmup: lots\n")
+    with pytest.raises(
+        ConfigError, match=rf"{path}:2: key 'warmup': expected a whole number >= 1, got 'lots'"
+    ):
+        load_config(str(path), env={})
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    """Broken YAML is reported with its line."""
+    path = tmp_path / "c.yaml"
+    path.write_text("service: a\nsignals: [success\n")
+    with pytest.raises(ConfigError, match=rf"{path}:\d+: not valid YAML"):
+        load_config(str(path), env={})
+
+
+def test_bad_env_value_names_the_variable() -> None:
+    """A bad environment value names the variable."""
+    with pytest.raises(ConfigError, match="DRIFTWATCH_BUDGET"):
+        load_config(env={"DRIFTWATCH_BUDGET": "often"})
+
+
+def test_signals_must_be_known(tmp_path: Path) -> None:
+    """Signals are checked against the known list."""
+    with pytest.raises(ConfigError, match="signals"):
+        load_config(env={}, signals=["vibes"])

@@ -1,0 +1,119 @@
+"""The monitor: routing by stream, two-stage alerts, bounded queue with counted drops, sink failures."""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from driftwatch import Alert, Config, InMemorySink, Monitor, Outcome
+
+
+def run(monitor: Monitor, rates: list[tuple[float, int]], seed: int = 5, task: str = "fix") -> list[Alert]:
+    rng = random.Random(seed)
+    alerts: list[Alert] = []
+    i = 0
+    for rate, count in rates:
+        for _ in range(count):
+            i += 1
+            alerts += monitor.process(Outcome(task=task, time=float(i), success=rng.random() < rate))
+    return alerts
+
+
+def test_degradation_is_suspected_then_confirmed_with_evidence() -> None:
+    """A pass-rate drop raises `suspected` then `confirmed` with one id and the Alert JSON fields."""
+    monitor = Monitor(Config(signals=["success"]), threaded=False)
+    alerts = run(monitor, [(0.8, 800), (0.5, 600)])
+    assert [a.status for a in alerts] == ["suspected", "confirmed"]
+    suspected, confirmed = alerts
+    assert suspected.id == confirmed.id and confirmed.direction == "down"
+    assert suspected.p_value is None  # the detection window cannot test itself
+    assert confirmed.p_value is not None and confirmed.p_value < 0.01
+    assert confirmed.baseline.ci_low < confirmed.baseline.mean < confirmed.baseline.ci_high
+    assert confirmed.current.mean < 0.65 and confirmed.effect < 0
+    data = confirmed.to_dict()
+    for key in (
+        "id",
+        "status",
+        "stream",
+        "signal",
+        "direction",
+        "detected_at",
+        "change_at",
+        "baseline",
+        "current",
+        "effect",
+        "p_value",
+        "detector",
+        "message",
+    ):
+        assert key in data
+    assert data["stream"] == {"service": "unknown_service", "task": "fix"}
+    assert 780 <= confirmed.change_at <= 830
+
+
+def test_streams_are_separate() -> None:
+    """A degrading stream alerts while a healthy stream beside it does not."""
+    monitor = Monitor(Config(signals=["success"]), threaded=False)
+    rng = random.Random(9)
+    alerts: list[Alert] = []
+    for i in range(1400):
+        bad = 0.8 if i < 800 else 0.5
+        alerts += monitor.process(Outcome(task="bad", time=float(i), success=rng.random() < bad))
+        alerts += monitor.process(Outcome(task="good", time=float(i), success=rng.random() < 0.8))
+    assert {a.stream["task"] for a in alerts if a.status == "confirmed"} == {"bad"}
+
+
+def test_full_queue_drops_and_counts_without_blocking() -> None:
+    """When detection falls behind, submit() drops and counts instead of blocking the agent."""
+    gate = threading.Event()
+
+    class SlowSink:
+        def record_outcome(self, outcome: Outcome, stream: dict[str, str]) -> None:
+            gate.wait(5)
+
+        def export(self, alert: Alert) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            pass
+
+    monitor = Monitor(Config(queue_size=5), [SlowSink()])
+    results = [monitor.submit(Outcome(task="t", success=True)) for _ in range(50)]
+    assert results.count(False) >= 40
+    assert monitor.stats.dropped_queue_full == results.count(False)
+    gate.set()
+    monitor.shutdown()
+
+
+def test_stream_cap_counts_new_streams() -> None:
+    """Streams beyond max_streams are dropped and counted, never growing memory without bound."""
+    monitor = Monitor(Config(max_streams=3), threaded=False)
+    for i in range(10):
+        monitor.process(Outcome(task=f"t{i}", success=True))
+    assert monitor.stream_count == 3 and monitor.stats.dropped_stream_cap == 7
+
+
+def test_failing_sink_is_swallowed_and_counted() -> None:
+    """A sink that raises does not stop detection or other sinks."""
+
+    class Broken:
+        def export(self, alert: Alert) -> None:
+            raise RuntimeError("sink down")
+
+        def shutdown(self) -> None:
+            pass
+
+    memory = InMemorySink()
+    monitor = Monitor(Config(signals=["success"]), [Broken(), memory], threaded=False)
+    run(monitor, [(0.8, 800), (0.5, 600)])
+    assert memory.alerts and monitor.stats.sink_errors >= len(memory.alerts)
+
+
+def test_process_never_raises() -> None:
+    """A malformed outcome is counted as an internal error, not raised."""
+    monitor = Monitor(Config(stream_labels=["language"]), threaded=False)
+    bad: Any = Outcome(task="t")
+    bad.labels = None
+    assert monitor.process(bad) == []
+    assert monitor.stats.internal_errors == 1

@@ -1,0 +1,71 @@
+"""The README's promises: its quickstart runs as written; the public surface is small and guarded."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import driftwatch
+from driftwatch._fake_api import FakeMessagesAPI
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_quickstart_runs_against_a_local_api(tmp_path: Path) -> None:
+    """The README quickstart (at most 15 lines) runs unchanged against a local fake Messages API."""
+    text = README.read_text()
+    quickstart = text.split("## Quickstart", 1)[1]
+    code = re.search(r"```python\n(.*?)```", quickstart, re.S)
+    assert code is not None
+    source = code.group(1)
+    assert len(source.strip().splitlines()) <= 15
+    alerts = tmp_path / "alerts.jsonl"
+    with FakeMessagesAPI() as api:
+        env = {
+            **os.environ,
+            "ANTHROPIC_BASE_URL": api.base_url,
+            "ANTHROPIC_API_KEY": "dummy",
+            "DRIFTWATCH_ALERTS_OUT": str(alerts),
+        }
+        result = subprocess.run(
+            [sys.executable, "-P", "-c", source], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert api.requests == 2
+
+
+def test_readme_shows_the_two_commands() -> None:
+    """The README names `make demo` and `make test`."""
+    text = README.read_text()
+    assert "make demo" in text and "make test" in text
+
+
+def test_public_surface_is_small() -> None:
+    """driftwatch.__all__ is exactly the documented public API."""
+    assert sorted(driftwatch.__all__) == sorted(
+        [
+            "Alert",
+            "Config",
+            "ConfigError",
+            "ConsoleSink",
+            "InMemorySink",
+            "JsonlSink",
+            "Monitor",
+            "Outcome",
+            "OutcomeError",
+            "Task",
+            "__version__",
+            "configure",
+            "current_task",
+            "get_runtime",
+            "load_config",
+            "shutdown",
+            "task",
+            "watch",
+        ]
+    )
+    for name in driftwatch.__all__:
+        assert hasattr(driftwatch, name)
