@@ -16,7 +16,11 @@ import pytest
 from driftwatch._cli import main
 from tests.otlp_receiver import OTLPReceiver
 
-PRIME = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmdrift" / "PRIME_FULL_EVAL.csv"
+SHARED = next(
+    (p for p in (Path(__file__).resolve().parents[2] / "shared", Path("/work/shared")) if p.is_dir()),
+    Path(__file__).resolve().parents[2] / "shared",
+)
+PRIME = SHARED / "data" / "llmdrift" / "PRIME_FULL_EVAL.csv"
 DRIFTWATCH = [sys.executable, "-P", "-m", "driftwatch._cli"]
 
 
