@@ -148,6 +148,12 @@ def _report(
             truth = f", {found - change_at} tasks after the true change" if degrading else " (false alarm)"
             print(f"    [{alert.status}] {kind} {describe(alert)}", file=out)
             print(f"      detected at task {found}{truth}; change estimated at task {began}", file=out)
+            if "decided_at" in alert.extra:
+                decided = _index(plan, alert, float(alert.extra["decided_at"]))
+                print(
+                    f"      {alert.status} at task {decided} on {alert.current.n} fresh observations",
+                    file=out,
+                )
             print(
                 f"      effect {alert.effect:.3g} "
                 f"(95% CI {alert.effect_ci[0]:.3g} .. {alert.effect_ci[1]:.3g}), "

@@ -235,7 +235,7 @@ class Monitor:
         if watch.active is not None:
             watch.fresh.add(value)
             if watch.fresh.n >= watch.confirm_n:
-                result = self._confirm(watch)
+                result = self._confirm(watch, at)
                 if result.status == "resolved":
                     return result  # this value is already in the resumed baseline
         detector = watch.detector
@@ -288,7 +288,7 @@ class Monitor:
         watch.active = alert
         return alert
 
-    def _confirm(self, watch: _SignalWatch) -> Alert:
+    def _confirm(self, watch: _SignalWatch, at: float) -> Alert:
         suspected = watch.active
         assert suspected is not None
         comparison = self._compare(watch, watch.baseline, watch.fresh, suspected.direction)
@@ -301,7 +301,7 @@ class Monitor:
             effect=comparison.effect,
             effect_ci=comparison.effect_ci,
             p_value=comparison.p_value,
-            extra={"fresh_n": watch.fresh.n, "confirm_alpha": self.config.confirm_alpha},
+            extra={"fresh_n": watch.fresh.n, "confirm_alpha": self.config.confirm_alpha, "decided_at": at},
         )
         verdict = (
             f"confirmed on {watch.fresh.n} fresh observations"
