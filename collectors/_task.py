@@ -253,17 +253,14 @@ class task:
 
             @functools.wraps(fn)
             async def run_async(*args: Any, **kwargs: Any) -> Any:
-                async with self._fresh() as _:
+                async with self._new() as _:
                     return await fn(*args, **kwargs)
 
             return run_async  # type: ignore[return-value]
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            with self._fresh() as _:
+            with self._new() as _:
                 return fn(*args, **kwargs)
 
         return run  # type: ignore[return-value]
-
-    def _fresh(self) -> Task:
-        return self._new()

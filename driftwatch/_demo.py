@@ -117,7 +117,7 @@ def run_demo(
     return _report(out, memory.alerts, plans, change_at, stats)
 
 
-def _index(plan: StreamPlan, alert: Alert, at: float) -> int:
+def _index(plan: StreamPlan, at: float) -> int:
     return max(0, bisect.bisect_right(plan.starts, at) - 1)
 
 
@@ -142,14 +142,14 @@ def _report(
         if not mine:
             print("    no alert", file=out)
         for alert in mine:
-            found = _index(plan, alert, alert.detected_at)
-            began = _index(plan, alert, alert.change_at)
+            found = _index(plan, alert.detected_at)
+            began = _index(plan, alert.change_at)
             kind = alert.stream.get("kind", "task")
             truth = f", {found - change_at} tasks after the true change" if degrading else " (false alarm)"
             print(f"    [{alert.status}] {kind} {describe(alert)}", file=out)
             print(f"      detected at task {found}{truth}; change estimated at task {began}", file=out)
             if "decided_at" in alert.extra:
-                decided = _index(plan, alert, float(alert.extra["decided_at"]))
+                decided = _index(plan, float(alert.extra["decided_at"]))
                 print(
                     f"      {alert.status} at task {decided} on {alert.current.n} fresh observations",
                     file=out,
