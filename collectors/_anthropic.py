@@ -413,6 +413,20 @@ def _safely(fn: Any, *args: Any) -> Any:
         return None
 
 
+def _is_sse(call: _Call, http: httpx2.Response) -> bool:
+    return call.stream or http.headers.get("content-type", "").startswith("text/event-stream")
+
+
+def _is_read(http: httpx2.Response) -> bool:
+    return http.is_closed or hasattr(http, "_content")
+
+
+def _buffered_message(call: _Call, response: Any) -> bool:
+    """A successful, already-read JSON body: the message can be parsed whole right away."""
+    http: httpx2.Response = response.http_response
+    return http.status_code < 400 and not _is_sse(call, http) and _is_read(http)
+
+
 class DriftwatchMiddleware(Middleware):
     """The SDK middleware behind ``watch``. Host errors propagate unchanged; its own are swallowed."""
 
@@ -437,7 +451,14 @@ class DriftwatchMiddleware(Middleware):
                 _safely(self._raised, call, exc)
             raise
         if call is not None:
-            _safely(self._responded, call, response)
+            parsed = None
+            if _safely(_buffered_message, call, response):
+                # parse() caches on the response, so the SDK's own parse after us is free.
+                try:
+                    parsed = await response.parse()
+                except Exception:
+                    log.debug("driftwatch: could not parse a response", exc_info=True)
+            _safely(self._responded, call, response, parsed)
         return response
 
     def _begin(self, request: APIRequest) -> _Call | None:
@@ -452,21 +473,24 @@ class DriftwatchMiddleware(Middleware):
         call.error_type = type(exc).__name__
         call.finish()
 
-    def _responded(self, call: _Call, response: Any) -> None:
+    def _responded(self, call: _Call, response: Any, parsed: Any = None) -> None:
         http: httpx2.Response = response.http_response
         call.status = http.status_code
         if http.status_code >= 400:
             call.finish()
             return
-        sse = call.stream or http.headers.get("content-type", "").startswith("text/event-stream")
+        sse = _is_sse(call, http)
         watcher = _Watcher(call, sse)
-        if http.is_closed or hasattr(http, "_content"):
+        if _is_read(http):
             # Already read (a buffered body): observe it whole, now.
             if sse:
                 watcher.chunk(http.content)
                 watcher.end("read")
             else:
-                call.read_message(http.json())
+                # parse() caches its result on the response, so the SDK's own parse of it after
+                # the middleware returns is free: the body is decoded once, not twice. The async
+                # path awaits it beforehand and passes it in.
+                call.read_message(parsed if parsed is not None else response.parse())
                 call.finish()
             return
         stream = http.stream

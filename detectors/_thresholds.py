@@ -40,9 +40,8 @@ def threshold_for(kind: str, base_rate: float, budget: float, shifts: Sequence[f
             base = points[-1][1]
     else:
         base = float(table["numeric"][0])
-    if tuple(shifts) != tuple(table["shifts"]):
-        # An uncalibrated bank with more arms needs a higher threshold; log(k) covers k arms' union.
-        base += (
-            math.log(max(len(shifts), 1) / len(table["shifts"])) if len(shifts) > len(table["shifts"]) else 0
-        )
+    extra_arms = len(shifts) / len(table["shifts"])
+    if extra_arms > 1:
+        # An uncalibrated bank with more arms alarms more often; log(k) covers the union of k times as many.
+        base += math.log(extra_arms)
     return base + math.log(float(table["budget"]) / budget)

@@ -110,6 +110,9 @@ class Monitor:
     ):
         self.config = config or Config()
         self.sinks: list[AlertSink] = list(sinks)
+        # Sinks that also want every outcome (e.g. to count it as a metric), found once.
+        observers = (getattr(s, "record_outcome", None) for s in self.sinks)
+        self._outcome_observers = [record for record in observers if callable(record)]
         self.stats = MonitorStats()
         self._streams: dict[str, tuple[dict[str, str], dict[str, _SignalWatch]]] = {}
         self._signals = [(s, SIGNALS[s]) for s in self.config.signals]
@@ -208,10 +211,8 @@ class Monitor:
             entry = (labels, {})
             self._streams[key] = entry
         self.stats.processed += 1
-        for sink in self.sinks:
-            record = getattr(sink, "record_outcome", None)
-            if record is not None:
-                self._guard(record, outcome, labels)
+        for record in self._outcome_observers:
+            self._guard(record, outcome, labels)
         alerts: list[Alert] = []
         watches = entry[1]
         for name, kind in self._signals:
