@@ -68,6 +68,11 @@ class Task:
         self._wall = 0.0
         self._runtime: Runtime | None = None
 
+    @property
+    def started_at(self) -> float:
+        """Event time (epoch seconds) the task began; its outcome's ``time``."""
+        return self._wall
+
     # -- the outcome ----------------------------------------------------------------------------
     def record(self, success: bool | None = None, score: float | None = None, **signals: Any) -> None:
         """Set the task's outcome: pass/fail, a score, and any other signals (they override sums)."""

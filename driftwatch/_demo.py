@@ -93,7 +93,7 @@ def run_demo(
             state["degraded"] = i >= change_at
             for plan in plans.values():
                 with driftwatch.task(plan.name, task_id=f"{plan.name}-{i}", language="python") as t:
-                    plan.starts.append(t._wall)
+                    plan.starts.append(t.started_at)
                     kwargs: dict[str, Any] = {
                         "model": "claude-sonnet-4-6",
                         "max_tokens": 1024,
