@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from driftwatch.detectors._lagged_cusum import DEFAULT_LAG, DEFAULT_SHIFTS, DEFAULT_WARMUP, LaggedCusum
+from driftwatch.detectors._lagged_sr import DEFAULT_LAG, DEFAULT_SHIFTS, DEFAULT_WARMUP, LaggedSR
 
-__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "LaggedCusum"]
+__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "LaggedSR"]

@@ -1,4 +1,4 @@
-"""Calibrated LaggedCusum thresholds: a shipped table (``thresholds.json``), read once, interpolated."""
+"""Calibrated LaggedSR thresholds: a shipped table (``thresholds.json``), read once, interpolated."""
 
 from __future__ import annotations
 

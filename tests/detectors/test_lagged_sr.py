@@ -1,4 +1,4 @@
-"""LaggedCusum: River's form, calibrated false alarms, detection delay, and the calibration mirror."""
+"""LaggedSR: River's form, calibrated false alarms, detection delay, and the calibration mirror."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import statistics
 
 import numpy as np
 import pytest
-from driftwatch.detectors import LaggedCusum, _lagged_cusum
+from driftwatch.detectors import DEFAULT_SHIFTS, LaggedSR, _lagged_sr
 from driftwatch.detectors._calibrate import alarm_times
 from river.base import DriftDetector
 
 
-def first_alarm(detector: LaggedCusum, stream: list[float]) -> int:
+def first_alarm(detector: LaggedSR, stream: list[float]) -> int:
     for i, x in enumerate(stream):
         detector.update(x)
         if detector.drift_detected:
@@ -23,13 +23,13 @@ def first_alarm(detector: LaggedCusum, stream: list[float]) -> int:
 
 def test_doctest() -> None:
     """The class doctest (a seeded stream that prints where drift fires) passes."""
-    result = doctest.testmod(_lagged_cusum)
+    result = doctest.testmod(_lagged_sr)
     assert result.attempted >= 1 and result.failed == 0
 
 
 def test_is_a_river_detector_with_public_params() -> None:
     """It is a River DriftDetector; constructor arguments are public attributes."""
-    d = LaggedCusum(kind="binary", warmup=50, lag=100, shifts=(0.3,), budget=1e-3)
+    d = LaggedSR(kind="binary", warmup=50, lag=100, shifts=(0.3,), budget=1e-3)
     assert isinstance(d, DriftDetector)
     assert (d.kind, d.warmup, d.lag, d.shifts, d.budget) == ("binary", 50, 100, (0.3,), 1e-3)
 
@@ -46,14 +46,14 @@ def test_is_a_river_detector_with_public_params() -> None:
 def test_bad_arguments_are_named(kwargs: dict[str, object], message: str) -> None:
     """Invalid arguments raise ValueError naming the argument."""
     with pytest.raises(ValueError, match=message):
-        LaggedCusum(**kwargs)  # type: ignore[arg-type]
+        LaggedSR(**kwargs)  # type: ignore[arg-type]
 
 
 def test_state_is_wiped_after_an_alarm() -> None:
     """As in River, the update after an alarm starts afresh (a new warm-up)."""
     rng = random.Random(1)
-    d = LaggedCusum(kind="binary")
-    stream = [float(rng.random() < 0.5) for _ in range(600)] + [float(rng.random() < 0.1) for _ in range(400)]
+    d = LaggedSR(kind="binary")
+    stream = [float(rng.random() < 0.5) for _ in range(800)] + [float(rng.random() < 0.1) for _ in range(400)]
     assert first_alarm(d, stream) > 0
     d.update(1.0)
     assert d.n == 1 and d.warming_up and not d.drift_detected
@@ -62,13 +62,17 @@ def test_state_is_wiped_after_an_alarm() -> None:
 def test_scalar_detector_matches_the_calibration_simulation() -> None:
     """The vectorised simulation that calibrates thresholds fires exactly where the detector fires."""
     rng = np.random.default_rng(11)
-    binary = np.concatenate([rng.random((20, 800)) < 0.6, rng.random((20, 700)) < 0.45], axis=1).astype(float)
-    numeric = np.concatenate([rng.normal(0, 1, (20, 800)), rng.normal(0.4, 1, (20, 700))], axis=1)
+    binary = np.concatenate([rng.random((20, 900)) < 0.6, rng.random((20, 700)) < 0.45], axis=1).astype(float)
+    numeric = np.concatenate([rng.normal(0, 1, (20, 900)), rng.normal(0.4, 1, (20, 700))], axis=1)
     for kind, data in (("binary", binary), ("numeric", numeric)):
         sim = alarm_times(data, kind=kind, thresholds=np.array([6.0]))[:, 0]
         for row, expected in zip(data, sim, strict=True):
-            got = first_alarm(LaggedCusum(kind=kind, threshold=6.0), list(row))  # type: ignore[arg-type]
+            got = first_alarm(LaggedSR(kind=kind, threshold=6.0), list(row))  # type: ignore[arg-type]
             assert got == expected
+    # The mirror really replays the mixture: the largest-of-CUSUMs bank fires elsewhere.
+    sim = alarm_times(binary, kind="binary", thresholds=np.array([6.0]))[:, 0]
+    cusum = alarm_times(binary, kind="binary", thresholds=np.array([6.0]), statistic="cusum")[:, 0]
+    assert not np.array_equal(cusum, sim)
 
 
 @pytest.mark.parametrize(("p0", "p1"), [(0.51, 0.38), (0.90, 0.765), (0.40, 0.51)])
@@ -80,7 +84,7 @@ def test_detects_pass_rate_shifts_in_both_directions(p0: float, p1: float) -> No
         stream = [float(rng.random() < p0) for _ in range(1000)] + [
             float(rng.random() < p1) for _ in range(1500)
         ]
-        d = LaggedCusum(kind="binary")
+        d = LaggedSR(kind="binary")
         at = first_alarm(d, stream)
         if at >= 1000:
             delays.append(at - 999)
@@ -95,18 +99,18 @@ def test_false_alarm_rate_within_budget() -> None:
     alarms = 0
     exposure = 0
     for p in (0.2, 0.51, 0.9):
-        data = (rng.random((100, 10_200)) < p).astype(float)
+        data = (rng.random((100, 10_500)) < p).astype(float)
         first = alarm_times(data, kind="binary", thresholds=np.array([_threshold(p)]))[:, 0]
         alarms += int((first >= 0).sum())
-        exposure += int(np.where(first >= 0, first - 199, 10_000).sum())
-    data = rng.normal(0, 1, (100, 10_200))
+        exposure += int(np.where(first >= 0, first - 499, 10_000).sum())
+    data = rng.normal(0, 1, (100, 10_500))
     first = alarm_times(data, kind="numeric", thresholds=np.array([_threshold(None)]))[:, 0]
     alarms += int((first >= 0).sum())
-    exposure += int(np.where(first >= 0, first - 199, 10_000).sum())
+    exposure += int(np.where(first >= 0, first - 499, 10_000).sum())
     assert alarms / exposure * 10_000 <= 1.0
 
 
 def _threshold(p: float | None) -> float:
     from driftwatch.detectors._thresholds import threshold_for
 
-    return threshold_for("binary" if p is not None else "numeric", p or 0.0, 1e-4, (0.25, 0.5))
+    return threshold_for("binary" if p is not None else "numeric", p or 0.0, 1e-4, DEFAULT_SHIFTS)
