@@ -27,8 +27,8 @@ class Config:
     """Stream label ``service``; defaults to ``OTEL_SERVICE_NAME`` when that is set."""
     budget: float = 1e-4
     """False alarms per observation of one stream that stage-one detection may raise."""
-    warmup: int = 200
-    lag: int = 500
+    warmup: int = 500
+    lag: int = 300
     signals: list[str] = field(default_factory=lambda: list(SIGNALS))
     stream_labels: list[str] = field(default_factory=list)
     """Outcome labels added to the stream key (service, task), e.g. ``[language]``."""

@@ -19,7 +19,7 @@ from driftwatch._alerts import Alert, AlertSink, Status, alert_id, describe
 from driftwatch._config import Config
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind
 from driftwatch._stats import Comparison, Moments, compare_means, compare_proportions
-from driftwatch.detectors import LaggedCusum
+from driftwatch.detectors import LaggedSR
 
 __all__ = ["Monitor", "MonitorStats", "stream_labels"]
 
@@ -84,7 +84,7 @@ class _SignalWatch:
 
     def __init__(self, kind: SignalKind, config: Config) -> None:
         self.kind = kind
-        self.detector = LaggedCusum(
+        self.detector = LaggedSR(
             kind="binary" if kind == "binary" else "numeric",
             warmup=config.warmup,
             lag=config.lag,
@@ -319,7 +319,7 @@ class Monitor:
     def _detector_info(self, watch: _SignalWatch) -> dict[str, Any]:
         det = watch.detector
         return {
-            "name": "LaggedCusum",
+            "name": "LaggedSR",
             "budget": det.budget,
             "threshold": det.threshold_used,
             "shifts": list(det.shifts),
