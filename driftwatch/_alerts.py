@@ -17,12 +17,20 @@ from driftwatch._stats import Estimate
 
 __all__ = ["Alert", "AlertSink", "ConsoleSink", "InMemorySink", "JsonlSink", "alert_id"]
 
-Status = Literal["suspected", "confirmed", "resolved"]
+Status = Literal["suspected", "confirmed", "resolved", "annotation"]
+
+#: What an alert reports: ``drift`` (a detector fired; suspected, then confirmed or resolved),
+#: ``version_change`` (a version marker such as the model changed; status ``annotation``) or
+#: ``version_comparison`` (the before/after comparison that follows a version change; status
+#: ``confirmed`` when the signal differs, else ``resolved``).
+KINDS = ("drift", "version_change", "version_comparison")
 
 
-def alert_id(stream_key: str, signal: str, direction: str, change_at: float) -> str:
+def alert_id(stream_key: str, signal: str, direction: str, change_at: float, kind: str = "drift") -> str:
     """Stable dedup key of one drift episode: the same for its suspected, confirmed and resolved forms."""
     raw = f"{stream_key}\x1f{signal}\x1f{direction}\x1f{change_at:.3f}"
+    if kind != "drift":  # drift ids predate kinds and must not change
+        raw += f"\x1f{kind}"
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 
@@ -47,6 +55,8 @@ class Alert:
     delay: int = 0
     """Observations from the estimated change to the detection."""
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: str = "drift"
+    """One of ``KINDS``: a drift alert, a version-change annotation or a before/after comparison."""
 
     def with_status(self, status: Status, **changes: Any) -> Alert:
         return replace(self, status=status, **changes)
@@ -55,6 +65,7 @@ class Alert:
         """The Alert JSON form (design.md)."""
         return {
             "id": self.id,
+            "kind": self.kind,
             "status": self.status,
             "stream": dict(self.stream),
             "signal": self.signal,
@@ -133,9 +144,19 @@ def _pct(x: float) -> str:
     return f"{x * 100:.1f}%"
 
 
+def changes_text(changes: list[dict[str, str]]) -> str:
+    """Version changes as read by people: ``model gpt-4-0314 -> gpt-4-0613, effort high -> low``."""
+    return ", ".join(f"{c['marker']} {c['before']} -> {c['after']}" for c in changes)
+
+
 def describe(alert: Alert) -> str:
     """One human sentence: what changed, by how much, since when, with what confidence."""
     stream = ", ".join(f"{k}={v}" for k, v in alert.stream.items())
+    if alert.kind == "version_change":
+        return f"version change on {stream}: {changes_text([alert.extra])}"
+    where = f"on {stream}"
+    if alert.kind == "version_comparison":
+        where = f"after {changes_text(alert.extra.get('changes', []))} {where}"
     b, c = alert.baseline, alert.current
     if alert.signal == "success":
         change = (
@@ -145,7 +166,7 @@ def describe(alert: Alert) -> str:
     else:
         change = f"{alert.signal} {b.mean:.4g} -> {c.mean:.4g} (x{alert.effect:.3g})"
     p = "" if alert.p_value is None else f", p={alert.p_value:.2g}"
-    return f"{alert.signal} {alert.direction} on {stream}: {change}{p}"
+    return f"{alert.signal} {alert.direction} {where}: {change}{p}"
 
 
 class ConsoleSink:

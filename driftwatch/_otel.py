@@ -172,6 +172,7 @@ class OtelAlertSink:
     def export(self, alert: Alert) -> None:
         attrs: dict[str, Any] = {
             "driftwatch.alert.id": alert.id,
+            "driftwatch.alert.kind": alert.kind,
             "driftwatch.alert.status": alert.status,
             "driftwatch.signal": alert.signal,
             "driftwatch.direction": alert.direction,
@@ -187,7 +188,8 @@ class OtelAlertSink:
             attrs[f"driftwatch.stream.{k}"] = v
         if alert.p_value is not None:
             attrs["driftwatch.p_value"] = alert.p_value
-        severity = SeverityNumber.WARN if alert.status != "resolved" else SeverityNumber.INFO
+        # Annotations and "no difference" verdicts inform; suspected, confirmed and differing warn.
+        severity = SeverityNumber.INFO if alert.status in ("resolved", "annotation") else SeverityNumber.WARN
         self.telemetry.logger.emit(
             timestamp=int(alert.detected_at * 1e9),
             severity_number=severity,
@@ -197,8 +199,10 @@ class OtelAlertSink:
             event_name="driftwatch.drift",
         )
         metric_attrs = {**alert.stream, "signal": alert.signal, "direction": alert.direction}
-        self._alerts.add(1, {**metric_attrs, "status": alert.status})
-        self._active.set(0 if alert.status == "resolved" else 1, metric_attrs)
+        self._alerts.add(1, {**metric_attrs, "status": alert.status, "kind": alert.kind})
+        if alert.kind == "drift":
+            # Version events have no open state to close later: the gauge tracks drift episodes only.
+            self._active.set(0 if alert.status == "resolved" else 1, metric_attrs)
 
     def shutdown(self) -> None:
         self.telemetry.force_flush()
