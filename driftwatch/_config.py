@@ -36,6 +36,17 @@ class Config:
     """One-sided significance of the confirmation test on fresh observations."""
     confirm_min: int = 30
     confirm_max: int = 400
+    version_markers: list[str] = field(
+        default_factory=lambda: ["model", "app.version", "version", "effort", "provider"]
+    )
+    """What names a version: an Outcome attribute (``model``) or else an outcome label (``app.version``).
+    A change of value inside a stream is annotated and starts a before/after comparison."""
+    compare_min: int = 30
+    """Observations each side of a version change needs before the two are compared."""
+    compare_max: int = 400
+    """At most this many observations per side: the last ones before the change, the first after."""
+    compare_alpha: float = 0.05
+    """False-discovery rate (Benjamini–Hochberg over the signals) of a before/after comparison."""
     queue_size: int = 10_000
     """Outcomes waiting for detection; more are dropped and counted, never blocking the agent."""
     max_streams: int = 10_000
@@ -51,6 +62,7 @@ _ENV = {
     "warmup": "DRIFTWATCH_WARMUP",
     "lag": "DRIFTWATCH_LAG",
     "confirm_alpha": "DRIFTWATCH_CONFIRM_ALPHA",
+    "compare_alpha": "DRIFTWATCH_COMPARE_ALPHA",
     "queue_size": "DRIFTWATCH_QUEUE_SIZE",
     "max_streams": "DRIFTWATCH_MAX_STREAMS",
     "alerts_out": "DRIFTWATCH_ALERTS_OUT",
@@ -101,6 +113,13 @@ def _check(name: str, value: Any, where: str) -> Any:
     if name == "stream_labels":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where}: key 'stream_labels': expected a list of label names, got {value!r}")
+        return list(value)
+    if name == "version_markers":
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(
+                f"{where}: key 'version_markers': expected a list of outcome fields or label names, "
+                f"such as [model, app.version]; got {value!r}"
+            )
         return list(value)
     if name == "prices":
         ok = isinstance(value, Mapping) and all(
@@ -169,4 +188,10 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None, *
             )
         if value is not None:
             values[name] = _check(name, value, f"argument '{name}'")
-    return Config(**values)
+    config = Config(**values)
+    if config.compare_min > config.compare_max:
+        raise ConfigError(
+            f"settings 'compare_min' ({config.compare_min}) and 'compare_max' ({config.compare_max}): "
+            "compare_min must be at most compare_max"
+        )
+    return config

@@ -72,3 +72,31 @@ def test_signals_must_be_known(tmp_path: Path) -> None:
     """Signals are checked against the known list."""
     with pytest.raises(ConfigError, match="signals"):
         load_config(env={}, signals=["vibes"])
+
+
+def test_version_markers_and_comparison_settings_from_yaml(tmp_path: Path) -> None:
+    """version_markers, compare_min/max and compare_alpha are read from YAML like the other settings."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "version_markers: [model, deploy]\ncompare_min: 50\ncompare_max: 200\ncompare_alpha: 0.1\n"
+    )
+    config = load_config(str(path), env={})
+    assert config.version_markers == ["model", "deploy"]
+    assert (config.compare_min, config.compare_max, config.compare_alpha) == (50, 200, 0.1)
+    assert load_config(env={}).version_markers == ["model", "app.version", "version", "effort", "provider"]
+
+
+def test_bad_version_markers_name_the_valid_form(tmp_path: Path) -> None:
+    """A version_markers value that is not a list of names is reported with file:line and an example."""
+    path = tmp_path / "c.yaml"
+    path.write_text("service: a\nversion_markers: model\n")
+    with pytest.raises(
+        ConfigError, match=rf"{path}:2: key 'version_markers': expected a list of .* such as \[model"
+    ):
+        load_config(str(path), env={})
+
+
+def test_compare_min_above_compare_max_is_refused() -> None:
+    """compare_min larger than compare_max could never compare: refused with both values."""
+    with pytest.raises(ConfigError, match=r"'compare_min' \(500\) and 'compare_max' \(400\)"):
+        load_config(env={}, compare_min=500)
