@@ -2,28 +2,48 @@
 
 The agent's call path only enqueues (``submit``): a bounded queue, never blocking, drops counted.
 Detection runs on one background thread, or synchronously through ``process`` (replay, tests).
+
+A change of a version marker (model, app version, effort, provider) inside a stream is annotated
+and starts a before/after comparison of every watched signal; detection carries on across it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftwatch._alerts import Alert, AlertSink, Status, alert_id, describe
+from driftwatch._alerts import Alert, AlertSink, Status, alert_id, changes_text, describe
 from driftwatch._config import Config
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind
-from driftwatch._stats import Comparison, Moments, compare_means, compare_proportions
+from driftwatch._stats import (
+    Comparison,
+    Estimate,
+    Moments,
+    benjamini_hochberg,
+    compare_means,
+    compare_paired_binary,
+    compare_paired_means,
+    compare_proportions,
+)
 from driftwatch.detectors import LaggedSR
 
 __all__ = ["Monitor", "MonitorStats", "stream_labels"]
 
 log = logging.getLogger("driftwatch")
+
+_OUTCOME_FIELDS = frozenset(f.name for f in dataclasses.fields(Outcome))
+#: Task ids seen on both sides of a version change before a comparison pairs them.
+MIN_PAIRS = 10
+#: Decided stage-two p-values kept for Benjamini–Hochberg; older ones count as p = 1 (conservative).
+_BH_LOG_MAX = 10_000
 
 
 def stream_labels(outcome: Outcome, extra: Sequence[str] = ()) -> dict[str, str]:
@@ -63,6 +83,10 @@ class MonitorStats:
     dropped_stream_cap: int = 0
     sink_errors: int = 0
     internal_errors: int = 0
+    comparisons_completed: int = 0
+    comparisons_dropped: int = 0
+    """Before/after comparisons abandoned: another version change came first, or the after side
+    never filled (``4 * compare_max`` outcomes without ``compare_min`` observations of any signal)."""
     alerts: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -73,6 +97,8 @@ class MonitorStats:
             "dropped_stream_cap": self.dropped_stream_cap,
             "sink_errors": self.sink_errors,
             "internal_errors": self.internal_errors,
+            "comparisons_completed": self.comparisons_completed,
+            "comparisons_dropped": self.comparisons_dropped,
             "alerts": dict(self.alerts),
         }
 
@@ -80,7 +106,7 @@ class MonitorStats:
 class _SignalWatch:
     """Detection and confirmation for one (stream, signal)."""
 
-    __slots__ = ("active", "baseline", "confirm_n", "detector", "fresh", "history", "kind")
+    __slots__ = ("active", "baseline", "confirm_n", "detector", "fresh", "history", "kind", "opened")
 
     def __init__(self, kind: SignalKind, config: Config) -> None:
         self.kind = kind
@@ -95,6 +121,126 @@ class _SignalWatch:
         self.history = Moments()  # everything the detector had seen when it raised the alarm
         self.fresh = Moments()
         self.confirm_n = 0
+        # While suspected: (event number when suspected, decisions made by then), for BH in _confirm.
+        self.opened: tuple[int, int] = (0, 0)
+
+
+class _Recent:
+    """Moments of about the last ``cap`` observations in O(1) memory.
+
+    Observations are kept as blocks of ``cap / 8``; the oldest block goes once the others still
+    hold ``cap``, so this covers between ``cap`` and ``cap * 9 / 8`` observations once full.
+    """
+
+    __slots__ = ("_blocks", "_current", "_n", "block", "cap")
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.block = max(1, -(-cap // 8))
+        self._blocks: deque[Moments] = deque()
+        self._current = Moments()
+        self._n = 0
+
+    def add(self, x: float) -> None:
+        self._current.add(x)
+        self._n += 1
+        if self._current.n >= self.block:
+            self._blocks.append(self._current)
+            self._current = Moments()
+            while self._blocks and self._n - self._blocks[0].n >= self.cap:
+                self._n -= self._blocks.popleft().n
+
+    @property
+    def n(self) -> int:
+        return self._n
+
+    def moments(self) -> Moments:
+        total = Moments()
+        for block in self._blocks:
+            total = total.merged(block)
+        return total.merged(self._current)
+
+
+class _Pending:
+    """A before/after comparison waiting for its after side to fill."""
+
+    __slots__ = ("after", "after_pairs", "at", "before", "before_pairs", "changes", "seen", "targets")
+
+    def __init__(
+        self,
+        changes: list[dict[str, str]],
+        at: float,
+        before: dict[str, Moments],
+        before_pairs: dict[str, dict[str, float]],
+        cap: int,
+    ) -> None:
+        self.changes = changes
+        self.at = at
+        self.before = before
+        # The after side stops at the before side's size (a balanced comparison) or at the cap.
+        self.targets = {name: min(m.n, cap) for name, m in before.items()}
+        self.after = {name: Moments() for name in before}
+        self.before_pairs = before_pairs
+        # Only task ids seen before the change can pair, so this stays within the before side's size.
+        self.after_pairs: dict[str, dict[str, float]] = {}
+        self.seen = 0
+
+    def add(self, values: dict[str, float], task_id: str | None) -> None:
+        self.seen += 1
+        taken: dict[str, float] = {}
+        for name, target in self.targets.items():
+            value = values.get(name)
+            if value is not None and self.after[name].n < target:
+                self.after[name].add(value)
+                taken[name] = value
+        if task_id is not None and taken and task_id in self.before_pairs:
+            self.after_pairs.setdefault(task_id, {}).update(taken)
+
+    @property
+    def full(self) -> bool:
+        return all(self.after[name].n >= target for name, target in self.targets.items())
+
+    def pairs(self, name: str) -> list[tuple[float, float]]:
+        """(before, after) values of ``name`` for the task ids seen on both sides."""
+        out = []
+        for task_id, after in self.after_pairs.items():
+            before = self.before_pairs.get(task_id, {})
+            if name in after and name in before:
+                out.append((before[name], after[name]))
+        return out
+
+
+class _Versions:
+    """A stream's version markers and what the next before/after comparison needs."""
+
+    __slots__ = ("markers", "pairs", "pending", "recent")
+
+    def __init__(self) -> None:
+        self.markers: dict[str, str] = {}
+        self.recent: dict[str, _Recent] = {}  # per signal, since the last version change
+        # task_id -> last value per signal since the last change; the oldest task id goes at the cap.
+        self.pairs: dict[str, dict[str, float]] = {}
+        self.pending: _Pending | None = None
+
+
+class _Stream:
+    __slots__ = ("labels", "versions", "watches")
+
+    def __init__(self, labels: dict[str, str]) -> None:
+        self.labels = labels
+        self.watches: dict[str, _SignalWatch] = {}
+        self.versions = _Versions()
+
+
+def _marker_value(outcome: Outcome, name: str) -> str | None:
+    """A version marker's value: the Outcome attribute of that name, else the label."""
+    value = getattr(outcome, name) if name in _OUTCOME_FIELDS else outcome.labels.get(name)
+    return None if value is None or value == "" else str(value)
+
+
+def _neutral(kind: SignalKind) -> float:
+    """The effect of no change: a ratio of 1 on log scales, else a difference of 0."""
+    return 1.0 if kind in ("log", "count") else 0.0
 
 
 class Monitor:
@@ -114,8 +260,14 @@ class Monitor:
         observers = (getattr(s, "record_outcome", None) for s in self.sinks)
         self._outcome_observers = [record for record in observers if callable(record)]
         self.stats = MonitorStats()
-        self._streams: dict[str, tuple[dict[str, str], dict[str, _SignalWatch]]] = {}
+        self._streams: dict[str, _Stream] = {}
         self._signals = [(s, SIGNALS[s]) for s in self.config.signals]
+        # Benjamini–Hochberg across concurrent stage-two candidates (see _confirm): an event counter,
+        # the open candidates (id of the watch -> event number when suspected), decided p-values.
+        self._bh_events = 0
+        self._bh_open: dict[int, int] = {}
+        self._bh_decided: deque[tuple[int, float]] = deque(maxlen=_BH_LOG_MAX)
+        self._bh_decided_total = 0
         self._lock = threading.Lock()  # serialises process() between the worker and direct callers
         self._queue: queue.Queue[Outcome | threading.Event | None] = queue.Queue(self.config.queue_size)
         self._thread: threading.Thread | None = None
@@ -208,21 +360,31 @@ class Monitor:
                         key,
                     )
                 return []
-            entry = (labels, {})
+            entry = _Stream(labels)
             self._streams[key] = entry
+        labels = entry.labels
         self.stats.processed += 1
         for record in self._outcome_observers:
             self._guard(record, outcome, labels)
-        alerts: list[Alert] = []
-        watches = entry[1]
+        values: dict[str, float] = {}
         for name, kind in self._signals:
             raw = outcome.signal(name)
-            if raw is None or not math.isfinite(raw):
-                continue
+            if raw is not None and math.isfinite(raw):
+                values[name] = transform(kind, raw)
+        alerts: list[Alert] = []
+        if self.config.version_markers:
+            try:
+                alerts += self._track_versions(entry, key, outcome, values)
+            except Exception:
+                # Version tracking must never cost detection its observation.
+                self.stats.internal_errors += 1
+                log.warning("driftwatch: could not track version markers", exc_info=True)
+        watches = entry.watches
+        for name, value in values.items():
             watch = watches.get(name)
             if watch is None:
-                watch = watches[name] = _SignalWatch(kind, self.config)
-            alert = self._observe(watch, key, labels, name, transform(kind, raw), outcome.time)
+                watch = watches[name] = _SignalWatch(SIGNALS[name], self.config)
+            alert = self._observe(watch, key, labels, name, value, outcome.time)
             if alert is not None:
                 alerts.append(alert)
         for alert in alerts:
@@ -246,9 +408,7 @@ class Monitor:
         return result
 
     def _compare(self, watch: _SignalWatch, base: Moments, cur: Moments, direction: str) -> Comparison:
-        if watch.kind == "binary":
-            return compare_proportions(base, cur, direction)
-        return compare_means(base, cur, direction, scale=watch.kind)
+        return self._compare_kind(watch.kind, base, cur, direction)
 
     def _suspect(self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, at: float) -> Alert:
         det = watch.detector
@@ -287,13 +447,45 @@ class Monitor:
             f"{watch.confirm_n} (estimates from the detection window are biased away from the baseline)",
         )
         watch.active = alert
+        self._bh_open_candidate(watch)
         return alert
+
+    def _bh_open_candidate(self, watch: _SignalWatch) -> None:
+        """Note that ``watch`` became a stage-two candidate now (for ``_bh_decide``)."""
+        self._bh_events += 1
+        watch.opened = (self._bh_events, self._bh_decided_total)
+        self._bh_open[id(watch)] = self._bh_events
+
+    def _bh_decide(self, watch: _SignalWatch, p: float) -> tuple[bool, int, int]:
+        """Benjamini–Hochberg over the stage-two candidates concurrent with this one.
+
+        The set is this candidate, the others still open (their p-values unknown, counted as 1) and
+        those decided since this one was suspected (with their p-values). With ``m`` of them and
+        this p-value ranked ``k``-th, it is confirmed when ``p <= confirm_alpha * k / m``; alone,
+        that is the plain test at ``confirm_alpha``. Returns (confirmed, m, k).
+        """
+        opened_at, decided_before = watch.opened
+        self._bh_open.pop(id(watch), None)
+        others_open = len(self._bh_open)
+        since = [q for event, q in self._bh_decided if event > opened_at]
+        # Decisions that fell out of the bounded log still count in m (as p = 1): conservative.
+        m = 1 + others_open + (self._bh_decided_total - decided_before)
+        k = 1 + sum(1 for q in since if q <= p) + (others_open if p >= 1.0 else 0)
+        confirmed = p <= self.config.confirm_alpha * k / m
+        self._bh_events += 1
+        self._bh_decided.append((self._bh_events, p))
+        self._bh_decided_total += 1
+        # No open candidate needs decisions made before the oldest of them was suspected.
+        oldest = min(self._bh_open.values(), default=self._bh_events + 1)
+        while self._bh_decided and self._bh_decided[0][0] <= oldest:
+            self._bh_decided.popleft()
+        return confirmed, m, k
 
     def _confirm(self, watch: _SignalWatch, at: float) -> Alert:
         suspected = watch.active
         assert suspected is not None
         comparison = self._compare(watch, watch.baseline, watch.fresh, suspected.direction)
-        confirmed = comparison.p_value < self.config.confirm_alpha
+        confirmed, bh_m, bh_rank = self._bh_decide(watch, comparison.p_value)
         status: Status = "confirmed" if confirmed else "resolved"
         alert = suspected.with_status(
             status,
@@ -302,12 +494,20 @@ class Monitor:
             effect=comparison.effect,
             effect_ci=comparison.effect_ci,
             p_value=comparison.p_value,
-            extra={"fresh_n": watch.fresh.n, "confirm_alpha": self.config.confirm_alpha, "decided_at": at},
+            extra={
+                "fresh_n": watch.fresh.n,
+                "confirm_alpha": self.config.confirm_alpha,
+                "decided_at": at,
+                "bh_m": bh_m,
+                "bh_rank": bh_rank,
+            },
         )
+        threshold = self.config.confirm_alpha * bh_rank / bh_m
+        among = f", Benjamini–Hochberg among {bh_m} concurrent candidates" if bh_m > 1 else ""
         verdict = (
-            f"confirmed on {watch.fresh.n} fresh observations"
+            f"confirmed on {watch.fresh.n} fresh observations{among}"
             if confirmed
-            else f"not confirmed on {watch.fresh.n} fresh observations (p >= {self.config.confirm_alpha})"
+            else f"not confirmed on {watch.fresh.n} fresh observations (p > {threshold:.3g}{among})"
         )
         alert = alert.with_status(status, message=f"{describe(alert)}; {verdict}")
         watch.active = None
@@ -315,6 +515,172 @@ class Monitor:
             # A false alarm: the old baseline stands, extended by what was seen since.
             watch.detector.resume(watch.history.merged(watch.fresh))
         return alert
+
+    # -- version markers ------------------------------------------------------------------------
+    def _track_versions(
+        self, stream: _Stream, key: str, outcome: Outcome, values: dict[str, float]
+    ) -> list[Alert]:
+        """Annotate version changes, keep what the next comparison needs, finish a due comparison."""
+        config = self.config
+        versions = stream.versions
+        changes: list[dict[str, str]] = []
+        for marker in config.version_markers:
+            value = _marker_value(outcome, marker)
+            if value is None:
+                continue  # an outcome without the marker says nothing about the version
+            old = versions.markers.get(marker)
+            if old != value:
+                versions.markers[marker] = value
+                if old is not None:
+                    changes.append({"marker": marker, "before": old, "after": value})
+        alerts: list[Alert] = []
+        if changes:
+            if versions.pending is not None:
+                self.stats.comparisons_dropped += 1  # superseded before its after side filled
+            before = {
+                name: recent.moments()
+                for name, recent in versions.recent.items()
+                if recent.n >= config.compare_min
+            }
+            versions.pending = (
+                _Pending(changes, outcome.time, before, versions.pairs, config.compare_max)
+                if before
+                else None
+            )
+            alerts += [self._annotation(stream, key, change, outcome.time, before) for change in changes]
+            versions.recent = {}
+            versions.pairs = {}
+        for name, x in values.items():
+            recent = versions.recent.get(name)
+            if recent is None:
+                recent = versions.recent[name] = _Recent(config.compare_max)
+            recent.add(x)
+        task_id = outcome.task_id
+        if task_id is not None and values:
+            last = versions.pairs.pop(task_id, None) or {}
+            last.update(values)
+            versions.pairs[task_id] = last  # re-inserted: the dict's order is the order of last use
+            if len(versions.pairs) > config.compare_max:
+                del versions.pairs[next(iter(versions.pairs))]
+        pending = versions.pending
+        if pending is not None:
+            pending.add(values, task_id)
+            if pending.full or pending.seen >= 4 * config.compare_max:
+                versions.pending = None
+                alerts += self._compare_versions(stream, key, pending, outcome.time)
+        return alerts
+
+    def _annotation(
+        self, stream: _Stream, key: str, change: dict[str, str], at: float, before: dict[str, Moments]
+    ) -> Alert:
+        marker, old, new = change["marker"], change["before"], change["after"]
+        none = Estimate(0.0, 0, 0.0, 0.0)
+        alert = Alert(
+            id=alert_id(key, marker, f"{old}->{new}", at, kind="version_change"),
+            status="annotation",
+            stream=dict(stream.labels),
+            signal=marker,
+            direction="none",
+            detected_at=at,
+            change_at=at,
+            baseline=none,
+            current=none,
+            effect=0.0,
+            effect_ci=(0.0, 0.0),
+            p_value=None,
+            detector={"name": "version_marker"},
+            message="",
+            extra={**change, "compare": sorted(before)},
+            kind="version_change",
+        )
+        if before:
+            sizes = ", ".join(f"{name} n={m.n}" for name, m in sorted(before.items()))
+            plan = f"comparing before ({sizes}) with up to as many observations after"
+        else:
+            plan = f"no comparison: fewer than {self.config.compare_min} observations of any signal before it"
+        return dataclasses.replace(alert, message=f"{describe(alert)}; {plan}")
+
+    def _compare_versions(self, stream: _Stream, key: str, pending: _Pending, at: float) -> list[Alert]:
+        """One alert per signal: two-sided before/after test, Benjamini–Hochberg across the signals."""
+        config = self.config
+        results: list[tuple[str, SignalKind, Comparison, str, int]] = []
+        for name, before in pending.before.items():
+            after = pending.after[name]
+            if after.n < config.compare_min:
+                continue  # only when the comparison timed out: this signal stopped arriving
+            kind = SIGNALS[name]
+            full = self._compare_kind(kind, before, after, "two-sided")
+            pairs = pending.pairs(name)
+            n_pairs = len(pairs) if len(pairs) >= MIN_PAIRS else 0
+            if n_pairs:
+                # The same tasks on both sides: a paired test removes the task-to-task spread.
+                if kind == "binary":
+                    paired, test = compare_paired_binary(pairs), "mcnemar-exact"
+                else:
+                    paired, test = compare_paired_means(pairs, scale=kind), "paired-t"
+                full = Comparison(
+                    full.baseline, full.current, paired.effect, paired.effect_ci, paired.p_value
+                )
+            else:
+                test = "two-proportion-z" if kind == "binary" else "welch-t"
+            results.append((name, kind, full, test, n_pairs))
+        if not results:
+            self.stats.comparisons_dropped += 1
+            return []
+        self.stats.comparisons_completed += 1
+        p_values = [c.p_value for _, _, c, _, _ in results]
+        q_values = benjamini_hochberg(p_values)
+        what = changes_text(pending.changes)
+        alerts = []
+        for (name, kind, comparison, test, n_pairs), p, q in zip(results, p_values, q_values, strict=True):
+            differs = q <= config.compare_alpha
+            neutral = _neutral(kind)
+            direction = (
+                "up" if comparison.effect > neutral else "down" if comparison.effect < neutral else "none"
+            )
+            before, after = pending.before[name], pending.after[name]
+            alert = Alert(
+                id=alert_id(key, name, what, pending.at, kind="version_comparison"),
+                status="confirmed" if differs else "resolved",
+                stream=dict(stream.labels),
+                signal=name,
+                direction=direction,
+                detected_at=at,
+                change_at=pending.at,
+                baseline=comparison.baseline,
+                current=comparison.current,
+                effect=comparison.effect,
+                effect_ci=comparison.effect_ci,
+                p_value=p,
+                detector={"name": test, "alpha": config.compare_alpha, "correction": "benjamini-hochberg"},
+                message="",
+                delay=after.n,
+                extra={
+                    "changes": pending.changes,
+                    "test": test,
+                    "pairs": n_pairs,
+                    "before_n": before.n,
+                    "after_n": after.n,
+                    "q_value": q,
+                    "bh_m": len(results),
+                    "bh_rank": sum(1 for other in p_values if other <= p),
+                    "compare_alpha": config.compare_alpha,
+                },
+                kind="version_comparison",
+            )
+            on = f"{n_pairs} paired tasks" if n_pairs else f"{before.n} observations before, {after.n} after"
+            verdict = (
+                f"differs ({test} on {on}, q={q:.2g} <= {config.compare_alpha})"
+                if differs
+                else f"no difference found ({test} on {on}, q={q:.2g} > {config.compare_alpha})"
+            )
+            alerts.append(dataclasses.replace(alert, message=f"{describe(alert)}; {verdict}"))
+        return alerts
+
+    def _compare_kind(self, kind: SignalKind, base: Moments, cur: Moments, direction: str) -> Comparison:
+        if kind == "binary":
+            return compare_proportions(base, cur, direction)
+        return compare_means(base, cur, direction, scale=kind)
 
     def _detector_info(self, watch: _SignalWatch) -> dict[str, Any]:
         det = watch.detector
@@ -329,7 +695,9 @@ class Monitor:
         }
 
     def _emit(self, alert: Alert) -> None:
-        self.stats.alerts[alert.status] = self.stats.alerts.get(alert.status, 0) + 1
+        # Drift alerts count by status, as before; version events by kind and status.
+        name = alert.status if alert.kind == "drift" else f"{alert.kind}:{alert.status}"
+        self.stats.alerts[name] = self.stats.alerts.get(name, 0) + 1
         for sink in self.sinks:
             self._guard(sink.export, alert)
 

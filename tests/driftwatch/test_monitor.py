@@ -1,12 +1,14 @@
-"""The monitor: routing by stream, two-stage alerts, bounded queue with counted drops, sink failures."""
+"""The monitor: routing by stream, two-stage alerts with BH across candidates, bounded queue, drops."""
 
 from __future__ import annotations
 
 import random
 import threading
+from collections import deque
 from typing import Any
 
 from driftwatch import Alert, Config, InMemorySink, Monitor, Outcome
+from driftwatch._monitor import _SignalWatch
 
 
 def run(monitor: Monitor, rates: list[tuple[float, int]], seed: int = 5, task: str = "fix") -> list[Alert]:
@@ -117,3 +119,42 @@ def test_process_never_raises() -> None:
     bad.labels = None
     assert monitor.process(bad) == []
     assert monitor.stats.internal_errors == 1
+
+
+def test_a_lone_candidate_is_tested_at_confirm_alpha() -> None:
+    """Without concurrent candidates, BH reduces to the plain test: m = 1, rank 1."""
+    monitor = Monitor(Config(signals=["success"]), threaded=False)
+    confirmed = [a for a in run(monitor, [(0.8, 800), (0.5, 600)]) if a.status == "confirmed"]
+    assert [(a.extra["bh_m"], a.extra["bh_rank"]) for a in confirmed] == [(1, 1)]
+
+
+def test_concurrent_candidates_share_benjamini_hochberg() -> None:
+    """Open candidates count with p = 1, candidates decided since with their p; the rest are left out."""
+    monitor = Monitor(Config(confirm_alpha=0.01), threaded=False)
+    a, b, c, d = (_SignalWatch("binary", monitor.config) for _ in range(4))
+    monitor._bh_open_candidate(a)
+    monitor._bh_open_candidate(b)
+    # a decides while b is open: S = {a: 0.008, b: 1}, threshold 0.01 * 1 / 2 = 0.005.
+    assert monitor._bh_decide(a, 0.008) == (False, 2, 1)
+    monitor._bh_open_candidate(c)  # opened after a was decided: a is not in its set
+    # b: S = {b: 0.009, a: 0.008 (decided since b opened), c: 1}; rank 2 of 3, threshold 0.00667.
+    assert monitor._bh_decide(b, 0.009) == (False, 3, 2)
+    # c: S = {c: 0.004, b: 0.009}; rank 1 of 2, threshold 0.005.
+    assert monitor._bh_decide(c, 0.004) == (True, 2, 1)
+    assert monitor._bh_decided == deque()  # nothing open: every decided p-value is dropped
+    monitor._bh_open_candidate(d)
+    assert monitor._bh_decide(d, 0.0099) == (True, 1, 1)
+
+
+def test_two_streams_degrading_together_are_both_confirmed() -> None:
+    """Two real drops at once both page; their verdicts were taken together (m = 2 for the first)."""
+    monitor = Monitor(Config(signals=["success"]), threaded=False)
+    rng = random.Random(2)
+    alerts: list[Alert] = []
+    for i in range(1500):
+        for task in ("a", "b"):
+            rate = 0.8 if i < 800 else 0.45
+            alerts += monitor.process(Outcome(task=task, time=float(i), success=rng.random() < rate))
+    confirmed = [a for a in alerts if a.status == "confirmed"]
+    assert {a.stream["task"] for a in confirmed} == {"a", "b"}
+    assert max(a.extra["bh_m"] for a in confirmed) == 2
