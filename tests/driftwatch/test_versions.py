@@ -166,3 +166,18 @@ def test_no_markers_no_tracking() -> None:
     monitor = Monitor(Config(signals=["success"], version_markers=[]), threaded=False)
     alerts = feed(monitor, [({"model": "a"}, 0.8, 100), ({"model": "b"}, 0.2, 100)])
     assert alerts == [] and next(iter(monitor._streams.values())).versions.recent == {}
+
+
+def test_a_signal_that_stops_arriving_does_not_hold_the_comparison_forever() -> None:
+    """After 4 x compare_max outcomes a comparison is decided on the signals that filled; others left out."""
+    monitor = Monitor(Config(signals=["success", "latency_s"], compare_max=50), threaded=False)
+    alerts: list[Alert] = []
+    for i in range(300):
+        model = "a" if i < 100 else "b"
+        success = (i % 3 > 0) if i < 100 else None  # the new harness stops reporting success
+        alerts += monitor.process(
+            Outcome(task="fix", time=float(i), model=model, success=success, latency_s=1.0 + (i % 7) / 10)
+        )
+    verdicts = [a for a in alerts if a.kind == "version_comparison"]
+    assert [(a.signal, a.detected_at, a.extra["bh_m"]) for a in verdicts] == [("latency_s", 299.0, 1)]
+    assert monitor.stats.comparisons_completed == 1 and monitor.stats.comparisons_dropped == 0
