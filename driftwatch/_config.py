@@ -33,7 +33,8 @@ class Config:
     stream_labels: list[str] = field(default_factory=list)
     """Outcome labels added to the stream key (service, task), e.g. ``[language]``."""
     confirm_alpha: float = 0.01
-    """One-sided significance of the confirmation test on fresh observations."""
+    """One-sided significance of the confirmation test on fresh observations; a false-discovery rate
+    (Benjamini–Hochberg) when several suspected alerts are being confirmed at the same time."""
     confirm_min: int = 30
     confirm_max: int = 400
     version_markers: list[str] = field(

@@ -248,7 +248,9 @@ class Monitor:
 
     Two stages (design.md): a calibrated detector raises ``suspected`` at the false-alarm budget;
     a one-sided test on *fresh* observations after the alarm (never the ones that raised it) turns
-    it ``confirmed`` or ``resolved``. The detector then restarts on the new regime.
+    it ``confirmed`` or ``resolved``, with Benjamini–Hochberg across the candidates open at the same
+    time. The detector then restarts on the new regime. Version-marker changes are annotated and
+    followed by a two-sided before/after comparison of every signal (``kind="version_comparison"``).
     """
 
     def __init__(
