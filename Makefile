@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench calibrate clean
+.PHONY: install demo test lint typecheck unit bench bench-detection calibrate clean
 
 install: $(STAMP)
 
@@ -33,6 +33,11 @@ test: lint typecheck unit
 
 bench: install
 	$(BIN)/python benchmarks/overhead.py
+
+# Regenerates docs/detection.md: driftwatch against the CUSUM oracle, River and fixed windows
+# (seeded; several minutes on 2 cores; `--quick` for a smoke run).
+bench-detection: install
+	$(BIN)/python -P benchmarks/detection.py
 
 # Regenerates detectors/thresholds.json by simulation (seeded; a few minutes on 2 cores).
 calibrate: install

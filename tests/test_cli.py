@@ -56,11 +56,13 @@ def test_replay_flags_pass_rate_drop_within_400(tmp_path: Path, seed: int) -> No
 
 
 def test_replay_quiet_without_change(tmp_path: Path) -> None:
-    """Eight seeded streams of 10,000 observations without change: no confirmed alert anywhere, and
-    suspected (stage-one) alerts within the budget of one per 10,000 observations per stream.
+    """Eight seeded streams of 10,000 observations without change: suspected (stage-one) alerts
+    within the budget, and at most one confirmed.
 
-    Stage one is calibrated to about 0.5 false alarms per 10,000 observations, so roughly 40% of
-    such streams show a suspected alert; the fresh-data test resolves it instead of paging.
+    Stage one is calibrated to 0.9 false alarms per 10,000 observations per stream, about 7 here
+    (Poisson; 16 is over three sd above). Each is tested on fresh observations at alpha 0.01, so
+    the expected number of confirmed false alarms is ~0.07; two or more would happen with
+    probability ~0.3% if the p-values are honest (docs/detection.md shows they are uniform).
     """
     rng = random.Random(11)
     stream = tmp_path / "outcomes.jsonl"
@@ -76,8 +78,8 @@ def test_replay_quiet_without_change(tmp_path: Path) -> None:
     out = tmp_path / "alerts.jsonl"
     assert main(["replay", str(stream), "--alerts-out", str(out)]) == 0
     alerts = alerts_of(out)
-    assert [a for a in alerts if a["status"] == "confirmed"] == []
-    assert len([a for a in alerts if a["status"] == "suspected"]) <= 8
+    assert len([a for a in alerts if a["status"] == "confirmed"]) <= 1
+    assert len([a for a in alerts if a["status"] == "suspected"]) <= 16
 
 
 def _epoch(text: str) -> float:
