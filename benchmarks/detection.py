@@ -652,6 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         lines += table(job.sc, results)
 
     lines += [METHOD]
+    # Write what the simulations found now: the sections below take minutes more.
+    Path(args.out).write_text("\n".join(lines), encoding="utf-8")
     if not args.no_real:
         print("p-values under no change ...", file=sys.stderr, flush=True)
         pv = null_p_values(8 if args.quick else 40, args.seed)
@@ -717,10 +719,10 @@ def replay_section(args: argparse.Namespace) -> list[str]:
 
 
 def real_data_section() -> list[str]:
-    try:
-        from benchmarks._real_data import report
-    except ImportError:  # run as a script: benchmarks/ is on sys.path
-        from _real_data import report  # type: ignore[no-redef]
+    # Run as a script with -P, neither the repository root nor benchmarks/ is on sys.path.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _real_data import report
+
     return report()
 
 
