@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -212,7 +212,6 @@ class RiverSpec:
     log: bool = True
     feed: str = "value"  # "value", "failure" (1 = failed task), "success"
     binary_only: bool = False
-    numeric_ok: bool = True
     max_streams: int | None = None
 
 
@@ -281,8 +280,8 @@ RIVER = [
 ]
 
 
-def river_first(spec: RiverSpec, param: float | None, data: FloatArray, start: int = 0) -> IntArray:
-    """First alarm at or after ``start`` per stream (the detector runs from index 0)."""
+def river_first(spec: RiverSpec, param: float | None, data: FloatArray) -> IntArray:
+    """First alarm per stream (None: the detector's defaults)."""
     out = np.full(data.shape[0], -1, dtype=np.int64)
     for r, row in enumerate(data):
         det = spec.make(param)
@@ -290,7 +289,7 @@ def river_first(spec: RiverSpec, param: float | None, data: FloatArray, start: i
         update = det.update
         for i, x in enumerate(xs.tolist()):
             update(x)
-            if det.drift_detected and i >= start:
+            if det.drift_detected:
                 out[r] = i
                 break
     return out
@@ -301,7 +300,7 @@ def river_calibrate(spec: RiverSpec, null: FloatArray, steps: int = 7) -> tuple[
     lo, hi = spec.lo, spec.hi  # lo strict (few alarms), hi loose
 
     def fa(p: float) -> float:
-        return per10k(river_first(spec, p, null)[:, None][:, 0], 0, null.shape[1])
+        return per10k(river_first(spec, p, null), 0, null.shape[1])
 
     best, best_fa = lo, fa(lo)
     for _ in range(steps):
@@ -345,7 +344,6 @@ class Job:
     river_streams: int
     seed: int
     calibrate_river: bool
-    results: list[Result] = field(default_factory=list)
 
 
 def run_scenario(job: Job) -> list[Result]:
