@@ -119,7 +119,7 @@ def _alert_test(args: argparse.Namespace) -> int:
     for i, notifier in enumerate(notifiers):
         finished = notifier.flush(args.timeout)
         notifier.shutdown(0.1)
-        done = {(d.alert_id, d.action): d for d in notifier.results}
+        done = {(d.alert_id, d.action): d for d in notifier.deliveries()}
         parts = []
         for action in ("trigger", "resolve"):
             d = done.get((alert.id, action))

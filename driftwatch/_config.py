@@ -180,12 +180,6 @@ def _file_values(path: str) -> dict[str, Any]:
     return out
 
 
-def _notifier_env_secrets() -> list[tuple[str, str]]:
-    from driftwatch._notify_config import ENV_SECRETS
-
-    return list(ENV_SECRETS.values())
-
-
 def load_config(path: str | None = None, env: Mapping[str, str] | None = None, **overrides: Any) -> Config:
     """The effective configuration: ``overrides`` > ``DRIFTWATCH_*`` variables > file > defaults."""
     env = os.environ if env is None else env
@@ -206,10 +200,11 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None, *
             )
         if value is not None:
             values[name] = _check(name, value, f"argument '{name}'")
-    if values.get("notifiers") or any(env.get(var) for _, var in _notifier_env_secrets()):
-        from driftwatch._notify_config import apply_notifier_env
+    # Notifier secrets: argument > DRIFTWATCH_* variable > file, like every other setting.
+    from driftwatch._notify_config import apply_notifier_env
 
-        values["notifiers"] = apply_notifier_env(values.get("notifiers", []), env)
+    given = overrides.get("notifiers") is not None
+    values["notifiers"] = apply_notifier_env(values.get("notifiers", []), env, from_argument=given)
     config = Config(**values)
     if config.compare_min > config.compare_max:
         raise ConfigError(

@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import httpx2 as httpx
+from opentelemetry import context as otel_context
 
 from driftwatch import __version__
 from driftwatch._alerts import Alert, describe
@@ -148,7 +149,7 @@ class Notifier:
     """Shared delivery engine; subclasses only turn an alert into a request body (``render``).
 
     Implements ``AlertSink``: ``export`` never blocks or raises; ``shutdown(timeout)`` drains with a
-    deadline. ``flush(timeout)`` waits for the queue to empty; ``results`` lists recent deliveries.
+    deadline. ``flush(timeout)`` waits for the queue to empty; ``deliveries()`` lists recent outcomes.
     """
 
     kind: ClassVar[str] = "notifier"
@@ -180,7 +181,7 @@ class Notifier:
         self.max_backoff_s = max_backoff_s
         self.shutdown_timeout_s = shutdown_timeout_s
         self.stats = NotifierStats()
-        self.results: deque[Delivery] = deque(maxlen=1000)
+        self._results: deque[Delivery] = deque(maxlen=1000)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._queue: deque[_Request] = deque()
@@ -217,6 +218,11 @@ class Notifier:
         except Exception:
             self.stats.internal_errors += 1
             log.warning("driftwatch: %s could not queue alert %s", self.name, alert.id, exc_info=True)
+
+    def deliveries(self) -> list[Delivery]:
+        """The last 1,000 notifications handled, oldest first: delivered, or failed with the reason."""
+        with self._lock:
+            return list(self._results)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued notification is delivered or given up; False on timeout."""
@@ -282,9 +288,13 @@ class Notifier:
             if opened is not None:
                 self._remember(self._seen, key)
                 self.stats.recoveries += 1
-                resolved = _recovery(opened, alert)
                 self._remember(self._seen, (opened.id, "resolved"))
-                return [_Request(resolved, "resolve")]
+                requests = [_Request(_recovery(opened, alert), "resolve")]
+                if self._open.pop(alert.id, None) is not None:
+                    # The recovery itself was announced while suspected: close that too.
+                    self._remember(self._seen, (alert.id, "resolved"))
+                    requests.append(_Request(alert.with_status("resolved"), "resolve"))
+                return requests
         if alert.id not in self._open and not self._bucket.take():
             # Only new announcements use tokens: a resolve or an update of an open alert always goes.
             self.stats.dropped_rate_limited += 1
@@ -331,6 +341,8 @@ class Notifier:
     # -- sending (background thread) ---------------------------------------------------------------
 
     def _run(self) -> None:
+        # Our own HTTP calls must not show up as spans in the host's traces (httpx instrumentation).
+        otel_context.attach(otel_context.set_value(otel_context._SUPPRESS_INSTRUMENTATION_KEY, True))
         client = httpx.Client(
             timeout=httpx.Timeout(self.timeout_s),
             headers={"User-Agent": f"driftwatch/{__version__}"},
@@ -354,7 +366,7 @@ class Notifier:
                         request.alert.id, request.alert.status, request.action, False, 0, repr(exc)
                     )
                 with self._idle:
-                    self.results.append(result)
+                    self._results.append(result)
                     if result.ok:
                         self.stats.delivered += 1
                         if request.action == "trigger":
@@ -544,7 +556,7 @@ class SlackSink(Notifier):
         super().__init__(webhook_url, **options)
 
     def render(self, alert: Alert, action: Action) -> dict[str, Any] | None:
-        text = _cut(f"driftwatch {alert.status}: {describe(alert)}", 3000)
+        text = _cut(_escape(f"driftwatch {alert.status}: {describe(alert)}"), 3000)
         context = {
             "type": "context",
             "elements": [{"type": "mrkdwn", "text": _cut(f"driftwatch · alert id `{alert.id}`", 3000)}],
@@ -554,7 +566,7 @@ class SlackSink(Notifier):
             if "resolved_by" in alert.extra:
                 line += f" — back to {_level(alert.signal, alert.current)}"
             section = {"type": "section", "text": {"type": "mrkdwn", "text": _cut(line, 3000)}}
-            return {"text": _cut(f"resolved: {describe(alert)}", 3000), "blocks": [section, context]}
+            return {"text": _cut(_escape(f"resolved: {describe(alert)}"), 3000), "blocks": [section, context]}
         if action == "note":
             section = {
                 "type": "section",

@@ -156,10 +156,14 @@ def parse_notifiers(value: Any, where: str, node: yaml.Node | None = None) -> li
     return specs
 
 
-def apply_notifier_env(specs: list[NotifierSpec], env: Mapping[str, str]) -> list[NotifierSpec]:
-    """Secrets from the environment win over the file; a secret alone adds a notifier of its type.
+def apply_notifier_env(
+    specs: list[NotifierSpec], env: Mapping[str, str], *, from_argument: bool = False
+) -> list[NotifierSpec]:
+    """Secrets from ``DRIFTWATCH_PAGERDUTY_ROUTING_KEY`` / ``DRIFTWATCH_SLACK_WEBHOOK_URL``.
 
-    Then every entry must have what it needs to send: a URL (Slack, webhook) or a routing key.
+    They win over the file (a variable alone adds a notifier of its type) but not over an argument
+    (``from_argument``: they only fill a missing key). Then every entry must have what it needs to
+    send: a URL (Slack, webhook) or a routing key (PagerDuty).
     """
     out = list(specs)
     for kind, (attr, var) in ENV_SECRETS.items():
@@ -170,8 +174,13 @@ def apply_notifier_env(specs: list[NotifierSpec], env: Mapping[str, str]) -> lis
             raise ConfigError(f"environment variable {var}: expected an https:// webhook URL, got {secret!r}")
         values: dict[str, Any] = {attr: secret}
         if any(s.type == kind for s in out):
-            out = [dataclasses.replace(s, **values) if s.type == kind else s for s in out]
-        else:
+            out = [
+                dataclasses.replace(s, **values)
+                if s.type == kind and not (from_argument and getattr(s, attr))
+                else s
+                for s in out
+            ]
+        elif not from_argument:
             out.append(NotifierSpec(type=kind, where=f"environment variable {var}", **values))
     for spec in out:
         if spec.type == "pagerduty" and not spec.routing_key:

@@ -12,17 +12,12 @@ from typing import Any
 import pytest
 
 import driftwatch
+import driftwatch.notify
 from driftwatch import Alert, Config, ConfigError, Monitor, Outcome, load_config
 from driftwatch._cli import main
-from driftwatch._notify import (
-    Notifier,
-    PagerDutySink,
-    SlackSink,
-    WebhookSink,
-    build_notifiers,
-    synthetic_alert,
-)
+from driftwatch._notify import synthetic_alert
 from driftwatch._stats import Estimate
+from driftwatch.notify import Notifier, PagerDutySink, SlackSink, WebhookSink, build_notifiers
 from tests.notify_servers import FakeService
 
 FAST = {"backoff_s": 0.01, "timeout_s": 2.0}
@@ -121,7 +116,7 @@ def test_500_then_202_is_retried(pd: FakeService) -> None:
     assert sink.flush(5)
     sink.shutdown()
     assert len(pd.requests) == 3 and sink.stats.retries == 2 and sink.stats.delivered == 1
-    assert sink.results[-1].ok and sink.results[-1].attempts == 3
+    assert sink.deliveries()[-1].ok and sink.deliveries()[-1].attempts == 3
 
 
 def test_429_retry_after_is_honoured(hook: FakeService) -> None:
@@ -143,7 +138,7 @@ def test_client_error_is_not_retried(pd: FakeService) -> None:
     assert sink.flush(5)
     sink.shutdown()
     assert len(pd.requests) == 1 and sink.stats.failed == 1
-    assert "HTTP 400" in sink.results[-1].reason and "routing_key" in sink.results[-1].reason
+    assert "HTTP 400" in sink.deliveries()[-1].reason and "routing_key" in sink.deliveries()[-1].reason
 
 
 def test_server_that_never_answers_does_not_block_detection(hook: FakeService) -> None:
@@ -159,7 +154,7 @@ def test_server_that_never_answers_does_not_block_detection(hook: FakeService) -
     assert sink.flush(5)
     monitor.shutdown()
     assert sink.stats.failed == 1 and len(hook.requests) == 2
-    assert sink.results[-1].reason.startswith("no answer within 0.3 s")
+    assert sink.deliveries()[-1].reason.startswith("no answer within 0.3 s")
 
 
 def test_dead_port_gives_up_after_max_attempts() -> None:
@@ -168,7 +163,7 @@ def test_dead_port_gives_up_after_max_attempts() -> None:
     sink.export(drift())
     assert sink.flush(5)
     sink.shutdown()
-    result = sink.results[-1]
+    result = sink.deliveries()[-1]
     assert not result.ok and result.attempts == 3 and "cannot connect" in result.reason
     assert sink.stats.failed == 1 and sink.stats.retries == 2
 
@@ -456,3 +451,62 @@ def test_estimate_is_reported_in_custom_details(pd: FakeService) -> None:
     details = pd.bodies()[0]["payload"]["custom_details"]
     assert details["baseline"] == {"mean": 0.9, "n": 400, "ci_low": 0.87, "ci_high": 0.93}
     assert details["effect"] == -0.3 and details["p_value"] == 1e-9 and details["n_current"] == 120
+
+
+def test_public_surface_of_driftwatch_notify() -> None:
+    """driftwatch.notify exports exactly the notifiers, their engine and what they report."""
+    assert sorted(driftwatch.notify.__all__) == [
+        "Delivery",
+        "Notifier",
+        "NotifierSpec",
+        "NotifierStats",
+        "PagerDutySink",
+        "SlackSink",
+        "WebhookSink",
+        "build_notifiers",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argument", "env", "file", "expected"),
+    [
+        (None, None, "filekey", "filekey"),
+        (None, "envkey", "filekey", "envkey"),
+        ("argkey", "envkey", "filekey", "argkey"),
+        ("argkey", None, None, "argkey"),
+    ],
+)
+def test_routing_key_precedence(
+    tmp_path: Path, argument: str | None, env: str | None, file: str | None, expected: str
+) -> None:
+    """The PagerDuty routing key: argument > DRIFTWATCH_PAGERDUTY_ROUTING_KEY > file, as one table."""
+    path = tmp_path / "c.yaml"
+    path.write_text("notifiers:\n  - type: pagerduty\n" + (f"    routing_key: {file}\n" if file else ""))
+    environ = {"DRIFTWATCH_PAGERDUTY_ROUTING_KEY": env} if env else {}
+    notifiers = [{"type": "pagerduty", "routing_key": argument}] if argument else None
+    config = load_config(str(path) if file else None, env=environ, notifiers=notifiers)
+    assert [n.routing_key for n in config.notifiers] == [expected]
+
+
+def test_bad_argument_entry_is_named() -> None:
+    """A bad notifier passed as an argument names the argument and the entry."""
+    with pytest.raises(ConfigError, match=r"argument 'notifiers': notifiers\[0\]: .*key 'type'"):
+        load_config(env={}, notifiers=[{"type": "sms"}])
+
+
+def test_paging_on_suspicion_closes_both_pages_on_recovery(pd: FakeService) -> None:
+    """min_status suspected on a drop and recovery: the drop's page and the recovery's page both resolve."""
+    sink = PagerDutySink("key", url=pd.url, min_status="suspected", **FAST)
+    monitor = Monitor(Config(signals=["success"]), [sink], threaded=False)
+    alerts = run_stream(monitor, [(0.8, 800), (0.5, 600), (0.8, 1500)])
+    monitor.shutdown()
+    down, up = alerts[0].id, alerts[2].id
+    events = [(e["event_action"], e["dedup_key"], e.get("payload", {}).get("severity")) for e in pd.bodies()]
+    assert events == [
+        ("trigger", down, "warning"),
+        ("trigger", down, "error"),
+        ("trigger", up, "info"),
+        ("resolve", down, None),
+        ("resolve", up, None),
+    ]
+    assert pd.invalid == []
