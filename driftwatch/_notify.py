@@ -125,6 +125,11 @@ class _TokenBucket:
         return False
 
 
+def _series(alert: Alert, direction: str | None = None) -> tuple[tuple[tuple[str, str], ...], str, str]:
+    """What a recovery must match: the stream's labels, the signal and the direction of the change."""
+    return tuple(sorted(alert.stream.items())), alert.signal, direction or alert.direction
+
+
 def _is_degradation(alert: Alert) -> bool:
     return (alert.direction == "down") == (alert.signal in _HIGHER_IS_BETTER)
 
@@ -190,7 +195,8 @@ class Notifier:
         self._closed = False
         self._bucket = _TokenBucket(rate_per_minute)
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
-        self._open: OrderedDict[str, Alert] = OrderedDict()
+        self._open: OrderedDict[str, Alert] = OrderedDict()  # announced, not yet resolved
+        self._open_by_series: dict[tuple[tuple[tuple[str, str], ...], str, str], dict[str, None]] = {}
         self._announced: OrderedDict[str, None] = OrderedDict()  # delivered triggers (worker side)
         self._rng = random.Random()
         self._thread = threading.Thread(target=self._run, name=f"driftwatch-{self.kind}", daemon=True)
@@ -269,7 +275,7 @@ class Notifier:
             self.stats.duplicates += 1
             return []
         if alert.status == "resolved":
-            if self._open.pop(alert.id, None) is None:
+            if self._open_pop(alert.id) is None:
                 self.stats.resolves_skipped += 1
                 return []
             self._remember(self._seen, key)
@@ -290,7 +296,7 @@ class Notifier:
                 self.stats.recoveries += 1
                 self._remember(self._seen, (opened.id, "resolved"))
                 requests = [_Request(_recovery(opened, alert), "resolve")]
-                if self._open.pop(alert.id, None) is not None:
+                if self._open_pop(alert.id) is not None:
                     # The recovery itself was announced while suspected: close that too.
                     self._remember(self._seen, (alert.id, "resolved"))
                     requests.append(_Request(alert.with_status("resolved"), "resolve"))
@@ -300,19 +306,34 @@ class Notifier:
             self.stats.dropped_rate_limited += 1
             return []
         self._remember(self._seen, key)
-        if self._remember(self._open, alert.id, alert):
-            self.stats.forgotten += 1
+        self._open_add(alert)
         return [_Request(alert, "trigger")]
+
+    def _open_add(self, alert: Alert) -> None:
+        self._open_pop(alert.id)
+        self._open[alert.id] = alert
+        self._open_by_series.setdefault(_series(alert), {})[alert.id] = None
+        if len(self._open) > _MEMORY:
+            self._open_pop(next(iter(self._open)))
+            self.stats.forgotten += 1
+
+    def _open_pop(self, alert_id: str) -> Alert | None:
+        alert = self._open.pop(alert_id, None)
+        if alert is not None:
+            series = _series(alert)
+            ids = self._open_by_series.get(series, {})
+            ids.pop(alert_id, None)
+            if not ids:
+                self._open_by_series.pop(series, None)
+        return alert
 
     def _recovered(self, alert: Alert) -> Alert | None:
         """The open alert that ``alert`` (a confirmed drift) shows the stream has come back from."""
-        for opened in reversed(self._open.values()):
-            if (
-                opened.kind == "drift"
-                and opened.signal == alert.signal
-                and opened.stream == alert.stream
-                and opened.direction != alert.direction
-            ):
+        # Indexed by (stream, signal, direction): this runs per confirmed alert, with many alerts open.
+        opposite = "up" if alert.direction == "down" else "down"
+        for opened_id in reversed(self._open_by_series.get(_series(alert, opposite), {})):
+            opened = self._open[opened_id]
+            if opened.kind == "drift":
                 base = opened.baseline
                 back = (
                     alert.current.mean >= base.ci_low
@@ -320,7 +341,7 @@ class Notifier:
                     else alert.current.mean <= base.ci_high
                 )
                 if back:
-                    del self._open[opened.id]
+                    self._open_pop(opened.id)
                     return opened
         return None
 
@@ -331,7 +352,7 @@ class Notifier:
         if len(self._queue) >= self.queue_size:
             self.stats.dropped_queue_full += 1
             if request.action == "trigger":
-                self._open.pop(request.alert.id, None)
+                self._open_pop(request.alert.id)
             self._seen.pop((request.alert.id, request.alert.status), None)
             return
         self.stats.accepted += 1
