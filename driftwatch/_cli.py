@@ -117,6 +117,7 @@ def _alert_test(args: argparse.Namespace) -> int:
         notifier.export(alert.with_status("resolved", message="synthetic test alert resolved"))
     failed = 0
     for i, notifier in enumerate(notifiers):
+        ok = True
         finished = notifier.flush(args.timeout)
         notifier.shutdown(0.1)
         done = {(d.alert_id, d.action): d for d in notifier.deliveries()}
@@ -126,15 +127,16 @@ def _alert_test(args: argparse.Namespace) -> int:
             if d is not None and d.ok:
                 parts.append(f"{action} delivered")
             else:
-                failed += 1
+                ok = False
                 why = (
                     d.reason
                     if d is not None
                     else ("not sent" if finished else f"no answer in {args.timeout:g} s")
                 )
                 parts.append(f"{action} FAILED: {why}")
+        failed += not ok
         print(f"{i + 1}. {notifier.name}: " + "; ".join(parts))
-    print(f"alert id {alert.id}: {len(notifiers)} notifiers, {failed} failed deliveries")
+    print(f"test alert {alert.id}: {len(notifiers) - failed} of {len(notifiers)} notifiers delivered both")
     return 1 if failed else 0
 
 

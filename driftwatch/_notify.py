@@ -475,6 +475,11 @@ def _level(signal: str, e: Estimate) -> str:
     return f"{e.mean:.4g} [{e.ci_low:.4g}, {e.ci_high:.4g}]"
 
 
+def _test_mark(alert: Alert) -> str:
+    """Marks the synthetic alert of ``driftwatch alert test`` so nobody acts on it."""
+    return "[TEST] " if alert.extra.get("test") else ""
+
+
 def _stream_text(alert: Alert) -> str:
     return ", ".join(f"{k}={v}" for k, v in alert.stream.items())
 
@@ -543,7 +548,7 @@ class PagerDutySink(Notifier):
             "dedup_key": alert.id,
         }
         if action == "trigger":
-            summary = f"driftwatch {alert.status}: {describe(alert)}"
+            summary = f"{_test_mark(alert)}driftwatch {alert.status}: {describe(alert)}"
             event["payload"] = {
                 "summary": summary if len(summary) <= 1024 else summary[:1023] + "…",
                 "source": self.source or alert.stream.get("service", "driftwatch"),
@@ -577,7 +582,7 @@ class SlackSink(Notifier):
         super().__init__(webhook_url, **options)
 
     def render(self, alert: Alert, action: Action) -> dict[str, Any] | None:
-        text = _cut(_escape(f"driftwatch {alert.status}: {describe(alert)}"), 3000)
+        text = _cut(_escape(f"{_test_mark(alert)}driftwatch {alert.status}: {describe(alert)}"), 3000)
         context = {
             "type": "context",
             "elements": [{"type": "mrkdwn", "text": _cut(f"driftwatch · alert id `{alert.id}`", 3000)}],
@@ -705,4 +710,5 @@ def synthetic_alert(service: str = "driftwatch") -> Alert:
         detector={"name": "synthetic"},
         message="synthetic test alert from `driftwatch alert test`; not a real drift",
         delay=120,
+        extra={"test": True},
     )

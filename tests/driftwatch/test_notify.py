@@ -53,6 +53,7 @@ def dead_url() -> str:
 
 def drift(i: int = 0, status: str = "confirmed", **changes: Any) -> Alert:
     alert = synthetic_alert("agent")
+    changes.setdefault("extra", {})  # not marked as a test alert
     return alert.with_status(status, id=f"alert-{i}", **changes)
 
 
@@ -417,7 +418,8 @@ def test_alert_test_reports_each_sink(
     )
     assert main(["alert", "test", "--config", str(path), "--timeout", "5"]) == 0
     out = capsys.readouterr().out
-    assert out.count("trigger delivered; resolve delivered") == 3 and "0 failed" in out
+    assert out.count("trigger delivered; resolve delivered") == 3 and "3 of 3 notifiers delivered" in out
+    assert pd.bodies()[0]["payload"]["summary"].startswith("[TEST] ")
     assert [e["event_action"] for e in pd.bodies()] == ["trigger", "resolve"]
     assert len(slack.requests) == 2 and len(hook.requests) == 2
     assert pd.invalid == slack.invalid == hook.invalid == []
