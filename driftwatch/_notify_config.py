@@ -135,8 +135,8 @@ def _entry(raw: Any, where: str, at: Any) -> NotifierSpec:
         for key in ("routing_key", "severity", "source"):
             if key in values:
                 raise ConfigError(f"{at(key)}: key '{key}' applies to pagerduty notifiers only, not {kind}")
-    elif "headers" in values:
-        raise ConfigError(f"{at('headers')}: key 'headers' applies to webhook notifiers only, not pagerduty")
+    if kind != "webhook" and "headers" in values:
+        raise ConfigError(f"{at('headers')}: key 'headers' applies to webhook notifiers only, not {kind}")
     return NotifierSpec(**values)
 
 

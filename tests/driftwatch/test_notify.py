@@ -370,6 +370,7 @@ def test_env_secret_alone_adds_a_notifier() -> None:
         ),
         ("  - type: slack\n    severity: info\n    url: https://x\n", 4, "'severity' applies to pagerduty"),
         ("  - url: https://x\n", 3, "key 'type': expected one of"),
+        ("  - type: slack\n    url: https://x\n    headers: {a: b}\n", 5, "'headers' applies to webhook"),
     ],
 )
 def test_bad_notifier_names_file_line_and_valid_form(
