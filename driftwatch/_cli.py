@@ -23,11 +23,13 @@ OpenTelemetry data.
 commands:
   demo      simulated agent on the real anthropic SDK against a local fake API; prints the alert
   replay    run detection over a recorded outcome file (JSONL or CSV) in event time
+  alert     alert test: send one synthetic alert through every configured notifier
 
 examples:
   driftwatch demo
   driftwatch replay outcomes.jsonl --alerts-out alerts.jsonl
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 driftwatch demo
+  driftwatch alert test --config driftwatch.yaml
 """
 
 
@@ -92,6 +94,52 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(tasks_per_stream=args.tasks, change_at=args.change_at, seed=args.seed)
 
 
+def _alert_test(args: argparse.Namespace) -> int:
+    from driftwatch._notify import build_notifiers, synthetic_alert
+
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"driftwatch: {exc}", file=sys.stderr)
+        return 2
+    if not config.notifiers:
+        print(
+            "driftwatch: no notifiers configured; add a 'notifiers:' list to the config file "
+            "(--config or DRIFTWATCH_CONFIG) or set DRIFTWATCH_PAGERDUTY_ROUTING_KEY / "
+            "DRIFTWATCH_SLACK_WEBHOOK_URL",
+            file=sys.stderr,
+        )
+        return 2
+    notifiers = build_notifiers(config)
+    alert = synthetic_alert(config.service)
+    for notifier in notifiers:
+        notifier.export(alert)
+        notifier.export(alert.with_status("resolved", message="synthetic test alert resolved"))
+    failed = 0
+    for i, notifier in enumerate(notifiers):
+        ok = True
+        finished = notifier.flush(args.timeout)
+        notifier.shutdown(0.1)
+        done = {(d.alert_id, d.action): d for d in notifier.deliveries()}
+        parts = []
+        for action in ("trigger", "resolve"):
+            d = done.get((alert.id, action))
+            if d is not None and d.ok:
+                parts.append(f"{action} delivered")
+            else:
+                ok = False
+                why = (
+                    d.reason
+                    if d is not None
+                    else ("not sent" if finished else f"no answer in {args.timeout:g} s")
+                )
+                parts.append(f"{action} FAILED: {why}")
+        failed += not ok
+        print(f"{i + 1}. {notifier.name}: " + "; ".join(parts))
+    print(f"test alert {alert.id}: {len(notifiers) - failed} of {len(notifiers)} notifiers delivered both")
+    return 1 if failed else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="driftwatch", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -129,6 +177,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--config", metavar="FILE", help="YAML config file")
     replay.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
     replay.set_defaults(run=_replay)
+
+    alert = sub.add_parser(
+        "alert",
+        help="alert test: send a synthetic alert through every configured notifier",
+        description="Alert tools. 'driftwatch alert test' sends one synthetic confirmed alert, then its "
+        "resolve, through every configured notifier (PagerDuty, Slack, webhook) and reports per notifier "
+        "whether each was delivered or why not; exits 1 if any failed.\n\n"
+        "example: driftwatch alert test --config driftwatch.yaml",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    alert_sub = alert.add_subparsers(dest="alert_command", metavar="ACTION", required=True)
+    alert_test = alert_sub.add_parser(
+        "test", help="send one synthetic alert and its resolve to every notifier"
+    )
+    alert_test.add_argument("--config", metavar="FILE", help="YAML config file with a 'notifiers:' list")
+    alert_test.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for all deliveries (default 30)"
+    )
+    alert_test.set_defaults(run=_alert_test)
 
     args = parser.parse_args(argv)
     if not getattr(args, "run", None):

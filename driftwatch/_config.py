@@ -6,11 +6,14 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from driftwatch._outcome import SIGNALS
+
+if TYPE_CHECKING:
+    from driftwatch._notify_config import NotifierSpec
 
 __all__ = ["Config", "ConfigError", "load_config"]
 
@@ -55,6 +58,8 @@ class Config:
     console: bool = True
     prices: dict[str, list[float]] = field(default_factory=dict)
     """USD per million tokens by model prefix: [input, output]; merged over the built-in table."""
+    notifiers: list[NotifierSpec] = field(default_factory=list)
+    """On-call notifiers (PagerDuty, Slack, webhook); see ``driftwatch._notify_config.NotifierSpec``."""
 
 
 _ENV = {
@@ -71,8 +76,13 @@ _ENV = {
 }
 
 
-def _check(name: str, value: Any, where: str) -> Any:
+def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> Any:
     """The value converted to the field's type, or ConfigError naming ``where`` and the valid form."""
+    if name == "notifiers":
+        # Imported here: _notify_config needs ConfigError from this module.
+        from driftwatch._notify_config import parse_notifiers
+
+        return parse_notifiers(value, where, node)
     default = Config()
     expected = getattr(default, name)
     if name == "alerts_out":
@@ -159,13 +169,14 @@ def _file_values(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or node is None or not isinstance(node, yaml.MappingNode):
         raise ConfigError(f"{path}:1: expected a mapping of settings such as 'service: my-agent'")
     lines = {k.value: k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+    nodes = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
     known = {f.name for f in dataclasses.fields(Config)}
     out: dict[str, Any] = {}
     for key, value in data.items():
         where = f"{path}:{lines.get(key, 1)}"
         if key not in known:
             raise ConfigError(f"{where}: unknown key '{key}'; valid keys are: {', '.join(sorted(known))}")
-        out[key] = _check(key, value, where)
+        out[key] = _check(key, value, where, nodes.get(key))
     return out
 
 
@@ -189,6 +200,11 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None, *
             )
         if value is not None:
             values[name] = _check(name, value, f"argument '{name}'")
+    # Notifier secrets: argument > DRIFTWATCH_* variable > file, like every other setting.
+    from driftwatch._notify_config import apply_notifier_env
+
+    given = overrides.get("notifiers") is not None
+    values["notifiers"] = apply_notifier_env(values.get("notifiers", []), env, from_argument=given)
     config = Config(**values)
     if config.compare_min > config.compare_max:
         raise ConfigError(

@@ -76,6 +76,10 @@ def _build(config: Config, sinks: Iterable[AlertSink] | None, telemetry: Telemet
             chosen.append(ConsoleSink())
         if config.alerts_out:
             chosen.append(JsonlSink(config.alerts_out))
+        if config.notifiers:
+            from driftwatch._notify import build_notifiers  # httpx only when notifiers are configured
+
+            chosen.extend(build_notifiers(config))
     else:
         chosen = list(sinks)
     return Runtime(config, Monitor(config, chosen), telemetry)
