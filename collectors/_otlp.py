@@ -197,6 +197,10 @@ def _attrs(kvs: Any) -> dict[str, Any]:
     return out
 
 
+def _fmt(x: float) -> str:
+    return f"{x:g}".replace("e+0", "e").replace("e+", "e")
+
+
 def _number(attrs: Mapping[str, Any], key: str, where: str, lo: float, hi: float) -> float | None:
     """A number (Claude Code sends some as strings) within [lo, hi], or None when absent."""
     value = attrs.get(key)
@@ -217,7 +221,8 @@ def _number(attrs: Mapping[str, Any], key: str, where: str, lo: float, hi: float
         raise _Bad(f"{where}: attribute '{key}' = {value!r} is not a number; expected a number such as 12.5")
     if not math.isfinite(number) or not lo <= number <= hi:
         raise _Bad(
-            f"{where}: attribute '{key}' = {value!r} is out of range; expected a number {lo:g} to {hi:g}"
+            f"{where}: attribute '{key}' = {value!r} is out of range; "
+            f"expected a number {_fmt(lo)} to {_fmt(hi)}"
         )
     return number
 
@@ -233,9 +238,11 @@ def _count(attrs: Mapping[str, Any], key: str, where: str) -> int | None:
     return int(number)
 
 
-def _seconds(attrs: Mapping[str, Any], key: str, where: str, scale: float = 1.0) -> float | None:
-    number = _number(attrs, key, where, 0, _MAX_DURATION_S / scale)
-    return None if number is None else number * scale
+def _seconds(attrs: Mapping[str, Any], key: str, where: str, ms: bool = False) -> float | None:
+    """A duration in seconds; ``ms``: the attribute is in milliseconds (Claude Code's ``*_ms``)."""
+    per_second = 1000.0 if ms else 1.0
+    number = _number(attrs, key, where, 0, _MAX_DURATION_S * per_second)
+    return None if number is None else number / per_second
 
 
 def _bool(attrs: Mapping[str, Any], key: str, where: str) -> bool | None:
@@ -575,8 +582,10 @@ class OtlpDecoder:
         model, model_labels = _model(
             _text(attrs, "gen_ai.response.model") or _text(attrs, "gen_ai.request.model")
         )
-        parent = self._spans.get(_hex(span.parent_span_id) or "")
-        task = _text(attrs, "driftwatch.task.name") or (parent.task if parent else None)
+        own_task = _text(attrs, "driftwatch.task.name")
+        # driftwatch's call spans say their task themselves; others inherit their agent span's.
+        parent = None if own_task else self._spans.get(_hex(span.parent_span_id) or "")
+        task = own_task or (parent.task if parent else None)
         if task is None:
             task = "anthropic.messages" if provider == "anthropic" else f"{provider or 'gen_ai'}.{operation}"
         labels: dict[str, str] = dict(parent.labels) if parent is not None else {}
@@ -809,7 +818,7 @@ class OtlpDecoder:
             if effort:
                 model_labels["effort"] = effort
             values["labels"] = model_labels
-            values["latency_s"] = _seconds(attrs, "duration_ms", where, 1e-3)
+            values["latency_s"] = _seconds(attrs, "duration_ms", where, ms=True)
             if event == "api_request":
                 values["success"] = True
                 values["input_tokens"] = _count(attrs, "input_tokens", where)
@@ -826,7 +835,7 @@ class OtlpDecoder:
             tool = {
                 "name": _text(attrs, "tool_name"),
                 "success": _bool(attrs, "success", where),
-                "latency_s": _seconds(attrs, "duration_ms", where, 1e-3),
+                "latency_s": _seconds(attrs, "duration_ms", where, ms=True),
                 "trace_id": _hex(record.trace_id),
             }
         aliases: list[str] = []
@@ -890,7 +899,7 @@ class OtlpDecoder:
             return
         prompt.touch(end)
         if kind == "interaction":
-            latency = _seconds(attrs, "interaction.duration_ms", where, 1e-3)
+            latency = _seconds(attrs, "interaction.duration_ms", where, ms=True)
             prompt.latency_s = latency if latency is not None else end - start
             prompt.ended = end
             prompt.trace_id = trace
@@ -901,14 +910,14 @@ class OtlpDecoder:
             if success is None:
                 success = span.status.code != _TRACES_ERROR
             status = _count(attrs, "status_code", where)
-            latency = _seconds(attrs, "duration_ms", where, 1e-3)
+            latency = _seconds(attrs, "duration_ms", where, ms=True)
             values: dict[str, Any] = {
                 "model": model,
                 "labels": model_labels,
                 "success": success,
                 "error_type": None if success else (str(status) if status else "api_error"),
                 "latency_s": latency if latency is not None else end - start,
-                "ttft_s": _seconds(attrs, "ttft_ms", where, 1e-3),
+                "ttft_s": _seconds(attrs, "ttft_ms", where, ms=True),
                 "input_tokens": _count(attrs, "input_tokens", where),
                 "output_tokens": _count(attrs, "output_tokens", where),
                 "cache_read_tokens": _count(attrs, "cache_read_tokens", where),
@@ -920,7 +929,7 @@ class OtlpDecoder:
             request_id = _text(attrs, "request_id") or _text(attrs, "gen_ai.response.id")
             prompt.call(request_id, start, values, False)
         elif kind == "tool":
-            latency = _seconds(attrs, "duration_ms", where, 1e-3)
+            latency = _seconds(attrs, "duration_ms", where, ms=True)
             prompt.tool(
                 _text(attrs, "tool_use_id") or _text(attrs, "gen_ai.tool.call.id"),
                 start,
