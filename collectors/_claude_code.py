@@ -572,7 +572,7 @@ def _assistant(
                 name = block.get("name")
                 tool_key = tool_id if isinstance(tool_id, str) else None
                 prompt.tool(tool_key, t, {"name": name if isinstance(name, str) else None}, True)
-                if tool_key:
+                if tool_key and len(tool_starts) < MAX_ITEMS_PER_PROMPT:
                     tool_starts[tool_key] = t
 
 

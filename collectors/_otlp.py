@@ -46,6 +46,8 @@ MAX_SPANS = 10_000
 MAX_CLOSED = 20_000
 #: Open prompts per session; beyond, the oldest is closed early.
 MAX_PROMPTS_PER_SESSION = 64
+#: Metric series (name, type, model) per session; points of further series are rejected.
+MAX_SERIES_PER_SESSION = 64
 #: A prompt whose interaction span has ended is emitted this long (event time) after its end,
 #: leaving room for its events, which Claude Code exports in separate batches.
 ENDED_GRACE_S = 30.0
@@ -75,8 +77,8 @@ _CONTENT = {
     "gen_ai.tool.call.result",
     "gen_ai.evaluation.explanation",
 }
-_PASS = {"pass", "passed", "true", "success", "succeeded", "correct", "yes", "ok", "good"}
-_FAIL = {"fail", "failed", "false", "failure", "incorrect", "no", "bad", "error"}
+_PASS = {"pass", "passed", "true", "success", "succeeded", "correct", "relevant", "yes", "ok", "good"}
+_FAIL = {"fail", "failed", "false", "failure", "incorrect", "not_relevant", "irrelevant", "no", "bad"}
 _CC_EVENTS = {
     "user_prompt",
     "api_request",
@@ -496,6 +498,8 @@ class OtlpDecoder:
                 outcome = self._evaluation(
                     _attrs(event.attributes), res, service, _hex(span.span_id), t, ewhere
                 )
+                if outcome is None:
+                    continue
                 outcome.trace_id = _hex(span.trace_id)
                 outcome.span_id = _hex(span.span_id)
                 dec.outcomes.append(outcome)
@@ -634,10 +638,11 @@ class OtlpDecoder:
             outcome.stop_reason = _text(attrs, "anthropic.message.stop_reason") or _text(
                 attrs, "gen_ai.response.finish_reasons"
             )
-        self._remember(
-            outcome.span_id,
-            _SpanInfo(task, service, labels, outcome.task_id, model, span.trace_id.hex()),
-        )
+        info = _SpanInfo(task, service, labels, outcome.task_id, model, span.trace_id.hex())
+        self._remember(outcome.span_id, info)
+        response_id = _text(attrs, "gen_ai.response.id")
+        if response_id:
+            self._remember(f"r:{response_id}", info)
         return outcome
 
     # -- evaluations ------------------------------------------------------------------------------
@@ -649,7 +654,8 @@ class OtlpDecoder:
         parent_span: str | None,
         t: float,
         where: str,
-    ) -> Outcome:
+    ) -> Outcome | None:
+        """A score for the evaluated span's task; None when the evaluation itself failed (``error.type``)."""
         name = _text(attrs, "gen_ai.evaluation.name")
         if name is None:
             raise _Bad(
@@ -663,7 +669,13 @@ class OtlpDecoder:
                 f"{where}: evaluation '{name}' has neither 'gen_ai.evaluation.score.value' nor "
                 "'gen_ai.evaluation.score.label'; expected a score such as 0.8 or a label such as 'pass'"
             )
+        if _text(attrs, "error.type"):
+            return None  # the evaluator failed: no verdict on the evaluated output
         info = self._spans.get(parent_span or "")
+        response_id = _text(attrs, "gen_ai.response.id")
+        if info is None and response_id:
+            # Semconv: without a parent span, the evaluated completion is named by its response id.
+            info = self._spans.get(f"r:{response_id}")
         labels = dict(info.labels) if info is not None else {}
         labels.update(self._labels(attrs, res))
         return Outcome(
@@ -705,6 +717,8 @@ class OtlpDecoder:
         if event == "gen_ai.evaluation.result":
             t = _time(record.time_unix_nano, record.observed_time_unix_nano, where)
             outcome = self._evaluation(attrs, res, service, _hex(record.span_id), t, where)
+            if outcome is None:
+                return
             outcome.trace_id = _hex(record.trace_id)
             outcome.span_id = _hex(record.span_id)
             dec.outcomes.append(outcome)
@@ -999,6 +1013,11 @@ class OtlpDecoder:
         if model and session.model is None:
             session.model = model
         key = f"{name}|{_text(attrs, 'type') or ''}|{model or ''}"
+        if key not in session.series and len(session.series) >= MAX_SERIES_PER_SESSION:
+            raise _Bad(
+                f"{where}: session {session_id!r} already has {MAX_SERIES_PER_SESSION} metric series; "
+                f"expected few 'type' and 'model' values per session, got {key!r}"
+            )
         if temporality == _CUMULATIVE:
             session.series[key] = value
         else:  # delta (Claude Code's default)

@@ -207,6 +207,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     claude.set_defaults(run=_ingest_claude_code)
 
     args = parser.parse_args(argv)
+    if args.command == "ingest" and not getattr(args, "run", None):
+        ingest.print_help()
+        return 2
     if not getattr(args, "run", None):
         parser.print_help()
         return 2

@@ -284,3 +284,29 @@ def test_cli_ingest_writes_outcome_jsonl_and_runs_detection(
     kinds = Counter(json.loads(line)["kind"] for line in alerts.read_text().splitlines())
     assert kinds == {"version_change": 12}
     assert main(["ingest", "claude-code", str(tmp_path / "missing")]) == 2
+
+
+def test_a_failed_tool_fails_the_prompt_and_splits_by_tool_name() -> None:
+    """A `tool_result` with success "false" counts a tool error, fails the prompt, labels the tool outcome."""
+    request = ExportLogsServiceRequest.FromString((DATA / "otlp-protobuf" / "00005_logs.pb").read_bytes())
+    for kv in request.resource_logs[0].scope_logs[0].log_records[4].attributes:
+        if kv.key == "success":
+            kv.value.string_value = "false"
+    decoder = OtlpDecoder()
+    assert decoder.logs(request).rejected == 0
+    outcomes = decoder.expire(math.inf)
+    (prompt,) = by_session(outcomes, "task", "claude_code.prompt")
+    assert (prompt.success, prompt.tool_errors, prompt.api_errors, prompt.error_type) == (
+        False,
+        1,
+        0,
+        "tool_error",
+    )
+    (tool,) = by_session(outcomes, "call", "claude_code.tool")
+    assert (
+        tool.success is False
+        and tool.labels["tool_name"] == "Bash"
+        and tool.labels["error.type"] == "tool_error"
+    )
+    (session,) = by_session(outcomes, "task", "claude_code.session")
+    assert (session.success, session.tool_errors) == (False, 1)

@@ -299,3 +299,33 @@ def test_decoder_pickles_with_its_state() -> None:
     decoder.traces(first)
     copy = pickle.loads(pickle.dumps(decoder))
     assert copy.stats == decoder.stats and copy.expire(math.inf) == decoder.expire(math.inf)
+
+
+def test_evaluation_found_by_response_id_and_failed_evaluations_skipped() -> None:
+    """With no parent span the evaluated call is found by its gen_ai.response.id; errored evaluations skip."""
+    decoder = OtlpDecoder()
+    decoder.traces(
+        _span_request(
+            chat_x={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "anthropic",
+                "gen_ai.response.id": "msg_9",
+            }
+        )
+    )
+    request = ExportLogsServiceRequest()
+    records = request.resource_logs.add().scope_logs.add().log_records
+    for error in ("", "timeout"):
+        record = records.add(time_unix_nano=1795312088671000000, event_name="gen_ai.evaluation.result")
+        attrs = {"gen_ai.evaluation.name": "tone", "gen_ai.evaluation.score.label": "not_relevant"}
+        attrs.update({"gen_ai.response.id": "msg_9"} | ({"error.type": error} if error else {}))
+        for key, value in attrs.items():
+            record.attributes.add(key=key).value.string_value = value
+    decoded = decoder.logs(request)
+    assert decoded.rejected == 0
+    (outcome,) = decoded.outcomes
+    assert (outcome.task, outcome.success, outcome.service) == (
+        "anthropic.messages:tone",
+        False,
+        "test-agent",
+    )
