@@ -34,9 +34,12 @@ TOOL_TASK = "claude_code.tool"
 SESSION_TASK = "claude_code.session"
 SERVICE = "claude-code"
 
-#: Requests and tools remembered per prompt for de-duplication (logs and spans describe the same
-#: request); beyond this they are still counted, just no longer merged.
+#: Requests and tools kept per prompt (by id, so that an event and a span of the same request merge);
+#: beyond, they are still counted into the prompt's totals but get no outcome of their own.
 MAX_ITEMS_PER_PROMPT = 256
+#: The same for requests and tools without an id.
+MAX_EXTRA_PER_PROMPT = 32
+_SUMMED = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
 
 # Claude Code appends the context-window variant to model names in metrics and spans
 # ("claude-opus-4-8[1m]"); the events carry the bare name. One model must be one version marker.
@@ -123,6 +126,7 @@ class PromptAgg:
     overflow_tools: int = 0
     overflow_api_errors: int = 0
     overflow_tool_errors: int = 0
+    overflow_sums: dict[str, float] = field(default_factory=dict)
     ended: float | None = None
     latency_s: float | None = None
     trace_id: str | None = None
@@ -133,41 +137,60 @@ class PromptAgg:
         self.start = min(self.start, t)
         self.last = max(self.last, t)
 
-    def call(self, key: str | None, t: float, values: Mapping[str, Any], authoritative: bool) -> None:
-        """Merge one request's values; ``key`` is its request id (None: cannot be de-duplicated)."""
+    def call(
+        self, key: str | None, t: float, values: Mapping[str, Any], authoritative: bool, keep: bool = True
+    ) -> bool:
+        """Merge one request's values; ``key`` is its request id (None: cannot be de-duplicated).
+
+        True when a new record was kept. Past the caps (or with ``keep`` false) the request is
+        only counted into the prompt's totals, not kept as its own call outcome: bounded memory.
+        """
         self.touch(t)
         record = self.calls.get(key) if key is not None else None
+        created = record is None
         if record is None:
-            if key is not None and len(self.calls) < MAX_ITEMS_PER_PROMPT:
+            if keep and key is not None and len(self.calls) < MAX_ITEMS_PER_PROMPT:
                 record = self.calls[key] = CallRecord(time=t)
-            elif len(self.extra_calls) < MAX_ITEMS_PER_PROMPT:
+            elif keep and key is None and len(self.extra_calls) < MAX_EXTRA_PER_PROMPT:
                 record = CallRecord(time=t)
                 self.extra_calls.append(record)
             else:
-                # Bounded memory: counted into the prompt, not kept as its own call outcome.
                 self.overflow_calls += 1
                 if values.get("success") is False:
                     self.overflow_api_errors += 1
-                return
+                for name in _SUMMED:
+                    value = values.get(name)
+                    if isinstance(value, int | float):
+                        self.overflow_sums[name] = self.overflow_sums.get(name, 0.0) + value
+                return False
         record.time = min(record.time, t)
         record.merge(values, authoritative)
+        return created
 
-    def tool(self, key: str | None, t: float, values: Mapping[str, Any], authoritative: bool) -> None:
+    def tool(
+        self, key: str | None, t: float, values: Mapping[str, Any], authoritative: bool, keep: bool = True
+    ) -> bool:
+        """Merge one tool use's values (``key``: its tool-use id); True when a new record was kept."""
         self.touch(t)
         record = self.tools.get(key) if key is not None else None
+        created = record is None
         if record is None:
-            if key is not None and len(self.tools) < MAX_ITEMS_PER_PROMPT:
+            if keep and key is not None and len(self.tools) < MAX_ITEMS_PER_PROMPT:
                 record = self.tools[key] = ToolRecord(time=t)
-            elif len(self.extra_tools) < MAX_ITEMS_PER_PROMPT:
+            elif keep and key is None and len(self.extra_tools) < MAX_EXTRA_PER_PROMPT:
                 record = ToolRecord(time=t)
                 self.extra_tools.append(record)
             else:
                 self.overflow_tools += 1
                 if values.get("success") is False:
                     self.overflow_tool_errors += 1
-                return
+                return False
         record.time = min(record.time, t)
         record.merge(values, authoritative)
+        return created
+
+    def records(self) -> int:
+        return len(self.calls) + len(self.tools) + len(self.extra_calls) + len(self.extra_tools)
 
     def all_calls(self) -> list[CallRecord]:
         return [*self.calls.values(), *self.extra_calls]
@@ -247,9 +270,13 @@ class PromptAgg:
         )
         for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"):
             values = [getattr(c, name) for c in calls if getattr(c, name) is not None]
+            if name in self.overflow_sums:
+                values.append(self.overflow_sums[name])
             if values:
                 setattr(outcome, name, int(sum(values)))
         costs = [c.cost_usd for c in calls if c.cost_usd is not None]
+        if "cost_usd" in self.overflow_sums:
+            costs.append(self.overflow_sums["cost_usd"])
         if costs:
             outcome.cost_usd = math.fsum(costs)
         if self.latency_s is not None:

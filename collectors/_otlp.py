@@ -46,6 +46,11 @@ MAX_SPANS = 10_000
 MAX_CLOSED = 20_000
 #: Open prompts per session; beyond, the oldest is closed early.
 MAX_PROMPTS_PER_SESSION = 64
+#: Call and tool records kept across all open prompts; past it, requests and tool uses are only
+#: counted into their prompt's totals (no outcome of their own): a hard bound on memory.
+MAX_RECORDS = 200_000
+#: Open prompts across all sessions; items of further new prompts are dropped and counted.
+MAX_OPEN_PROMPTS = 20_000
 #: Metric series (name, type, model) per session; points of further series are rejected.
 MAX_SERIES_PER_SESSION = 64
 #: A prompt whose interaction span has ended is emitted this long (event time) after its end,
@@ -121,6 +126,8 @@ class DecoderStats:
     late: int = 0
     """Items for a Claude Code prompt that had already been emitted (dropped)."""
     prompts_closed_early: int = 0
+    prompts_dropped: int = 0
+    """Items for a new prompt refused because ``MAX_OPEN_PROMPTS`` were open."""
     """Prompts emitted before their end because a session had too many open."""
 
 
@@ -327,6 +334,8 @@ class OtlpDecoder:
         self._aliases: dict[str, tuple[str, str]] = {}
         self._closed: dict[str, None] = {}
         self._spans: dict[str, _SpanInfo] = {}
+        self._records = 0
+        self._open_prompts = 0
 
     # -- public -----------------------------------------------------------------------------------
     def traces(self, request: ExportTraceServiceRequest) -> Decoded:
@@ -771,9 +780,13 @@ class OtlpDecoder:
         if any(alias in self._closed for alias in aliases):
             self.stats.late += 1
             return None
+        if self._open_prompts >= MAX_OPEN_PROMPTS:
+            self.stats.prompts_dropped += 1
+            return None
         new = self._session(service, session_id, t, labels)
         if new is None:
             return None
+        self._open_prompts += 1
         pkey = aliases[0]
         prompt = PromptAgg(session=session_id, service=service, start=t, last=t, labels=dict(labels))
         prompt.aliases = list(aliases)
@@ -793,9 +806,20 @@ class OtlpDecoder:
             self._closed[alias] = None
         while len(self._closed) > MAX_CLOSED:
             del self._closed[next(iter(self._closed))]
+        self._open_prompts -= 1
+        self._records -= prompt.records()
         outcomes = prompt.outcomes()
         session.add_prompt(outcomes[-1])
         out.extend(outcomes)
+
+    def _add(
+        self, prompt: PromptAgg, what: str, key: str | None, t: float, values: Mapping[str, Any], events: bool
+    ) -> None:
+        """A request (``what="call"``) or tool use into ``prompt``, within the global record budget."""
+        keep = self._records < MAX_RECORDS
+        add = prompt.call if what == "call" else prompt.tool
+        if add(key, t, values, events, keep):
+            self._records += 1
 
     def _cc_labels(self, attrs: Mapping[str, Any], res: Mapping[str, Any]) -> dict[str, str]:
         labels = self._labels(attrs, res)
@@ -885,9 +909,9 @@ class OtlpDecoder:
         if effort and "effort" not in prompt.labels:
             prompt.labels["effort"] = effort
         if values:
-            prompt.call(_text(attrs, "request_id"), _began(t, values), values, True)
+            self._add(prompt, "call", _text(attrs, "request_id"), _began(t, values), values, True)
         else:
-            prompt.tool(_text(attrs, "tool_use_id"), _began(t, tool), tool, True)
+            self._add(prompt, "tool", _text(attrs, "tool_use_id"), _began(t, tool), tool, True)
 
     def _claude_span(
         self,
@@ -941,10 +965,12 @@ class OtlpDecoder:
                 "span_id": _hex(span.span_id),
             }
             request_id = _text(attrs, "request_id") or _text(attrs, "gen_ai.response.id")
-            prompt.call(request_id, start, values, False)
+            self._add(prompt, "call", request_id, start, values, False)
         elif kind == "tool":
             latency = _seconds(attrs, "duration_ms", where, ms=True)
-            prompt.tool(
+            self._add(
+                prompt,
+                "tool",
                 _text(attrs, "tool_use_id") or _text(attrs, "gen_ai.tool.call.id"),
                 start,
                 {
@@ -959,7 +985,9 @@ class OtlpDecoder:
             success = _bool(attrs, "success", where)
             if success is None and span.status.code == _TRACES_ERROR:
                 success = False
-            prompt.tool(
+            self._add(
+                prompt,
+                "tool",
                 _text(attrs, "tool_use_id") or _text(attrs, "gen_ai.tool.call.id"),
                 start,
                 {"success": success},

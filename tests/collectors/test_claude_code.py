@@ -310,3 +310,51 @@ def test_a_failed_tool_fails_the_prompt_and_splits_by_tool_name() -> None:
     )
     (session,) = by_session(outcomes, "task", "claude_code.session")
     assert (session.success, session.tool_errors) == (False, 1)
+
+
+def _events(*events: dict[str, object]) -> ExportLogsServiceRequest:
+    request = ExportLogsServiceRequest()
+    logs = request.resource_logs.add()
+    logs.resource.attributes.add(key="service.name").value.string_value = "claude-code"
+    scope = logs.scope_logs.add()
+    scope.scope.name = "com.anthropic.claude_code.events"
+    for i, event in enumerate(events):
+        record = scope.log_records.add(time_unix_nano=1795312088000000000 + i * 1_000_000)
+        for key, value in {"session.id": "s1", **event}.items():
+            kv = record.attributes.add(key=key)
+            if isinstance(value, int):
+                kv.value.int_value = value
+            else:
+                kv.value.string_value = str(value)
+    return request
+
+
+def test_memory_caps_keep_prompt_totals_and_count_drops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Past the per-prompt cap requests still add to the prompt's totals; prompts past the cap are counted."""
+    from driftwatch.collectors import _claude_code, _otlp
+
+    monkeypatch.setattr(_claude_code, "MAX_ITEMS_PER_PROMPT", 2)
+    monkeypatch.setattr(_otlp, "MAX_OPEN_PROMPTS", 1)
+    requests = [
+        {
+            "event.name": "api_request",
+            "prompt.id": "p1",
+            "request_id": f"r{i}",
+            "input_tokens": 10,
+            "cost_usd": "0.5",
+        }
+        for i in range(5)
+    ]
+    decoder = OtlpDecoder()
+    decoded = decoder.logs(
+        _events(
+            {"event.name": "user_prompt", "prompt.id": "p1"},
+            *requests,
+            {"event.name": "api_request", "prompt.id": "p2"},
+        )
+    )
+    assert decoded.rejected == 0 and decoder.stats.prompts_dropped == 1
+    outcomes = decoder.expire(math.inf)
+    (prompt,) = by_session(outcomes, "task", "claude_code.prompt")
+    assert (prompt.input_tokens, prompt.cost_usd) == (50, 2.5)
+    assert len(by_session(outcomes, "call", "claude_code.prompt")) == 2
