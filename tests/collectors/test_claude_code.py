@@ -358,3 +358,49 @@ def test_memory_caps_keep_prompt_totals_and_count_drops(monkeypatch: pytest.Monk
     (prompt,) = by_session(outcomes, "task", "claude_code.prompt")
     assert (prompt.input_tokens, prompt.cost_usd) == (50, 2.5)
     assert len(by_session(outcomes, "call", "claude_code.prompt")) == 2
+
+
+def test_mutated_fixtures_never_raise_and_every_item_is_accounted_for() -> None:
+    """Every attribute of every captured item set to odd values (seeded): no exception, rejects counted."""
+    import random
+
+    rng = random.Random(7)
+    odd: list[object] = ["abc", "", "-1", "1e400", -5, 10**15, 1.5, float("nan"), True]
+    rejected = 0
+    for path in PROTOBUF:
+        signal = path.stem.split("_")[1]
+        request = TYPES[signal].FromString(path.read_bytes())  # type: ignore[attr-defined]
+        items = (
+            [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+            if signal == "traces"
+            else [r for rl in request.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+            if signal == "logs"
+            else [
+                p
+                for rm in request.resource_metrics
+                for sm in rm.scope_metrics
+                for m in sm.metrics
+                for p in m.sum.data_points
+            ]
+        )
+        for item in items:
+            for kv in item.attributes:
+                if rng.random() < 0.3:
+                    value = rng.choice(odd)
+                    if isinstance(value, bool):
+                        kv.value.bool_value = value
+                    elif isinstance(value, int):
+                        kv.value.int_value = value
+                    elif isinstance(value, float):
+                        kv.value.double_value = value
+                    else:
+                        kv.value.string_value = str(value)
+        decoder = OtlpDecoder()
+        decoded = getattr(decoder, signal)(request)
+        assert decoded.rejected <= len(items) and len(decoded.errors) <= 10
+        assert all(e.startswith("resource_") and "could not decode" not in e for e in decoded.errors), (
+            decoded.errors
+        )
+        rejected += decoded.rejected
+        decoder.expire(math.inf)
+    assert rejected > 0
