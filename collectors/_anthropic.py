@@ -252,7 +252,13 @@ class _Call:
             if outcome.model:
                 attrs["gen_ai.response.model"] = outcome.model
             if outcome.input_tokens is not None:
-                attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens
+                # GenAI semconv (and the SDK's own span): input tokens include cached ones.
+                cached = (outcome.cache_read_tokens or 0) + (outcome.cache_write_tokens or 0)
+                attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens + cached
+            if outcome.cache_read_tokens is not None:
+                attrs["gen_ai.usage.cache_read.input_tokens"] = outcome.cache_read_tokens
+            if outcome.cache_write_tokens is not None:
+                attrs["gen_ai.usage.cache_write.input_tokens"] = outcome.cache_write_tokens
             if outcome.output_tokens is not None:
                 attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
             if outcome.stop_reason:
@@ -261,6 +267,12 @@ class _Call:
                 attrs["http.response.status_code"] = self.status
             if outcome.error_type:
                 attrs["error.type"] = outcome.error_type
+        # What the outcome needs beyond the GenAI attributes, so that a collector receiving the
+        # span (driftwatch serve) rebuilds the same outcome.
+        if outcome.latency_s is not None:
+            attrs["driftwatch.latency_s"] = outcome.latency_s
+        if outcome.error_type:
+            attrs["driftwatch.error_type"] = outcome.error_type
         if outcome.ttft_s is not None:
             attrs["driftwatch.ttft_s"] = outcome.ttft_s
         if outcome.tool_calls is not None:
@@ -271,6 +283,10 @@ class _Call:
             attrs["driftwatch.stream.end"] = self.stream_end
         if self.task is not None:
             attrs["driftwatch.task.name"] = self.task.name
+            if self.task.task_id:
+                attrs["driftwatch.task.id"] = self.task.task_id
+            for k, v in self.task.labels.items():
+                attrs[f"driftwatch.task.label.{k}"] = v
         return attrs
 
 

@@ -201,23 +201,39 @@ class Task:
 
 
 def _span_attributes(outcome: Outcome) -> dict[str, Any]:
+    """Everything of the outcome but its service and time, so that a collector rebuilds it from the span."""
     attrs: dict[str, Any] = {}
     if outcome.success is not None:
         attrs["driftwatch.task.success"] = outcome.success
     if outcome.score is not None:
         attrs["driftwatch.task.score"] = outcome.score
+    if outcome.latency_s is not None:
+        attrs["driftwatch.task.latency_s"] = outcome.latency_s
+    if outcome.ttft_s is not None:
+        attrs["driftwatch.task.ttft_s"] = outcome.ttft_s
+    if outcome.model:
+        attrs["gen_ai.response.model"] = outcome.model
     if outcome.input_tokens is not None:
-        attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens
+        # GenAI semconv: input tokens include cached ones.
+        attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens + (outcome.cache_read_tokens or 0)
+    if outcome.cache_read_tokens is not None:
+        attrs["gen_ai.usage.cache_read.input_tokens"] = outcome.cache_read_tokens
     if outcome.output_tokens is not None:
         attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
     if outcome.cost_usd is not None:
         attrs["driftwatch.task.cost_usd"] = outcome.cost_usd
     if outcome.tool_calls is not None:
         attrs["driftwatch.task.tool_calls"] = outcome.tool_calls
-    if outcome.api_errors:
+    if outcome.tool_errors is not None:
+        attrs["driftwatch.task.tool_errors"] = outcome.tool_errors
+    if outcome.api_errors is not None:
         attrs["driftwatch.task.api_errors"] = outcome.api_errors
     if outcome.error_type:
         attrs["error.type"] = outcome.error_type
+    if outcome.stop_reason:
+        attrs["driftwatch.task.stop_reason"] = outcome.stop_reason
+    for k, v in outcome.labels.items():
+        attrs[f"driftwatch.task.label.{k}"] = v
     return attrs
 
 

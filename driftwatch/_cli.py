@@ -24,10 +24,12 @@ commands:
   demo      simulated agent on the real anthropic SDK against a local fake API; prints the alert
   replay    run detection over a recorded outcome file (JSONL or CSV) in event time
   alert     alert test: send one synthetic alert through every configured notifier
+  ingest    outcomes from other sources (Claude Code session logs), then detection over them
 
 examples:
   driftwatch demo
   driftwatch replay outcomes.jsonl --alerts-out alerts.jsonl
+  driftwatch ingest claude-code ~/.claude/projects --outcomes-out claude-code.jsonl
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 driftwatch demo
   driftwatch alert test --config driftwatch.yaml
 """
@@ -84,6 +86,55 @@ def _replay(args: argparse.Namespace) -> int:
     print(
         f"replayed {total} outcomes in {monitor.stream_count} streams; "
         f"{len(report.errors)} bad lines skipped; alerts: {counts}"
+    )
+    return 0
+
+
+def _ingest_claude_code(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    from driftwatch.collectors._claude_code import SessionLogReport, read_session_logs
+
+    try:
+        config = load_config(args.config, **({"budget": args.budget} if args.budget else {}))
+    except ConfigError as exc:
+        print(f"driftwatch: {exc}", file=sys.stderr)
+        return 2
+    if not os.path.exists(args.dir):
+        print(
+            f"driftwatch: {args.dir} does not exist; expected a folder of Claude Code session logs "
+            "such as ~/.claude/projects",
+            file=sys.stderr,
+        )
+        return 2
+    report = SessionLogReport()
+    outcomes = list(read_session_logs(args.dir, report, stream_labels=config.stream_labels))
+    for error in report.errors[:20]:
+        print(f"driftwatch: skipped {error}", file=sys.stderr)
+    if report.bad_lines > 20:
+        print(f"driftwatch: ... and {report.bad_lines - 20} more bad lines", file=sys.stderr)
+    outcomes.sort(key=lambda o: o.time)
+    if args.outcomes_out:
+        try:
+            with open(args.outcomes_out, "w", encoding="utf-8") as fh:
+                for outcome in outcomes:
+                    fh.write(json.dumps(outcome.to_dict()) + "\n")
+        except OSError as exc:
+            print(f"driftwatch: cannot write {args.outcomes_out}: {exc.strerror}", file=sys.stderr)
+            return 2
+    memory = InMemorySink()
+    sinks: list[object] = [_Printer(), memory]
+    if args.alerts_out:
+        sinks.append(JsonlSink(args.alerts_out))
+    monitor = Monitor(config, sinks, threaded=False)  # type: ignore[arg-type]
+    for outcome in outcomes:
+        monitor.process(outcome)
+    monitor.shutdown()
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
+    print(
+        f"ingested {report.files} session logs ({report.lines} lines): {len(outcomes)} outcomes in "
+        f"{monitor.stream_count} streams; {report.bad_lines} bad lines skipped; alerts: {counts}"
     )
     return 0
 
@@ -196,8 +247,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--timeout", type=float, default=30.0, help="seconds to wait for all deliveries (default 30)"
     )
     alert_test.set_defaults(run=_alert_test)
+    ingest = sub.add_parser(
+        "ingest",
+        help="outcomes from Claude Code session logs, then detection over them",
+        description="Make outcomes from another source and run detection over them in event time.",
+    )
+    ingest_sub = ingest.add_subparsers(dest="source", metavar="SOURCE")
+    claude = ingest_sub.add_parser(
+        "claude-code",
+        help="Claude Code session logs (~/.claude/projects/**/*.jsonl)",
+        description="Read Claude Code session logs (*.jsonl, recursively) and make the outcomes that its "
+        "telemetry would give (docs/claude-code.md): per prompt (success = no API error and no failed "
+        "tool; tokens, tool calls, latency), per API request and per tool use, per session. Bad lines are "
+        "reported as file:line and skipped. Outcomes are written as outcome JSONL (the replay format) "
+        "and run through detection like `driftwatch replay`.\n\n"
+        "example: driftwatch ingest claude-code ~/.claude/projects --outcomes-out claude-code.jsonl "
+        "--alerts-out alerts.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    claude.add_argument("dir", help="folder of session logs, such as ~/.claude/projects (or one .jsonl file)")
+    claude.add_argument("--outcomes-out", metavar="PATH", help="write the outcomes as outcome JSONL to PATH")
+    claude.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
+    claude.add_argument("--config", metavar="FILE", help="YAML config file (stream_labels, budget, ...)")
+    claude.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
+    claude.set_defaults(run=_ingest_claude_code)
 
     args = parser.parse_args(argv)
+    if args.command == "ingest" and not getattr(args, "run", None):
+        ingest.print_help()
+        return 2
     if not getattr(args, "run", None):
         parser.print_help()
         return 2
