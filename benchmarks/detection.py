@@ -636,9 +636,9 @@ tokens are.
   (the "CUSUM bank" row, same alternatives, same baseline) makes each alternative pay for its own
   false alarms; the average lets neighbouring alternatives add up.
 * **Calibrated per base rate.** `make calibrate` simulates the detector exactly (a vectorised
-  mirror that a test checks fires at the same index as the scalar detector) on 2,000 no-change
+  mirror that a test checks fires at the same index as the scalar detector) on 4,000 no-change
   streams of 10,000 observations per base rate (0.02–0.98 in steps of 0.04, plus Gaussian) and
-  keeps the smallest threshold within 0.9 of the budget; thresholds are interpolated between
+  keeps the smallest threshold within 0.95 of the budget; thresholds are interpolated between
   base rates, read once from `detectors/thresholds.json` (no simulation at start-up). River's
   thresholds do not carry over between base rates; ours are per base rate.
 * **Change time.** Each alternative also keeps a CUSUM of the same likelihood ratios; the alert's

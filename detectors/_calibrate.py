@@ -2,9 +2,10 @@
 
 The simulation replays ``LaggedSR`` exactly, vectorised with NumPy over many seeded streams,
 including the warm-up and the lagged estimates of the base rate and spread. For each base rate it
-finds the smallest threshold whose false-alarm rate (alarms per observation after the warm-up,
-first alarm per stream, exposure censored at the horizon) over 10,000 observations is within
-0.9 of the budget; the margin absorbs simulation error. It also records the rate in the first 500
+finds the smallest threshold (on a grid of 0.01) whose false-alarm rate (alarms per observation
+after the warm-up, first alarm per stream, exposure censored at the horizon) over 10,000
+observations is within 0.95 of the budget; the margin absorbs simulation error (4,000 streams give
+about 3,800 alarms, a standard error of 1.6%). It also records the rate in the first 500
 observations after the warm-up, when the baseline is least certain (the stricter check of
 ``docs/detection.md``); ``--strict`` calibrates to that window as well.
 
@@ -74,7 +75,10 @@ def alarm_times(
     # One row of thresholds for every stream, or one row per stream (a threshold that depends on
     # the stream's own base rate, as the detector picks it).
     thr = thr[None, :] if thr.ndim == 1 else thr
-    first = np.full((n_streams, thr.shape[1]), -1, dtype=np.int64)
+    # The statistic's path does not depend on the threshold: keep its running maximum per step and
+    # find every threshold's first crossing at the end (a search, not a comparison per step).
+    running = np.full((n_streams, length), -np.inf)
+    top = np.full(n_streams, -np.inf)
     for t in range(warmup, length):
         # The baseline is observations 0 .. k-1: the warm-up, then all but the latest ``lag`` (the
         # detector moves the oldest pending value into it before scoring the new one).
@@ -104,10 +108,14 @@ def alarm_times(
         else:
             np.maximum(stat + llr, 0.0, out=stat)
             best = stat.max(axis=1)
-        hit_thr = (best[:, None] > thr) & (first < 0)
-        if hit_thr.any():
-            rows, cols = np.nonzero(hit_thr)
-            first[rows, cols] = t
+        np.maximum(top, best, out=top)
+        running[:, t] = top
+    first = np.full((n_streams, thr.shape[1]), -1, dtype=np.int64)
+    for row in range(n_streams):
+        # The detector fires when the statistic *exceeds* the threshold: the first index whose
+        # running maximum is above it.
+        at = np.searchsorted(running[row], thr[row if thr.shape[0] > 1 else 0], side="right")
+        first[row] = np.where(at < length, at, -1)
     return first
 
 
@@ -127,7 +135,7 @@ def false_alarm_rate(first: NDArray[np.int64], warmup: int, length: int) -> NDAr
     return np.asarray(alarms / np.maximum(exposure, 1), dtype=np.float64)
 
 
-MARGIN = 0.9
+MARGIN = 0.95
 EARLY = 500  # observations after the warm-up in which the budget must hold on its own
 
 
@@ -140,7 +148,7 @@ def calibrate(
     lag: int = DEFAULT_LAG,
     budget: float = 1e-4,
     margin: float = MARGIN,
-    streams: int = 2000,
+    streams: int = 4000,
     horizon: int = 10_000,
     seed: int = 0,
     strict: bool = False,
@@ -152,7 +160,7 @@ def calibrate(
     """
     rng = np.random.default_rng(seed)
     data = sampler(rng, (streams, warmup + horizon))
-    grid = np.round(np.arange(4.0, 16.0, 0.05), 4)
+    grid = np.round(np.arange(4.0, 16.0, 0.01), 4)
     first = alarm_times(data, kind=kind, shifts=shifts, warmup=warmup, lag=lag, thresholds=grid)
     rates = false_alarm_rate(first, warmup, warmup + horizon)
     early_first = np.where(first < warmup + EARLY, first, -1)
@@ -174,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--out", default="detectors/thresholds.json", help="where to write the table")
-    parser.add_argument("--streams", type=int, default=2000, help="simulated streams per base rate")
+    parser.add_argument("--streams", type=int, default=4000, help="simulated streams per base rate")
     parser.add_argument("--horizon", type=int, default=10_000, help="observations per stream after warm-up")
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--strict", action="store_true", help="hold the budget in the early window too")

@@ -99,7 +99,7 @@ class LaggedSR(DriftDetector):
     ...     if detector.drift_detected:
     ...         print(f"change detected at {i}, {detector.direction}, began near {detector.change_index}")
     ...         break
-    change detected at 1171, down, began near 1003
+    change detected at 1170, down, began near 1003
     """
 
     def __init__(
