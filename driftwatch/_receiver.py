@@ -22,6 +22,7 @@ import ipaddress
 import json
 import math
 import queue
+import select
 import socket
 import ssl
 import sys
@@ -647,6 +648,7 @@ class _PoolServer(http.server.HTTPServer):
         self.busy = 0
         self._busy_lock = threading.Lock()
         self._active: set[socket.socket] = set()
+        self.stopping = False
         self._queue: queue.Queue[tuple[socket.socket, Any] | None] = queue.Queue(
             maxsize=receiver.config.max_pending
         )
@@ -655,7 +657,12 @@ class _PoolServer(http.server.HTTPServer):
             threading.Thread(target=self._work, name=f"driftwatch-http-{i}", daemon=True)
             for i in range(receiver.config.workers)
         ]
-        self._serve = threading.Thread(target=self.serve_forever, name="driftwatch-http-accept", daemon=True)
+        self._serve = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="driftwatch-http-accept", daemon=True
+        )
+        # Refused connections wait here for one thread that answers them 503; beyond that, closed.
+        self._refusals: queue.Queue[socket.socket | None] = queue.Queue(maxsize=16)
+        self._threads.append(threading.Thread(target=self._refuse, name="driftwatch-http-refuse", daemon=True))
 
     def start(self) -> None:
         for thread in self._threads:
@@ -663,6 +670,7 @@ class _PoolServer(http.server.HTTPServer):
         self._serve.start()
 
     def stop(self) -> None:
+        self.stopping = True
         self.shutdown()
         with self._busy_lock:
             active = list(self._active)
@@ -672,7 +680,11 @@ class _PoolServer(http.server.HTTPServer):
                 sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
-        for _ in self._threads:
+        try:
+            self._refusals.put(None, timeout=1)
+        except queue.Full:
+            pass  # the refuser is busy with those; it is a daemon thread
+        for _ in self._threads[:-1]:
             self._queue.put(None)
         for thread in self._threads:
             thread.join(5)
@@ -692,24 +704,45 @@ class _PoolServer(http.server.HTTPServer):
     def process_request(self, request: Any, client_address: Any) -> None:
         try:
             self._queue.put_nowait((request, client_address))
+            return
         except queue.Full:
-            self.receiver.stats.count("http", "503", dropped={"connections": 1})
-            self.receiver.warnings.warning(
-                "driftwatch.receiver.saturated",
-                transport="http",
-                client=str(client_address[0]),
-                reason=f"{self.receiver.config.max_pending} connections waiting (setting 'max_pending')",
-            )
+            pass
+        self.receiver.stats.count("http", "503", dropped={"connections": 1})
+        self.receiver.warnings.warning(
+            "driftwatch.receiver.saturated",
+            transport="http",
+            client=str(client_address[0]),
+            reason=f"{self.receiver.config.max_pending} connections waiting (setting 'max_pending')",
+        )
+        if self.ssl_context is None:  # a TLS client would need a handshake first: just close
             try:
-                if self.ssl_context is None:  # a TLS client needs a handshake first: just close
-                    request.settimeout(0.5)
-                    request.sendall(
-                        b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
-                        b"Connection: close\r\n\r\n"
-                    )
+                self._refusals.put_nowait(request)
+                return
+            except queue.Full:
+                pass
+        self.shutdown_request(request)
+
+    def _refuse(self) -> None:
+        """Answers refused connections 503 after reading their request head, so that the client reads
+        the 503 (closing at once would reset the connection before it has sent its request)."""
+        while (sock := self._refusals.get()) is not None:
+            try:
+                sock.settimeout(0.5)
+                head = b""
+                while b"\r\n\r\n" not in head and len(head) < 65536 and (data := sock.recv(65536)):
+                    head += data
+                sock.sendall(
+                    b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\n"
+                    b"Connection: close\r\n\r\n"
+                )
+                sock.shutdown(socket.SHUT_WR)
+                drained = 0
+                while drained < 1 << 20 and (data := sock.recv(65536)):
+                    drained += len(data)
             except OSError:
                 pass
-            self.shutdown_request(request)
+            finally:
+                sock.close()
 
     def _work(self) -> None:
         while True:
@@ -753,6 +786,27 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version
 
+    def handle(self) -> None:
+        # BaseHTTPRequestHandler.handle, except that an idle keep-alive connection gives its worker up
+        # as soon as other connections wait for one (exporters keep connections open between batches,
+        # and a fixed pool must not be held by idle ones). Clients do not pipeline OTLP requests.
+        self.close_connection = True
+        self.handle_one_request()
+        while not self.close_connection and self._next_request():
+            self.handle_one_request()
+
+    def _next_request(self) -> bool:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline:
+            if self.server.pending() or self.server.stopping:
+                return False
+            if isinstance(self.connection, ssl.SSLSocket) and self.connection.pending():
+                return True  # already decrypted, so select() would not see it
+            readable, _, _ = select.select([self.connection], [], [], 0.2)
+            if readable:
+                return True
+        return False
+
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         # Called by http.server itself for malformed request lines and headers.
         self.close_connection = True
@@ -765,16 +819,19 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
         if self.server.pending():
             # Others are waiting for a worker: this keep-alive connection gives its worker up.
             self.close_connection = True
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers:
-            self.send_header(name, value)
+        head = [
+            f"{self.protocol_version} {status} {self.responses.get(status, ('',))[0]}",
+            f"Server: {self.server_version}",
+            f"Date: {self.date_time_string()}",
+            f"Content-Type: {content_type}",
+            f"Content-Length: {len(body)}",
+            *(f"{name}: {value}" for name, value in headers),
+        ]
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
+            head.append("Connection: close")
+        # Head and body in one write: two small writes meet the client's delayed ACK (40 ms each).
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(data if self.command == "HEAD" else data + body)
 
     def _refuse(
         self, status: int, message: str, json_body: bool, headers: Iterable[tuple[str, str]] = ()
@@ -803,6 +860,12 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
             raise RequestError(400, f"Content-Length {length_text[:50]!r} is not a byte count") from None
         if length > limit:
             self.close_connection = True  # the unread body would be taken for the next request
+            if length <= 4 * limit:
+                # Read and discard it (in small pieces: memory stays bounded) so that the client, still
+                # sending, gets the 413 rather than a reset connection, which it would retry.
+                left = length
+                while left > 0 and (piece := self.rfile.read(min(left, 65536))):
+                    left -= len(piece)
             raise RequestError(413, f"body: {length} bytes is more than {limit} (setting 'max_body_bytes')")
         body = self.rfile.read(length)
         if len(body) != length:
@@ -935,7 +998,6 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
         else:
             status, content_type = 404, "application/json"
             body = json.dumps({"error": f"not found: {path[:100]}"}).encode()
-        receiver.stats.count("http", str(status))
         self._reply(status, body, content_type)
 
     do_HEAD = do_GET

@@ -44,10 +44,11 @@ def run_serve(config: Config, handler: Handler | None = None, stop: threading.Ev
     """Runs the receiver until ``stop`` is set or the process gets SIGINT/SIGTERM; returns 0."""
     stop = stop or threading.Event()
     receiver = Receiver(handler or _CountingHandler(), config)
-    receiver.start()
     if threading.current_thread() is threading.main_thread():
+        # Before start(): a SIGTERM right after the "listening" log line must stop us cleanly too.
         for number in (signals.SIGINT, signals.SIGTERM):
             signals.signal(number, lambda *_: stop.set())
+    receiver.start()
     try:
         while not stop.wait(0.5):  # a timed wait lets signal handlers run promptly
             pass
