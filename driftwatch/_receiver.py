@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import datetime
 import hmac
 import http.server
@@ -658,11 +659,12 @@ class _PoolServer(http.server.HTTPServer):
             for i in range(receiver.config.workers)
         ]
         self._serve = threading.Thread(
-            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="driftwatch-http-accept", daemon=True
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="driftwatch-http", daemon=True
         )
         # Refused connections wait here for one thread that answers them 503; beyond that, closed.
         self._refusals: queue.Queue[socket.socket | None] = queue.Queue(maxsize=16)
-        self._threads.append(threading.Thread(target=self._refuse, name="driftwatch-http-refuse", daemon=True))
+        refuser = threading.Thread(target=self._refuse, name="driftwatch-http-refuse", daemon=True)
+        self._threads.append(refuser)
 
     def start(self) -> None:
         for thread in self._threads:
@@ -676,14 +678,10 @@ class _PoolServer(http.server.HTTPServer):
             active = list(self._active)
         for sock in active:
             # Idle keep-alive connections would hold their worker until the read timeout: cut them.
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-        try:
+        with contextlib.suppress(queue.Full):  # the refuser is busy with those; it is a daemon thread
             self._refusals.put(None, timeout=1)
-        except queue.Full:
-            pass  # the refuser is busy with those; it is a daemon thread
         for _ in self._threads[:-1]:
             self._queue.put(None)
         for thread in self._threads:

@@ -160,7 +160,9 @@ def span_names(requests: list[Any]) -> set[str]:
 # -- the SDK's own exporters -------------------------------------------------------------------------
 
 
-def _export_all(protocol: str, running: Running, headers: dict[str, str] | None = None, **grpc_kw: Any) -> None:
+def _export_all(
+    protocol: str, running: Running, headers: dict[str, str] | None = None, **grpc_kw: Any
+) -> None:
     if protocol == "http":
         from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -187,7 +189,9 @@ def _export_all(protocol: str, running: Running, headers: dict[str, str] | None 
         span.set_attribute("gen_ai.operation.name", "invoke_agent")
     logger_provider = LoggerProvider(resource=resource)
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exp))
-    logger_provider.get_logger("t").emit(body="task done", event_name="driftwatch.test", attributes={"ok": True})
+    logger_provider.get_logger("t").emit(
+        body="task done", event_name="driftwatch.test", attributes={"ok": True}
+    )
     reader = PeriodicExportingMetricReader(metric_exp, export_interval_millis=3_600_000)
     meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
     meter_provider.get_meter("t").create_counter("driftwatch.outcomes").add(3, {"task": "fix-tests"})
@@ -202,9 +206,21 @@ def test_sdk_exporters_arrive_decoded(serve: Callable[..., Running], protocol: s
     _export_all(protocol, running)
     handler = running.handler
     assert span_names(handler.of("traces")) == {"invoke_agent fix-tests"}
-    records = [r for req in handler.of("logs") for rl in req.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+    records = [
+        r
+        for req in handler.of("logs")
+        for rl in req.resource_logs
+        for sl in rl.scope_logs
+        for r in sl.log_records
+    ]
     assert [(r.body.string_value, r.event_name) for r in records] == [("task done", "driftwatch.test")]
-    metrics = [m for req in handler.of("metrics") for rm in req.resource_metrics for sm in rm.scope_metrics for m in sm.metrics]
+    metrics = [
+        m
+        for req in handler.of("metrics")
+        for rm in req.resource_metrics
+        for sm in rm.scope_metrics
+        for m in sm.metrics
+    ]
     assert [(m.name, m.sum.data_points[0].as_int) for m in metrics] == [("driftwatch.outcomes", 3)]
     stats = running.receiver.stats.snapshot()
     assert stats["received"] == {"traces": 1, "logs": 1, "metrics": 1}
@@ -221,9 +237,22 @@ def test_sdk_exporters_with_token_and_tls(
     cert, key = _self_signed(tmp_path)
     running = serve(token="s3cret-token", tls_cert=str(cert), tls_key=str(key))
     auth = {"authorization": "Bearer s3cret-token"}
-    _export_all("http", running, headers=auth, base=f"https://localhost:{running.receiver.http_port}", certificate_file=str(cert))
+    _export_all(
+        "http",
+        running,
+        headers=auth,
+        base=f"https://localhost:{running.receiver.http_port}",
+        certificate_file=str(cert),
+    )
     creds = grpc.ssl_channel_credentials(cert.read_bytes())
-    _export_all("grpc", running, headers=auth, target=f"localhost:{running.receiver.grpc_port}", insecure=False, credentials=creds)
+    _export_all(
+        "grpc",
+        running,
+        headers=auth,
+        target=f"localhost:{running.receiver.grpc_port}",
+        insecure=False,
+        credentials=creds,
+    )
     assert len(running.handler.of("traces")) == 2
     assert len(running.handler.of("logs")) == 2
     assert len(running.handler.of("metrics")) == 2
@@ -243,7 +272,8 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
         ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
          "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
          "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
-         "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,digitalSignature,keyCertSign"],
         check=True, capture_output=True,
     )  # fmt: skip
     return cert, key
@@ -281,7 +311,11 @@ def test_json_hex_ids_are_decoded(serve: Callable[..., Running]) -> None:
     assert (status, headers["content-type"], json.loads(data)) == (200, "application/json", {})
     span = running.handler.of("traces")[0].resource_spans[0].scope_spans[0].spans[0]
     assert span.trace_id.hex() == "5b8efff798038103d269b633813fc60c"
-    assert (span.span_id.hex(), span.kind, span.start_time_unix_nano) == ("eee19b7ec3c1b174", 2, 1544712660000000000)
+    assert (span.span_id.hex(), span.kind, span.start_time_unix_nano) == (
+        "eee19b7ec3c1b174",
+        2,
+        1544712660000000000,
+    )
 
 
 def test_json_base64_id_is_400_naming_the_field(serve: Callable[..., Running]) -> None:
@@ -301,7 +335,11 @@ def test_gzip_chunked_without_content_length(serve: Callable[..., Running]) -> N
     conn = http.client.HTTPConnection("127.0.0.1", running.receiver.http_port, timeout=10)
     pieces = iter([data[:7], data[7:40], data[40:]])
     conn.request(
-        "POST", "/v1/traces", body=pieces, headers={**PROTOBUF, "Content-Encoding": "gzip"}, encode_chunked=True
+        "POST",
+        "/v1/traces",
+        body=pieces,
+        headers={**PROTOBUF, "Content-Encoding": "gzip"},
+        encode_chunked=True,
     )
     resp = conn.getresponse()
     assert resp.status == 200
@@ -372,7 +410,9 @@ def test_partial_success_http_and_grpc(serve: Callable[..., Running]) -> None:
     assert (status, response.partial_success.rejected_spans) == (200, 2)
     assert response.partial_success.error_message == "2 spans without a task"
     status, _, data = running.post("/v1/logs", b"{}", JSON)
-    assert json.loads(data) == {"partialSuccess": {"rejectedLogRecords": "2", "errorMessage": "2 spans without a task"}}
+    assert json.loads(data) == {
+        "partialSuccess": {"rejectedLogRecords": "2", "errorMessage": "2 spans without a task"}
+    }
     with grpc.insecure_channel(f"127.0.0.1:{running.receiver.grpc_port}") as channel:
         reply = trace_service_pb2_grpc.TraceServiceStub(channel).Export(spans_request(), timeout=5)
     assert reply.partial_success.rejected_spans == 2
@@ -388,9 +428,9 @@ def test_saturated_is_503_retry_after_and_grpc_unavailable(serve: Callable[..., 
     status, headers, data = running.post("/v1/traces", spans_request().SerializeToString(), PROTOBUF)
     assert (status, headers["retry-after"]) == (503, "3")
     assert status_pb2.Status.FromString(data).message == "journal full"
-    with grpc.insecure_channel(f"127.0.0.1:{running.receiver.grpc_port}") as channel:
-        with pytest.raises(grpc.RpcError) as caught:
-            trace_service_pb2_grpc.TraceServiceStub(channel).Export(spans_request(), timeout=5)
+    target = f"127.0.0.1:{running.receiver.grpc_port}"
+    with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as caught:
+        trace_service_pb2_grpc.TraceServiceStub(channel).Export(spans_request(), timeout=5)
     error: Any = caught.value
     assert error.code() == grpc.StatusCode.UNAVAILABLE
     info = error_details_pb2.RetryInfo.FromString(dict(error.trailing_metadata())["google.rpc.retryinfo-bin"])
@@ -403,9 +443,9 @@ def test_handler_error_is_500_logged_and_service_keeps_going(serve: Callable[...
     running = serve()
     running.handler.broken = True
     assert running.post("/v1/traces", spans_request().SerializeToString(), PROTOBUF)[0] == 500
-    with grpc.insecure_channel(f"127.0.0.1:{running.receiver.grpc_port}") as channel:
-        with pytest.raises(grpc.RpcError) as caught:
-            trace_service_pb2_grpc.TraceServiceStub(channel).Export(spans_request(), timeout=5)
+    target = f"127.0.0.1:{running.receiver.grpc_port}"
+    with grpc.insecure_channel(target) as channel, pytest.raises(grpc.RpcError) as caught:
+        trace_service_pb2_grpc.TraceServiceStub(channel).Export(spans_request(), timeout=5)
     assert caught.value.code() == grpc.StatusCode.INTERNAL  # type: ignore[attr-defined]
     assert "handler bug" in running.log.getvalue()
     running.handler.broken = False
@@ -470,9 +510,11 @@ def test_route_hook_serves_extra_get_endpoints(serve: Callable[..., Running]) ->
 
 
 def test_attributes_over_the_limit_are_dropped_counted_and_reported(serve: Callable[..., Running]) -> None:
-    """More than max_attributes on a span: the extra are dropped and counted, the span kept, a warning sent."""
+    """Over max_attributes on a span: the extra are dropped and counted, the span kept, a warning sent."""
     running = serve(max_attributes=10)
-    status, _, data = running.post("/v1/traces", spans_request(2, attributes=25).SerializeToString(), PROTOBUF)
+    status, _, data = running.post(
+        "/v1/traces", spans_request(2, attributes=25).SerializeToString(), PROTOBUF
+    )
     response = ExportTraceServiceResponse.FromString(data)
     assert status == 200
     assert response.partial_success.rejected_spans == 0
@@ -533,9 +575,20 @@ def test_serve_command_runs_until_sigterm(tmp_path: Path) -> None:
 
 _VALID = spans_request(3).SerializeToString()
 _VALID_JSON = json.dumps(
-    {"resourceSpans": [{"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "name": "x"}]}]}]}
+    {
+        "resourceSpans": [
+            {"scopeSpans": [{"spans": [{"traceId": "5b8efff798038103d269b633813fc60c", "name": "x"}]}]}
+        ]
+    }
 ).encode()
-_TYPES = ["application/x-protobuf", "application/json", "application/json; charset=utf-8", "text/plain", "", "\x00;;"]
+_TYPES = [
+    "application/x-protobuf",
+    "application/json",
+    "application/json; charset=utf-8",
+    "text/plain",
+    "",
+    "\x00;;",
+]
 
 
 def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int) -> bytes:
@@ -546,26 +599,52 @@ def _mutate(data: bytes, edits: list[tuple[int, int]], cut: int) -> bytes:
     return bytes(out[: max(0, len(out) - cut)])
 
 
+_KEYS = [
+    "resourceSpans",
+    "scopeSpans",
+    "spans",
+    "traceId",
+    "spanId",
+    "parentSpanId",
+    "name",
+    "kind",
+    "attributes",
+    "resourceLogs",
+    "scopeLogs",
+    "logRecords",
+    "resourceMetrics",
+    "scopeMetrics",
+    "metrics",
+    "gauge",
+    "sum",
+    "dataPoints",
+    "asInt",
+    "value",
+    "key",
+    "stringValue",
+    "intValue",
+    "kvlistValue",
+    "values",
+    "body",
+    "x",
+]
+
 _json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(
-        st.sampled_from(["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "name", "kind", "attributes",
-                         "resourceLogs", "scopeLogs", "logRecords", "resourceMetrics", "scopeMetrics", "metrics",
-                         "gauge", "dataPoints", "value", "key", "stringValue", "intValue", "body"])
-        | st.text(max_size=8),
-        children,
-        max_size=4,
-    ),  # fmt: skip
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(_KEYS) | st.text(max_size=8), children, max_size=4)
+    ),
     max_leaves=10,
 )
 
+_edits = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=6)
 _bodies = st.one_of(
     st.binary(max_size=300),
-    st.builds(_mutate, st.just(_VALID), st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6), st.integers(0, 50)),
-    st.builds(_mutate, st.just(_VALID_JSON), st.lists(st.tuples(st.integers(0, 10_000), st.integers(32, 126)), max_size=4), st.integers(0, 20)),
+    st.builds(_mutate, st.just(_VALID), _edits, st.integers(0, 50)),
+    st.builds(_mutate, st.just(_VALID_JSON), _edits, st.integers(0, 20)),
     _json_values.map(lambda v: json.dumps(v).encode()),
-)  # fmt: skip
+)
 _payloads = st.tuples(
     st.sampled_from(["traces", "logs", "metrics"]),
     _bodies,
@@ -582,15 +661,12 @@ def _encode(body: bytes, encoding: str) -> tuple[bytes, str]:
     return body, encoding
 
 
-_KEYS = ["resourceSpans", "scopeSpans", "spans", "traceId", "spanId", "parentSpanId", "name", "kind", "attributes",
-         "resourceLogs", "scopeLogs", "logRecords", "resourceMetrics", "scopeMetrics", "metrics", "gauge", "sum",
-         "dataPoints", "asInt", "value", "key", "stringValue", "intValue", "kvlistValue", "values", "body", "x"]  # fmt: skip
-
-
 def _json_tree(rng: random.Random, depth: int = 0) -> Any:
     roll = rng.random()
     if depth > 6 or roll < 0.35:
-        return rng.choice([None, True, 0, -1, 2**64, 1.5, "", "zz", "5b8efff798038103d269b633813fc60c", "é\x00"])
+        return rng.choice(
+            [None, True, 0, -1, 2**64, 1.5, "", "zz", "5b8efff798038103d269b633813fc60c", "é\x00"]
+        )
     if roll < 0.6:
         return [_json_tree(rng, depth + 1) for _ in range(rng.randrange(4))]
     return {rng.choice(_KEYS): _json_tree(rng, depth + 1) for _ in range(rng.randrange(4))}
@@ -622,7 +698,9 @@ def _seeded_body(kind: str, seed: int) -> bytes:
     st.sampled_from(_TYPES),
     st.sampled_from(["", "gzip", "gzip-garbage", "identity", "br"]),
 )
-def test_fuzz_parse_never_crashes(signal_: Signal, kind: str, seed: int, content_type: str, encoding: str) -> None:
+def test_fuzz_parse_never_crashes(
+    signal_: Signal, kind: str, seed: int, content_type: str, encoding: str
+) -> None:
     """10,000 malformed payloads (random bytes, mutated real protobuf and OTLP/JSON, random JSON trees;
     plain, gzip, broken gzip, unknown encodings and types) through parse_request, the function the HTTP
     handler uses; a few hundred more go over a real socket below. Each is refused with 400/413/415 and
@@ -640,17 +718,26 @@ def test_fuzz_parse_never_crashes(signal_: Signal, kind: str, seed: int, content
 
 
 def test_fuzz_over_sockets_then_healthy(serve: Callable[..., Running]) -> None:
-    """300 malformed payloads (hypothesis-built JSON and byte mutations) over one real keep-alive connection (reconnecting when the server closes
-    it): every answer is 200 (full or partial success) or 4xx, never 5xx; /healthz and a good request
-    still succeed afterwards."""
+    """300 malformed payloads (hypothesis-built JSON and byte mutations) over one real keep-alive
+    connection (reconnecting when the server closes it): every answer is 200 (full or partial success)
+    or 4xx, never 5xx; /healthz and a good request still succeed afterwards."""
     running = serve(max_body_bytes=4096)
     statuses: list[int] = []
     conn: list[http.client.HTTPConnection] = [
         http.client.HTTPConnection("127.0.0.1", running.receiver.http_port, timeout=10)
     ]
 
-    @settings(max_examples=300, deadline=None, database=None, derandomize=True,
-              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture])  # fmt: skip
+    @settings(
+        max_examples=300,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[
+            HealthCheck.too_slow,
+            HealthCheck.data_too_large,
+            HealthCheck.function_scoped_fixture,
+        ],
+    )
     @given(_payloads)
     def send(payload: tuple[Signal, bytes, str, str]) -> None:
         signal_, raw, content_type, encoding = payload
