@@ -224,14 +224,19 @@ def limit_items(signal: Signal, request: Any, max_attributes: int) -> tuple[int,
         for rs in request.resource_spans:
             dropped += _limit_attributes(rs.resource.attributes, max_attributes, rs.resource)
             for ss in rs.scope_spans:
-                items += len(ss.spans)
-                for span in ss.spans:
+                spans = ss.spans
+                items += len(spans)
+                for span in spans:  # the hot loop: each field access costs, so test before iterating
                     if len(span.attributes) > max_attributes:
                         dropped += _limit_attributes(span.attributes, max_attributes, span)
-                    for event in span.events:
-                        dropped += _limit_attributes(event.attributes, max_attributes, event)
-                    for link in span.links:
-                        dropped += _limit_attributes(link.attributes, max_attributes, link)
+                    events = span.events
+                    if events:
+                        for event in events:
+                            dropped += _limit_attributes(event.attributes, max_attributes, event)
+                    links = span.links
+                    if links:
+                        for link in links:
+                            dropped += _limit_attributes(link.attributes, max_attributes, link)
     elif signal == "logs":
         for rl in request.resource_logs:
             dropped += _limit_attributes(rl.resource.attributes, max_attributes, rl.resource)
@@ -858,18 +863,28 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
             raise RequestError(400, f"Content-Length {length_text[:50]!r} is not a byte count") from None
         if length > limit:
             self.close_connection = True  # the unread body would be taken for the next request
-            if length <= 4 * limit:
-                # Read and discard it (in small pieces: memory stays bounded) so that the client, still
-                # sending, gets the 413 rather than a reset connection, which it would retry.
-                left = length
-                while left > 0 and (piece := self.rfile.read(min(left, 65536))):
-                    left -= len(piece)
+            self._discard(length, 4 * limit)
             raise RequestError(413, f"body: {length} bytes is more than {limit} (setting 'max_body_bytes')")
         body = self.rfile.read(length)
         if len(body) != length:
             self.close_connection = True
             raise RequestError(400, f"body: connection closed after {len(body)} of {length} bytes")
         return body
+
+    def _discard(self, length: int, most: int) -> None:
+        """Reads and drops a body we refuse (in small pieces: memory stays bounded), so that the client,
+        still sending, reads our answer rather than a reset connection, which it would retry."""
+        if length > most:
+            return
+        left = length
+        while left > 0 and (piece := self.rfile.read(min(left, 65536))):
+            left -= len(piece)
+
+    def _discard_unread(self) -> None:
+        with contextlib.suppress(ValueError, TypeError, OSError):
+            self._discard(
+                int(self.headers.get("Content-Length") or 0), self.server.receiver.config.max_body_bytes
+            )
 
     def _read_chunked(self, limit: int) -> bytes:
         parts: list[bytes] = []
@@ -911,11 +926,13 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
         try:
             if signal is None:
                 self.close_connection = True
+                self._discard_unread()
                 raise RequestError(
                     404, f"path {path[:100]!r}: not found; use /v1/traces, /v1/logs or /v1/metrics"
                 )
             if not receiver.authorized(self.headers.get("Authorization")):
                 self.close_connection = True
+                self._discard_unread()
                 raise RequestError(401, "missing or wrong 'Authorization: Bearer <token>' header")
             body = self._read_body(receiver.config.max_body_bytes)
             wire = len(body)

@@ -266,6 +266,40 @@ def test_sdk_exporters_with_token_and_tls(
     conn.close()
 
 
+def test_sdk_exporters_with_gzip(serve: Callable[..., Running]) -> None:
+    """The SDK span exporters with gzip compression (HTTP Content-Encoding, gRPC message compression)."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GSpan
+    from opentelemetry.exporter.otlp.proto.http import Compression as HttpCompression
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    running = serve()
+    provider = TracerProvider()
+    provider.add_span_processor(
+        SimpleSpanProcessor(OTLPSpanExporter(f"{running.url}/v1/traces", compression=HttpCompression.Gzip))
+    )
+    provider.add_span_processor(
+        SimpleSpanProcessor(
+            GSpan(f"127.0.0.1:{running.receiver.grpc_port}", insecure=True, compression=grpc.Compression.Gzip)
+        )
+    )
+    with provider.get_tracer("t").start_as_current_span("zipped"):
+        pass
+    provider.shutdown()
+    assert [span_names([r]) for r in running.handler.of("traces")] == [{"zipped"}, {"zipped"}]
+
+
+def test_grpc_message_over_the_limit_is_refused(serve: Callable[..., Running]) -> None:
+    """gRPC enforces max_body_bytes (grpc.max_receive_message_length): RESOURCE_EXHAUSTED, not served."""
+    running = serve(max_body_bytes=10_000)
+    with grpc.insecure_channel(f"127.0.0.1:{running.receiver.grpc_port}") as channel:
+        stub = trace_service_pb2_grpc.TraceServiceStub(channel)
+        with pytest.raises(grpc.RpcError) as caught:
+            stub.Export(spans_request(100, attributes=5), timeout=5)
+        assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+        stub.Export(spans_request(2), timeout=5)
+    assert len(running.handler.of("traces")) == 1
+
+
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
@@ -457,6 +491,8 @@ def test_bearer_token_http_and_grpc(serve: Callable[..., Running]) -> None:
     running = serve(token="t0ken")
     body = spans_request().SerializeToString()
     assert running.post("/v1/traces", body, PROTOBUF)[0] == 401
+    # A large body is read and dropped, so the client gets its 401 rather than a reset connection.
+    assert running.post("/v1/traces", b"\x00" * 3_000_000, PROTOBUF)[0] == 401
     assert running.post("/v1/traces", body, {**PROTOBUF, "Authorization": "Bearer wrong"})[0] == 401
     assert running.post("/v1/traces", body, {**PROTOBUF, "Authorization": "Bearer t0ken"})[0] == 200
     with grpc.insecure_channel(f"127.0.0.1:{running.receiver.grpc_port}") as channel:
