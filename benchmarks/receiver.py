@@ -61,7 +61,7 @@ def payload(spans: int = 100) -> bytes:
     return data
 
 
-def rate(fn: Callable[[], None], seconds: float) -> float:
+def rate(fn: Callable[[], object], seconds: float) -> float:
     fn()
     n, start = 0, time.perf_counter()
     while (elapsed := time.perf_counter() - start) < seconds:
