@@ -300,6 +300,51 @@ def test_grpc_message_over_the_limit_is_refused(serve: Callable[..., Running]) -
     assert len(running.handler.of("traces")) == 1
 
 
+CLAUDE_CODE = (
+    next(
+        (p for p in (Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")) if p.is_dir()),
+        Path("/work/shared"),
+    )
+    / "data"
+    / "claude-code"
+)
+
+
+@pytest.mark.parametrize("folder", ["otlp-protobuf", "otlp-json"])
+def test_real_claude_code_payloads(serve: Callable[..., Running], folder: str) -> None:
+    """Real Claude Code 2.1.197 OTLP payloads, sent as it sent them (chunked, its content type), are
+    all accepted; JSON hex ids decode to the same bytes."""
+    index = CLAUDE_CODE / folder / "index.jsonl"
+    if not index.exists():
+        pytest.skip(f"real data not found at {index}")
+    running = serve()
+    entries = [json.loads(line) for line in index.read_text().splitlines()]
+    conn = http.client.HTTPConnection("127.0.0.1", running.receiver.http_port, timeout=10)
+    for entry in entries:
+        data = (CLAUDE_CODE / folder / entry["file"]).read_bytes()
+        headers = {"Content-Type": entry["content_type"], "User-Agent": entry["user_agent"]}
+        conn.request(
+            "POST", f"/v1/{entry['signal']}", body=iter([data]), headers=headers, encode_chunked=True
+        )
+        resp = conn.getresponse()
+        assert (entry["file"], resp.status) == (entry["file"], 200)
+        resp.read()
+    conn.close()
+    signals = [s for s, _ in running.handler.requests]
+    assert signals == [e["signal"] for e in entries]
+    spans = [
+        s
+        for r in running.handler.of("traces")
+        for rs in r.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    ]
+    assert spans and all(len(s.trace_id) == 16 and len(s.span_id) == 8 for s in spans)
+    if folder == "otlp-json":
+        text = (CLAUDE_CODE / folder / "00001_traces.json").read_text()
+        assert all(s.trace_id.hex() in text and s.span_id.hex() in text for s in spans)
+
+
 def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
