@@ -482,7 +482,7 @@ class Receiver:
         self.stats = ReceiverStats()
         self.logger = logger if logger is not None else default_logger()
         self.warnings = _Warnings(self.logger)
-        self._token = f"Bearer {config.token}".encode() if config.token else None
+        self._token = config.token.encode() if config.token else None
         #: Extra GET endpoints: path -> () -> (status, content type, body); the hook for ``/metrics``.
         self.routes: dict[str, Route] = {}
         self._http: _PoolServer | None = None
@@ -493,13 +493,15 @@ class Receiver:
     # -- shared checks
 
     def authorized(self, value: str | bytes | None) -> bool:
-        """True when no token is set or ``value`` is exactly ``Bearer <token>`` (constant-time compare)."""
+        """True when no token is set or ``value`` is ``Bearer <token>`` (the scheme in any case, as
+        RFC 7235 says; the token compared in constant time)."""
         if self._token is None:
             return True
         if value is None:
             return False
         raw = value.encode("utf-8", "replace") if isinstance(value, str) else value
-        return hmac.compare_digest(raw.strip(), self._token)
+        scheme, _, credentials = raw.strip().partition(b" ")
+        return scheme.lower() == b"bearer" and hmac.compare_digest(credentials.strip(), self._token)
 
     def ready(self) -> bool:
         try:

@@ -540,6 +540,9 @@ def test_bearer_token_http_and_grpc(serve: Callable[..., Running]) -> None:
     assert running.post("/v1/traces", b"\x00" * 3_000_000, PROTOBUF)[0] == 401
     assert running.post("/v1/traces", body, {**PROTOBUF, "Authorization": "Bearer wrong"})[0] == 401
     assert running.post("/v1/traces", body, {**PROTOBUF, "Authorization": "Bearer t0ken"})[0] == 200
+    assert running.post("/v1/traces", body, {**PROTOBUF, "Authorization": "bearer t0ken"})[0] == 200
+    assert running.post("/v1/traces", body, {**PROTOBUF, "Authorization": "Basic t0ken"})[0] == 401
+    assert running.post("/v1/traces", body, {**PROTOBUF, "Authorization": "t0ken"})[0] == 401
     with grpc.insecure_channel(f"127.0.0.1:{running.receiver.grpc_port}") as channel:
         stub = trace_service_pb2_grpc.TraceServiceStub(channel)
         with pytest.raises(grpc.RpcError) as caught:
@@ -550,7 +553,7 @@ def test_bearer_token_http_and_grpc(serve: Callable[..., Running]) -> None:
     assert running.get("/readyz")[0] == 200
     assert running.get("/stats")[0] == 401
     assert running.get("/stats", {"Authorization": "Bearer t0ken"})[0] == 200
-    assert len(running.handler.of("traces")) == 2
+    assert len(running.handler.of("traces")) == 3  # two HTTP (both scheme spellings), one gRPC
 
 
 def test_non_loopback_without_token_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
