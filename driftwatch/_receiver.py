@@ -84,7 +84,8 @@ _JSON = "application/json"
 # OTLP/JSON writes these byte fields as hex, not base64 as the proto3 JSON mapping would; the value is
 # the length in bytes.
 _HEX_IDS = {"traceId": 16, "spanId": 8, "parentSpanId": 8}
-_GRPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 413: 8, 415: 3, 500: 13, 503: 14}  # google.rpc.Code
+_BODY_DEADLINE_S = 30.0  # a request body must arrive within this, however slowly it trickles
+_GRPC_CODES = {408: 4, 400: 3, 401: 16, 404: 5, 405: 12, 413: 8, 415: 3, 500: 13, 503: 14}  # google.rpc.Code
 
 
 @dataclass(frozen=True, slots=True)
@@ -784,6 +785,7 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 10  # seconds a client may stay silent mid-request or idle on keep-alive
     server: _PoolServer
+    _deadline = 0.0
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # structured logs instead (see Receiver.logger)
@@ -867,11 +869,24 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
             self.close_connection = True  # the unread body would be taken for the next request
             self._discard(length, 4 * limit)
             raise RequestError(413, f"body: {length} bytes is more than {limit} (setting 'max_body_bytes')")
-        body = self.rfile.read(length)
-        if len(body) != length:
-            self.close_connection = True
-            raise RequestError(400, f"body: connection closed after {len(body)} of {length} bytes")
-        return body
+        return self._read_exact(length)
+
+    def _read_exact(self, length: int) -> bytes:
+        """``length`` bytes, read as they arrive: a client trickling its body is cut off at the request
+        deadline (each read also has the socket timeout), so it cannot hold a worker for long."""
+        parts: list[bytes] = []
+        left = length
+        while left > 0:
+            if time.monotonic() > self._deadline:
+                self.close_connection = True
+                raise RequestError(408, f"body: not received within {_BODY_DEADLINE_S:.0f} s")
+            piece = self.rfile.read1(min(left, 1 << 20))
+            if not piece:
+                self.close_connection = True
+                raise RequestError(400, f"body: connection closed after {length - left} of {length} bytes")
+            parts.append(piece)
+            left -= len(piece)
+        return b"".join(parts)
 
     def _discard(self, length: int, most: int) -> None:
         """Reads and drops a body we refuse (in small pieces: memory stays bounded), so that the client,
@@ -879,7 +894,10 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
         if length > most:
             return
         left = length
-        while left > 0 and (piece := self.rfile.read(min(left, 65536))):
+        while left > 0 and time.monotonic() < self._deadline:
+            piece = self.rfile.read1(min(left, 65536))
+            if not piece:
+                return
             left -= len(piece)
 
     def _discard_unread(self) -> None:
@@ -912,12 +930,13 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
             total += size
             if total > limit:
                 raise RequestError(413, f"body: more than {limit} bytes (setting 'max_body_bytes')")
-            data = self.rfile.read(size)
-            if len(data) != size or self.rfile.read(2) != b"\r\n":
+            data = self._read_exact(size)
+            if self.rfile.read(2) != b"\r\n":
                 raise RequestError(400, "chunked body: truncated chunk")
             parts.append(data)
 
     def do_POST(self) -> None:
+        self._deadline = time.monotonic() + _BODY_DEADLINE_S
         receiver = self.server.receiver
         stats = receiver.stats
         content_type = self.headers.get("Content-Type") or ""

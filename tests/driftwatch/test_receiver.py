@@ -630,6 +630,25 @@ def test_full_connection_queue_is_503(serve: Callable[..., Running]) -> None:
     assert running.receiver.stats.snapshot()["dropped"]["connections"] == 1
 
 
+def test_trickled_body_is_cut_off_at_the_deadline(
+    serve: Callable[..., Running], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A body that trickles in slower than the request deadline is answered 408 and the worker freed."""
+    import driftwatch._receiver as receiver_module
+
+    monkeypatch.setattr(receiver_module, "_BODY_DEADLINE_S", 0.3)
+    running = serve()
+    sock = socket_connect(running.receiver.http_port)
+    sock.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n")
+    sock.sendall(b"Content-Length: 1000\r\n\r\n" + b"\x00" * 10)
+    time.sleep(0.5)
+    sock.sendall(b"\x00" * 10)
+    reply = sock.recv(65536)
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 408 ")
+    assert running.post("/v1/traces", _VALID, PROTOBUF)[0] == 200
+
+
 def socket_connect(port: int) -> Any:
     import socket
 
