@@ -25,6 +25,7 @@ commands:
   replay    run detection over a recorded outcome file (JSONL or CSV) in event time
   alert     alert test: send one synthetic alert through every configured notifier
   ingest    outcomes from other sources (Claude Code session logs), then detection over them
+  serve     OTLP receiver (HTTP 127.0.0.1:4318, gRPC 127.0.0.1:4317) for traces, logs and metrics
 
 examples:
   driftwatch demo
@@ -32,6 +33,7 @@ examples:
   driftwatch ingest claude-code ~/.claude/projects --outcomes-out claude-code.jsonl
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 driftwatch demo
   driftwatch alert test --config driftwatch.yaml
+  driftwatch serve --config driftwatch.yaml
 """
 
 
@@ -189,6 +191,23 @@ def _alert_test(args: argparse.Namespace) -> int:
         print(f"{i + 1}. {notifier.name}: " + "; ".join(parts))
     print(f"test alert {alert.id}: {len(notifiers) - failed} of {len(notifiers)} notifiers delivered both")
     return 1 if failed else 0
+def _serve(args: argparse.Namespace) -> int:
+    from driftwatch._receiver import check_bind
+    from driftwatch._serve import run_serve
+
+    try:
+        config = load_config(
+            args.config,
+            host=args.host,
+            http_port=args.http_port,
+            grpc_port=args.grpc_port,
+            alerts_out=args.alerts_out,
+        )
+        check_bind(config)
+        return run_serve(config)
+    except ConfigError as exc:
+        print(f"driftwatch: {exc}", file=sys.stderr)
+        return 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -271,6 +290,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     claude.add_argument("--config", metavar="FILE", help="YAML config file (stream_labels, budget, ...)")
     claude.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
     claude.set_defaults(run=_ingest_claude_code)
+    serve = sub.add_parser(
+        "serve",
+        help="OTLP receiver (HTTP and gRPC) for traces, logs and metrics",
+        description="Receive OTLP over HTTP (protobuf or JSON, gzip) and gRPC for traces, logs and metrics. "
+        "Binds 127.0.0.1 by default; any other address needs a bearer token (config key 'token' or "
+        "DRIFTWATCH_TOKEN). TLS with config keys tls_cert and tls_key. GET /healthz, /readyz and /stats "
+        "on the HTTP port.\n\n"
+        "example: driftwatch serve --config driftwatch.yaml --http-port 4318 --grpc-port 4317",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--config", metavar="FILE", help="YAML config file")
+    serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--http-port", type=int, metavar="PORT", help="OTLP/HTTP port (default 4318)")
+    serve.add_argument("--grpc-port", type=int, metavar="PORT", help="OTLP/gRPC port (default 4317)")
+    serve.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
+    serve.set_defaults(run=_serve)
 
     args = parser.parse_args(argv)
     if args.command == "ingest" and not getattr(args, "run", None):

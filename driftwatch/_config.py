@@ -60,6 +60,28 @@ class Config:
     """USD per million tokens by model prefix: [input, output]; merged over the built-in table."""
     notifiers: list[NotifierSpec] = field(default_factory=list)
     """On-call notifiers (PagerDuty, Slack, webhook); see ``driftwatch._notify_config.NotifierSpec``."""
+    # `driftwatch serve` (the OTLP receiver)
+    host: str = "127.0.0.1"
+    """Address the receiver binds; anything but loopback needs ``token``."""
+    http_port: int = 4318
+    """OTLP/HTTP port (0 picks a free one)."""
+    grpc_port: int = 4317
+    """OTLP/gRPC port (0 picks a free one)."""
+    token: str | None = None
+    """Bearer token clients must send (``Authorization: Bearer <token>``); required off loopback."""
+    tls_cert: str | None = None
+    """PEM certificate chain for TLS on both transports; needs ``tls_key``."""
+    tls_key: str | None = None
+    """PEM private key of ``tls_cert``."""
+    max_body_bytes: int = 20 * 1024 * 1024
+    """Largest request body, after decompression too (413 beyond); the OTLP spec's recommended 20 MiB."""
+    max_attributes: int = 128
+    """Attributes kept per span, event, link, log record, data point or resource; more are dropped
+    and counted."""
+    workers: int = 8
+    """Threads serving requests, per transport."""
+    max_pending: int = 64
+    """Connections (HTTP) or calls (gRPC) waiting for a worker; more are answered 503 / refused."""
 
 
 _ENV = {
@@ -73,7 +95,18 @@ _ENV = {
     "max_streams": "DRIFTWATCH_MAX_STREAMS",
     "alerts_out": "DRIFTWATCH_ALERTS_OUT",
     "console": "DRIFTWATCH_CONSOLE",
+    "host": "DRIFTWATCH_HOST",
+    "http_port": "DRIFTWATCH_HTTP_PORT",
+    "grpc_port": "DRIFTWATCH_GRPC_PORT",
+    "token": "DRIFTWATCH_TOKEN",
+    "tls_cert": "DRIFTWATCH_TLS_CERT",
+    "tls_key": "DRIFTWATCH_TLS_KEY",
+    "max_body_bytes": "DRIFTWATCH_MAX_BODY_BYTES",
+    "max_attributes": "DRIFTWATCH_MAX_ATTRIBUTES",
 }
+
+_PATHS = ("alerts_out", "tls_cert", "tls_key")
+_PORTS = ("http_port", "grpc_port")
 
 
 def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> Any:
@@ -85,10 +118,23 @@ def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> 
         return parse_notifiers(value, where, node)
     default = Config()
     expected = getattr(default, name)
-    if name == "alerts_out":
+    if name in _PATHS:
         if value is None or isinstance(value, str):
             return value
         raise ConfigError(f"{where}: key '{name}': expected a file path, got {value!r}")
+    if name == "token":
+        if value is None or (isinstance(value, str) and value and value.isprintable() and " " not in value):
+            return value
+        # Never echo a token back: it is a secret.
+        raise ConfigError(f"{where}: key 'token': expected a non-empty string without spaces")
+    if name in _PORTS:
+        try:
+            port = int(value)
+        except (TypeError, ValueError):
+            port = -1
+        if isinstance(value, bool) or not 0 <= port <= 65535 or (isinstance(value, float) and value != port):
+            raise ConfigError(f"{where}: key '{name}': expected a port number 0..65535, got {value!r}")
+        return port
     if isinstance(expected, bool):
         if isinstance(value, bool):
             return value

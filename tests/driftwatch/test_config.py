@@ -100,3 +100,66 @@ def test_compare_min_above_compare_max_is_refused() -> None:
     """compare_min larger than compare_max could never compare: refused with both values."""
     with pytest.raises(ConfigError, match=r"'compare_min' \(500\) and 'compare_max' \(400\)"):
         load_config(env={}, compare_min=500)
+
+
+@pytest.mark.parametrize(
+    ("argument", "env", "file", "expected"),
+    [
+        (None, None, None, 4318),  # default
+        (None, None, 5000, 5000),  # file
+        (None, "5001", 5000, 5001),  # env over file
+        (5002, "5001", 5000, 5002),  # argument over env
+    ],
+)
+def test_receiver_precedence(
+    tmp_path: Path, argument: int | None, env: str | None, file: int | None, expected: int
+) -> None:
+    """http_port follows argument > DRIFTWATCH_HTTP_PORT > YAML file > default, as one table."""
+    path = None
+    if file is not None:
+        path = tmp_path / "driftwatch.yaml"
+        path.write_text(f"host: 127.0.0.1\nhttp_port: {file}\n")
+    environ = {"DRIFTWATCH_HTTP_PORT": env} if env else {}
+    assert load_config(str(path) if path else None, env=environ, http_port=argument).http_port == expected
+
+
+def test_receiver_settings_from_yaml_and_env(tmp_path: Path) -> None:
+    """Receiver settings read from YAML; the token from DRIFTWATCH_TOKEN; port 0 allowed (any free port)."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "host: 0.0.0.0\ngrpc_port: 0\nmax_body_bytes: 1048576\nmax_attributes: 64\n"
+        "tls_cert: /etc/dw/cert.pem\ntls_key: /etc/dw/key.pem\nworkers: 4\nmax_pending: 16\n"
+    )
+    config = load_config(str(path), env={"DRIFTWATCH_TOKEN": "abc123"})
+    assert (config.host, config.grpc_port, config.http_port) == ("0.0.0.0", 0, 4318)
+    assert (config.max_body_bytes, config.max_attributes, config.workers, config.max_pending) == (
+        1048576,
+        64,
+        4,
+        16,
+    )
+    assert (config.tls_cert, config.tls_key, config.token) == (
+        "/etc/dw/cert.pem",
+        "/etc/dw/key.pem",
+        "abc123",
+    )
+    assert load_config(env={}).token is None
+
+
+def test_bad_port_names_file_line_and_range(tmp_path: Path) -> None:
+    """A port outside 0..65535 is reported with file:line and the valid range."""
+    path = tmp_path / "c.yaml"
+    path.write_text("service: a\ngrpc_port: 70000\n")
+    with pytest.raises(
+        ConfigError, match=rf"{path}:2: key 'grpc_port': expected a port number 0..65535, got 70000"
+    ):
+        load_config(str(path), env={})
+
+
+def test_bad_token_is_not_echoed() -> None:
+    """A token with spaces is refused without showing the secret."""
+    with pytest.raises(
+        ConfigError, match="DRIFTWATCH_TOKEN: key 'token': expected a non-empty string"
+    ) as caught:
+        load_config(env={"DRIFTWATCH_TOKEN": "my secret"})
+    assert "my secret" not in str(caught.value)
