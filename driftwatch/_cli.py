@@ -191,6 +191,8 @@ def _alert_test(args: argparse.Namespace) -> int:
         print(f"{i + 1}. {notifier.name}: " + "; ".join(parts))
     print(f"test alert {alert.id}: {len(notifiers) - failed} of {len(notifiers)} notifiers delivered both")
     return 1 if failed else 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from driftwatch._receiver import check_bind
     from driftwatch._serve import run_serve
