@@ -69,7 +69,6 @@ def alarm_times(
     signs = np.tile(np.array([1.0, -1.0]), len(sh))
     sizes = np.repeat(sh, 2)
     arms = len(sizes)
-    log_k = np.log(arms)
     stat = np.full((n_streams, arms), -np.inf if statistic == "sr" else 0.0)
     thr = np.asarray(thresholds, dtype=np.float64)
     # One row of thresholds for every stream, or one row per stream (a threshold that depends on
@@ -79,6 +78,14 @@ def alarm_times(
     # find every threshold's first crossing at the end (a search, not a comparison per step).
     running = np.full((n_streams, length), -np.inf)
     top = np.full(n_streams, -np.inf)
+    off = np.zeros((n_streams, arms), dtype=bool)
+    if kind == "binary":
+        # LaggedSR._choose_arms: at the warm-up's base rate, an alternative outside (0, 1) is off,
+        # except the smallest shift of each direction.
+        pw = np.clip(csum[:, warmup - 1] / warmup, 0.02, 0.98)[:, None]
+        qw = pw + signs * sizes * np.sqrt(pw * (1 - pw))
+        off = ~((qw > 0.0) & (qw < 1.0)) & (sizes != sizes.min())
+    log_k = np.log((~off).sum(axis=1))
     for t in range(warmup, length):
         # The baseline is observations 0 .. k-1: the warm-up, then all but the latest ``lag`` (the
         # detector moves the oldest pending value into it before scoring the new one).
@@ -93,6 +100,7 @@ def alarm_times(
             llr = np.where(hit, np.log(q / p), np.log((1 - q) / (1 - p)))
             llr[np.ix_(m >= 0.98, signs > 0)] = -np.inf  # no room to go up: that alternative is off
             llr[np.ix_(m <= 0.02, signs < 0)] = -np.inf
+            llr[off] = -np.inf
         else:
             var = (csum2[:, k - 1] - k * m * m) / (k - 1)
             sd1 = np.sqrt(np.maximum(var, 0.0))

@@ -37,11 +37,12 @@ class _Arm:
     """One alternative (shift size and direction): its Shiryaev–Roberts statistic (log scale), and a
     CUSUM of the same likelihood ratios whose last zero estimates when the change began."""
 
-    __slots__ = ("cusum", "direction", "log_r", "shift", "since_zero", "zero_at", "zero_time")
+    __slots__ = ("cusum", "direction", "log_r", "off", "shift", "since_zero", "zero_at", "zero_time")
 
     def __init__(self, direction: str, shift: float) -> None:
         self.direction = direction
         self.shift = shift
+        self.off = False  # an alternative outside the possible pass rates (see LaggedSR._choose_arms)
         self.log_r = -math.inf
         self.cusum = 0.0
         self.since_zero = Moments()
@@ -197,8 +198,10 @@ class LaggedSR(DriftDetector):
         self._n = baseline.n
         self._ref = Moments(baseline.n, baseline.mean, baseline.m2)
         self._all = Moments(baseline.n, baseline.mean, baseline.m2)
-        if self._n >= self.warmup and self._h is None:
-            self._h = self._calibrated()
+        if self._n >= self.warmup:
+            self._choose_arms()
+            if self._h is None:
+                self._h = self._calibrated()
 
     # -- updating ------------------------------------------------------------------------------
     def update(self, x: float, t: float = 0.0) -> None:
@@ -212,8 +215,10 @@ class LaggedSR(DriftDetector):
             self._ref.add(value)
             for arm in self._arms:
                 arm.zero_at, arm.zero_time = self._n, t
-            if self._n == self.warmup and self._h is None:
-                self._h = self._calibrated()
+            if self._n == self.warmup:
+                self._choose_arms()
+                if self._h is None:
+                    self._h = self._calibrated()
             return
         if len(self._pending) >= self.lag and self._pending:
             self._ref.add(self._pending.popleft())
@@ -222,6 +227,25 @@ class LaggedSR(DriftDetector):
             self._pending.append(value)
         else:
             self._ref.add(value)
+
+    def _choose_arms(self) -> None:
+        """Switch off pass-rate alternatives that cannot exist at the baseline's rate.
+
+        Near a rate of 0 or 1 a shift of so many standard deviations can leave [0, 1]: at a 0.90
+        pass rate "up 0.45 sd" is 1.035. Such an arm would only be the "never fails" alternative
+        again; keeping it would spend a quarter of the mixture (and of the false-alarm budget) on an
+        impossible rate. The smallest shift of each direction always stays, so both directions are
+        watched. Decided once, at the end of the warm-up (or on resume), like the threshold.
+        """
+        if self.kind != "binary":
+            return
+        p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
+        sd = math.sqrt(p * (1 - p))
+        smallest = min(self.shifts)
+        for arm in self._arms:
+            q = p + arm.shift * sd if arm.direction == "up" else p - arm.shift * sd
+            arm.off = arm.shift != smallest and not 0.0 < q < 1.0
+        self._log_k = math.log(sum(1 for arm in self._arms if not arm.off))
 
     def _calibrated(self) -> float:
         base = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
@@ -247,7 +271,7 @@ class LaggedSR(DriftDetector):
                 q = p + s * sd if arm.direction == "up" else p - s * sd
                 q = min(max(q, 1e-4), 1 - 1e-4)
                 llr = math.log(q / p) if hit else math.log((1 - q) / (1 - p))
-                if no_up if arm.direction == "up" else no_down:
+                if arm.off or (no_up if arm.direction == "up" else no_down):
                     llr = -math.inf
             else:
                 llr = s * (z - s / 2) if arm.direction == "up" else s * (-z - s / 2)
@@ -264,7 +288,7 @@ class LaggedSR(DriftDetector):
             self._drift_detected = True
             # Direction and change time come from the alternative that dominates the mixture; its
             # CUSUM's last zero is where the evidence for it began to accumulate.
-            self._fired = max(self._arms, key=lambda a: a.log_r)
+            self._fired = max((a for a in self._arms if not a.off), key=lambda a: a.log_r)
 
     def state(self) -> dict[str, Any]:
         """A small JSON-ready summary for debugging."""

@@ -64,7 +64,11 @@ def test_scalar_detector_matches_the_calibration_simulation() -> None:
     rng = np.random.default_rng(11)
     binary = np.concatenate([rng.random((20, 900)) < 0.6, rng.random((20, 700)) < 0.45], axis=1).astype(float)
     numeric = np.concatenate([rng.normal(0, 1, (20, 900)), rng.normal(0.4, 1, (20, 700))], axis=1)
-    for kind, data in (("binary", binary), ("numeric", numeric)):
+    # At a 0.9 pass rate "up 0.45 sd" is impossible and switched off; near 0.83 it depends on the
+    # stream's own warm-up, so rows differ in which arms they use.
+    high = np.concatenate([rng.random((20, 900)) < 0.9, rng.random((20, 700)) < 0.8], axis=1).astype(float)
+    edge = np.concatenate([rng.random((20, 900)) < 0.83, rng.random((20, 700)) < 0.9], axis=1).astype(float)
+    for kind, data in (("binary", binary), ("numeric", numeric), ("binary", high), ("binary", edge)):
         sim = alarm_times(data, kind=kind, thresholds=np.array([6.0]))[:, 0]
         for row, expected in zip(data, sim, strict=True):
             got = first_alarm(LaggedSR(kind=kind, threshold=6.0), list(row))  # type: ignore[arg-type]
@@ -75,7 +79,19 @@ def test_scalar_detector_matches_the_calibration_simulation() -> None:
     assert not np.array_equal(cusum, sim)
 
 
-@pytest.mark.parametrize(("p0", "p1"), [(0.51, 0.38), (0.90, 0.765), (0.40, 0.51)])
+def test_impossible_alternatives_are_switched_off_at_high_pass_rates() -> None:
+    """At a 0.9 pass rate "up 0.45 sd" (1.035) is off and the mixture averages three arms; at 0.5 all four."""
+    for rate, expected_off in ((0.9, {("up", 0.45)}), (0.5, set()), (0.08, {("down", 0.45)})):
+        d = LaggedSR(kind="binary")
+        rng = np.random.default_rng(3)
+        for x in rng.random(d.warmup) < rate:
+            d.update(float(x))
+        off = {(arm.direction, arm.shift) for arm in d._arms if arm.off}
+        assert off == expected_off
+        assert d._log_k == pytest.approx(np.log(4 - len(expected_off)))
+
+
+@pytest.mark.parametrize(("p0", "p1"), [(0.51, 0.38), (0.90, 0.765), (0.40, 0.51), (0.90, 0.96)])
 def test_detects_pass_rate_shifts_in_both_directions(p0: float, p1: float) -> None:
     """Seeded pass-rate shifts are detected in the right direction, median delay well under 400."""
     delays = []
