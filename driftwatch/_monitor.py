@@ -468,8 +468,8 @@ class Monitor:
             raise StateError("monitor snapshot: not a driftwatch monitor snapshot; move the state file aside")
         if state["format"] != SNAPSHOT_FORMAT:
             raise StateError(
-                f"monitor snapshot: format {state['format']!r}, this driftwatch reads format {SNAPSHOT_FORMAT}; "
-                "run the driftwatch version that wrote it, or move the state file aside to start afresh"
+                f"monitor snapshot: format {state['format']!r}, this driftwatch reads format "
+                f"{SNAPSHOT_FORMAT}; run the driftwatch version that wrote it, or move the state file aside to start afresh"
             )
         saved = state["settings"]
         differ = [

@@ -245,6 +245,12 @@ class StateStore:
                 f"is damaged ({exc})", "move the file aside (keep it for diagnosis); start afresh"
             ) from None
 
+    def _fetch(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        """Rows of a query on the worker's connection (hold ``_worker_lock``)."""
+        conn = self._worker
+        rows: list[Any] = self._run(lambda: conn.execute(sql, params).fetchall())
+        return rows
+
     # -- the journal ---------------------------------------------------------------------------
     def append(self, kind: str, body: bytes) -> int:
         """Journal one payload; returns its sequence number once it is on disk (then ack it)."""
@@ -285,12 +291,8 @@ class StateStore:
         while True:
             with self._worker_lock:
                 self._check_open()
-                conn = self._worker
-                rows = self._run(
-                    lambda: conn.execute(
-                        "SELECT seq, kind, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?",
-                        (last, _BATCH),
-                    ).fetchall()
+                rows = self._fetch(
+                    "SELECT seq, kind, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?", (last, _BATCH)
                 )
             for s, kind, body in rows:
                 yield int(s), str(kind), bytes(body)
@@ -359,7 +361,9 @@ class StateStore:
             conn = self._worker
 
             def run() -> tuple[Any, ...]:
-                entries, size = conn.execute("SELECT count(*), coalesce(sum(length(body)), 0) FROM journal").fetchone()
+                entries, size = conn.execute(
+                    "SELECT count(*), coalesce(sum(length(body)), 0) FROM journal"
+                ).fetchone()
                 cp = conn.execute("SELECT seq, length(blob) FROM checkpoint WHERE id = 1").fetchone()
                 last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
                 return entries, size, cp, last
