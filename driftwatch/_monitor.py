@@ -469,7 +469,8 @@ class Monitor:
         if state["format"] != SNAPSHOT_FORMAT:
             raise StateError(
                 f"monitor snapshot: format {state['format']!r}, this driftwatch reads format "
-                f"{SNAPSHOT_FORMAT}; run the driftwatch version that wrote it, or move the state file aside to start afresh"
+                f"{SNAPSHOT_FORMAT}; run the driftwatch version that wrote it, or move the state file "
+                "aside to start afresh"
             )
         saved = state["settings"]
         differ = [
