@@ -198,7 +198,7 @@ class StateStore:
             problem = self._run(lambda: conn.execute("PRAGMA quick_check(1)").fetchone()[0])
             if problem != "ok":
                 raise self._fail(
-                    f"is damaged ({problem})", "move the file aside (keep it for diagnosis); start afresh"
+                    f"is damaged ({' '.join(str(problem).split())})", "move the file aside (keep it for diagnosis); start afresh"
                 )
 
     def _configure(self, conn: sqlite3.Connection) -> None:
@@ -342,7 +342,9 @@ class StateStore:
                     conn.execute("ROLLBACK")
                 raise
 
-        with self._worker_lock:
+        # Both locks: writes from this process take turns here instead of in SQLite's busy handler,
+        # which sleeps up to 100 ms per retry and would hold up the receivers' acknowledgements.
+        with self._worker_lock, self._write_lock:
             self._check_open()
             self._run(run)
 
@@ -384,7 +386,7 @@ class StateStore:
 
     def close(self) -> None:
         """Close both connections; later calls raise StateError."""
-        with self._write_lock, self._worker_lock:
+        with self._worker_lock, self._write_lock:  # the same order as save_checkpoint
             if self._closed:
                 return
             self._closed = True
