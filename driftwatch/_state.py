@@ -198,7 +198,8 @@ class StateStore:
             problem = self._run(lambda: conn.execute("PRAGMA quick_check(1)").fetchone()[0])
             if problem != "ok":
                 raise self._fail(
-                    f"is damaged ({' '.join(str(problem).split())})", "move the file aside (keep it for diagnosis); start afresh"
+                    f"is damaged ({' '.join(str(problem).split())})",
+                    "move the file aside (keep it for diagnosis); start afresh",
                 )
 
     def _configure(self, conn: sqlite3.Connection) -> None:

@@ -101,7 +101,7 @@ class IndexDecoder:
 
 # -- the monitor's snapshot ------------------------------------------------------------------------
 def test_reference_run_has_the_alerts_the_tests_rely_on() -> None:
-    """The uninterrupted run raises drift on a, b and d, BH among concurrent candidates, a version comparison."""
+    """The uninterrupted run has drift on a, b and d, BH among concurrent candidates, a version comparison."""
     kinds = {(a["stream"]["task"], a["kind"], a["status"]) for a in REFERENCE}
     assert {("a", "drift", "confirmed"), ("b", "drift", "confirmed"), ("d", "drift", "confirmed")} <= kinds
     assert ("c", "version_change", "annotation") in kinds
@@ -111,7 +111,7 @@ def test_reference_run_has_the_alerts_the_tests_rely_on() -> None:
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_restored_monitor_alerts_like_an_uninterrupted_one(seed: int) -> None:
-    """Snapshot at random points (and right after each suspected alert), restore into a new monitor: same alerts."""
+    """Snapshot at random points and after each alarm, restore into a new monitor: the same alerts."""
     rng = random.Random(seed)
     points = set(rng.sample(range(len(OUTCOMES)), 8)) | SUSPECTED_AT
     monitor = Monitor(CONFIG, threaded=False)
@@ -181,7 +181,7 @@ def stream_of(alert: Alert | dict[str, Any]) -> str:
 
 @pytest.mark.parametrize("cut", [850, 2000, 3300])
 def test_subset_snapshot_merged_into_another_monitor_goes_on_alike(cut: int) -> None:
-    """Streams a and b moved mid-run to a monitor with its own streams raise the alerts they would have raised."""
+    """Streams a and b moved mid-run to a monitor with streams of its own raise the alerts they would have."""
     source = Monitor(CONFIG, threaded=False)
     for outcome in OUTCOMES[:cut]:
         source.process(outcome)
@@ -354,10 +354,10 @@ def test_a_damaged_checkpoint_is_refused_on_start(tmp_path: Path) -> None:
 
 # -- the durable driver ------------------------------------------------------------------------------
 def test_durable_restarts_alert_like_an_uninterrupted_run(tmp_path: Path) -> None:
-    """Stop the process objects at random points, reopen the file and go on: the same alerts, the same stats."""
+    """Drop the objects at random points, reopen the file and go on: the same alerts, the same stats."""
     path = tmp_path / "state.db"
     rng = random.Random(11)
-    stops = sorted(rng.sample(range(1, len(OUTCOMES)), 5)) + [len(OUTCOMES)]
+    stops = [*sorted(rng.sample(range(1, len(OUTCOMES)), 5)), len(OUTCOMES)]
     sink = InMemorySink()
     start = 0
     for stop in stops:
@@ -466,7 +466,7 @@ def alerts_in(path: Path) -> list[dict[str, Any]]:
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_kill_9_loses_no_acknowledged_entry_and_changes_no_alert(tmp_path: Path) -> None:
-    """SIGKILL a journaling worker at random moments: every reported seq survives; alerts equal the uninterrupted run."""
+    """SIGKILL a journaling worker at random moments: no reported seq is lost; alerts as if uninterrupted."""
     path, alerts_path, stats_path = tmp_path / "state.db", tmp_path / "alerts.jsonl", tmp_path / "stats.json"
     rng = random.Random(5)
     killed_with_progress = 0
