@@ -14,6 +14,7 @@ so sinks, which must be idempotent on the alert id, see duplicates, never differ
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -26,12 +27,14 @@ from driftwatch._outcome import Outcome
 from driftwatch._snapshot import dumps, loads
 from driftwatch._state import StateError, StateStore
 
-__all__ = ["Decode", "Durable", "DurableStats"]
+__all__ = ["Decode", "Durable", "DurableStats", "checkpointed_snapshot"]
 
 log = logging.getLogger("driftwatch")
 
 #: Format of the checkpoint blob (the monitor's own snapshot inside has its own format number).
 CHECKPOINT_FORMAT = 1
+#: Name prefix of a stream's piece of the checkpoint (``StateStore.save_checkpoint(parts=...)``).
+_PART = "stream:"
 
 Decode = Callable[[str, bytes], list[Outcome]]
 
@@ -98,6 +101,7 @@ class Durable:
         self._clock = clock
         self._seq = 0  # the last journal entry processed
         self._since = 0  # entries processed since the last checkpoint
+        self._saved: dict[str, bytes] = {}  # each stream's bytes as of the last checkpoint
         self._last_checkpoint = clock()
         self._started = False
         self._work_lock = threading.Lock()
@@ -210,34 +214,35 @@ class Durable:
         self._since += 1
 
     def _checkpoint(self) -> None:
-        self.stats.checkpoints += 1
+        head, streams = self.monitor._snapshot_parts()
+        saved = self._saved
+        # Only streams whose bytes changed since the last checkpoint are written (the monitor hands
+        # out the same bytes object while a stream is unchanged).
+        parts: dict[str, bytes | None] = {
+            _PART + key: blob for key, blob in streams.items() if saved.get(key) is not blob
+        }
+        parts.update({_PART + key: None for key in saved.keys() - streams.keys()})
         blob = dumps(
             {
                 "format": CHECKPOINT_FORMAT,
-                "monitor": self.monitor.snapshot(),
-                "decoder": self.decoder,
-                "stats": self.stats,
+                "monitor": head,
+                "streams": list(streams),
+                # Bytes of their own: reading the monitor's part back (scale-out) needs no decoder class.
+                "decoder": dumps(self.decoder),
+                "stats": dataclasses.replace(self.stats, checkpoints=self.stats.checkpoints + 1),
             }
         )
-        try:
-            self.store.save_checkpoint(self._seq, blob)
-        except BaseException:
-            self.stats.checkpoints -= 1
-            raise
+        self.store.save_checkpoint(self._seq, blob, parts=parts)
+        self.stats.checkpoints += 1
+        self._saved = streams
         self._since = 0
         self._last_checkpoint = self._clock()
 
     def _restore(self, blob: bytes) -> None:
         modules = [type(self.decoder).__module__] if self.decoder is not None else []
-        state = loads(blob, f"checkpoint in {self.store.path}", modules)
-        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-            found = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise StateError(
-                f"checkpoint in {self.store.path}: format {found!r}, this driftwatch reads format "
-                f"{CHECKPOINT_FORMAT}; run the version that wrote it, or move the state file aside"
-            )
-        self.monitor.restore(state["monitor"])
-        saved = state["decoder"]
+        state = _read_checkpoint(self.store, blob)
+        self.monitor._restore_state(self.monitor._check_snapshot(state["monitor"]))
+        saved = loads(state["decoder"], f"checkpoint in {self.store.path}, decoder", modules)
         if (saved is None) != (self.decoder is None) or (
             saved is not None and type(saved) is not type(self.decoder)
         ):
@@ -248,6 +253,45 @@ class Durable:
         if saved is not None:
             _restore_into(self.decoder, saved)
         self.stats = state["stats"]
+        self._saved = dict(state["monitor"]["streams"])
+
+
+def checkpointed_snapshot(store: StateStore) -> bytes | None:
+    """The monitor snapshot in a state file's last checkpoint (None without one), for ``Monitor.merge``.
+
+    Scale-out: when an instance is removed, another one takes over some of its streams with
+    ``monitor.merge(checkpointed_snapshot(StateStore(its_path)), keys=...)``. The removed
+    instance's journal entries after its checkpoint are not in the snapshot; replay them
+    through the new owner, or route them again.
+    """
+    saved = store.load_checkpoint()
+    if saved is None:
+        return None
+    state = _read_checkpoint(store, saved[1])
+    return dumps(state["monitor"])
+
+
+def _read_checkpoint(store: StateStore, blob: bytes) -> dict[str, Any]:
+    """The checkpoint blob with the monitor snapshot reassembled from its stored streams."""
+    what = f"checkpoint in {store.path}"
+    state = loads(blob, what)
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise StateError(
+            f"{what}: format {found!r}, this driftwatch reads format {CHECKPOINT_FORMAT}; "
+            "run the version that wrote it, or move the state file aside"
+        )
+    parts = store.checkpoint_parts()
+    keys: list[str] = state["streams"]
+    missing = [key for key in keys if _PART + key not in parts]
+    if missing:
+        raise StateError(
+            f"{what}: {len(missing)} of its {len(keys)} streams are missing (e.g. {missing[0]}); "
+            "the file is damaged — move it aside to start afresh"
+        )
+    state["monitor"]["streams"] = {key: parts[_PART + key] for key in keys}
+    result: dict[str, Any] = state
+    return result
 
 
 def _restore_into(target: Any, source: Any) -> None:

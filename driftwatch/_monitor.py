@@ -369,6 +369,14 @@ class Monitor:
         to another instance. Taken under the processing lock, so it is consistent with the
         outcomes processed so far; call it between ``process`` calls for an exact checkpoint.
         """
+        head, streams = self._snapshot_parts(keys)
+        return dumps({**head, "streams": streams})
+
+    def _snapshot_parts(self, keys: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """The snapshot without its streams, and each stream's bytes (the same object while unchanged).
+
+        The durable driver stores only the streams whose bytes changed since its last checkpoint.
+        """
         with self._lock:
             partial = keys is not None
             wanted = list(self._streams) if keys is None else [k for k in keys if k in self._streams]
@@ -379,16 +387,16 @@ class Monitor:
                 if blob is None:
                     blob = blobs[key] = dumps(self._streams[key])
                 streams[key] = blob
-            state = {
+            head = {
                 "format": SNAPSHOT_FORMAT,
                 "settings": {name: getattr(self.config, name) for name in SNAPSHOT_SETTINGS},
                 "partial": partial,
-                "streams": streams,
-                "bh": (self._bh_events, self._bh_open, self._bh_decided, self._bh_decided_total),
-                "stats": None if partial else self.stats,
+                # Copies: the head may be pickled after the lock is released.
+                "bh": (self._bh_events, set(self._bh_open), list(self._bh_decided), self._bh_decided_total),
+                "stats": None if partial else dataclasses.replace(self.stats, alerts=dict(self.stats.alerts)),
                 "warned_cap": self._warned_cap,
             }
-            return dumps(state)
+            return head, streams
 
     def restore(self, blob: bytes) -> None:
         """Replace this monitor's state with a full ``snapshot``; raises StateError when it does not fit.
@@ -397,7 +405,9 @@ class Monitor:
         (use ``merge``), or settings that differ from this monitor's (named in the message).
         The sinks and the worker thread stay as they are.
         """
-        state = self._read_snapshot(blob)
+        self._restore_state(self._read_snapshot(blob))
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
         if state["partial"]:
             raise StateError("monitor snapshot: holds a subset of streams; merge() it instead of restore()")
         events, open_events, decided, decided_total = state["bh"]
@@ -415,8 +425,10 @@ class Monitor:
                 setattr(self.stats, f.name, getattr(saved, f.name))
             self._warned_cap = bool(state["warned_cap"])
 
-    def merge(self, blob: bytes) -> list[str]:
+    def merge(self, blob: bytes, keys: Iterable[str] | None = None) -> list[str]:
         """Add the streams of a ``snapshot`` (full or ``keys=…``) taken on another monitor; their keys.
+
+        With ``keys``, only those of its streams (the others are ignored).
 
         For scale-out: the streams of a removed instance go on here from its checkpoint. Refused
         (StateError, nothing changed) when a stream is already watched here, when ``max_streams``
@@ -425,6 +437,9 @@ class Monitor:
         were open count in ``m`` as p = 1 (conservative). Stats stay this monitor's own.
         """
         state = self._read_snapshot(blob)
+        if keys is not None:
+            wanted = set(keys)
+            state["streams"] = {k: b for k, b in state["streams"].items() if k in wanted}
         incoming = self._read_streams(state)
         _, _, _, src_decided_total = state["bh"]
         with self._lock:
@@ -463,7 +478,9 @@ class Monitor:
         return streams
 
     def _read_snapshot(self, blob: bytes) -> dict[str, Any]:
-        state = loads(blob, "monitor snapshot")
+        return self._check_snapshot(loads(blob, "monitor snapshot"))
+
+    def _check_snapshot(self, state: Any) -> dict[str, Any]:
         if not isinstance(state, dict) or "format" not in state:
             raise StateError("monitor snapshot: not a driftwatch monitor snapshot; move the state file aside")
         if state["format"] != SNAPSHOT_FORMAT:

@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +31,7 @@ FORMAT_VERSION = 1
 #: Rows fetched per query while iterating the journal, so appends are not held up for long.
 _BATCH = 256
 
+_TABLES = frozenset({"journal", "checkpoint", "checkpoint_part"})
 _SCHEMA = """
 CREATE TABLE journal (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: a seq is never reused after truncation
@@ -42,6 +43,12 @@ CREATE TABLE checkpoint (
     seq INTEGER NOT NULL,
     blob BLOB NOT NULL,
     saved_at REAL NOT NULL
+);
+-- Named pieces of the checkpoint that change independently (a monitor's streams): a checkpoint
+-- rewrites only the pieces that changed since the last one, in the same transaction as the rest.
+CREATE TABLE checkpoint_part (
+    name TEXT PRIMARY KEY,
+    blob BLOB NOT NULL
 );
 """
 
@@ -187,9 +194,9 @@ class StateStore:
                 f"{FORMAT_VERSION})",
                 "upgrade driftwatch, or start this version with another state path",
             )
-        if not {"journal", "checkpoint"} <= tables:
+        if _TABLES - tables:
             raise self._fail(
-                f"is damaged: tables {sorted({'journal', 'checkpoint'} - tables)} are missing",
+                f"is damaged: tables {sorted(_TABLES - tables)} are missing",
                 "move the file aside; a new one is created on start",
             )
         self._configure(conn)
@@ -312,14 +319,20 @@ class StateStore:
         return int(row[0]) if row else 0
 
     # -- the checkpoint ------------------------------------------------------------------------
-    def save_checkpoint(self, seq: int, blob: bytes, *, truncate: bool = True) -> None:
+    def save_checkpoint(
+        self, seq: int, blob: bytes, *, parts: Mapping[str, bytes | None] | None = None, truncate: bool = True
+    ) -> None:
         """Store ``blob`` as the state after entry ``seq`` and drop the entries it covers, atomically.
 
-        Either the new checkpoint and the truncation are both on disk, or (after a crash) neither is.
+        ``parts`` updates named pieces kept beside the blob (None deletes one); pieces not named
+        stay as they are, so a large state that changes piecemeal is not rewritten whole. Either
+        the new checkpoint, its parts and the truncation are all on disk, or (after a crash) none.
         """
         if seq < 0:
             raise ValueError(f"seq must be >= 0 (0 means before the first entry), got {seq}")
         payload = bytes(blob)
+        upserts = [(str(k), bytes(v)) for k, v in (parts or {}).items() if v is not None]
+        deletes = [(str(k),) for k, v in (parts or {}).items() if v is None]
 
         def run() -> None:
             conn = self._worker
@@ -335,6 +348,8 @@ class StateStore:
                     "INSERT OR REPLACE INTO checkpoint (id, seq, blob, saved_at) VALUES (1, ?, ?, ?)",
                     (seq, payload, time.time()),
                 )
+                conn.executemany("INSERT OR REPLACE INTO checkpoint_part (name, blob) VALUES (?, ?)", upserts)
+                conn.executemany("DELETE FROM checkpoint_part WHERE name = ?", deletes)
                 if truncate:
                     conn.execute("DELETE FROM journal WHERE seq <= ?", (seq,))
                 conn.execute("COMMIT")
@@ -353,9 +368,15 @@ class StateStore:
         """The last checkpoint as (seq, blob), or None when none was saved."""
         with self._worker_lock:
             self._check_open()
-            conn = self._worker
-            row = self._run(lambda: conn.execute("SELECT seq, blob FROM checkpoint WHERE id = 1").fetchone())
-        return None if row is None else (int(row[0]), bytes(row[1]))
+            rows = self._fetch("SELECT seq, blob FROM checkpoint WHERE id = 1")
+        return (int(rows[0][0]), bytes(rows[0][1])) if rows else None
+
+    def checkpoint_parts(self) -> dict[str, bytes]:
+        """The named pieces of the last checkpoint (see ``save_checkpoint``)."""
+        with self._worker_lock:
+            self._check_open()
+            rows = self._fetch("SELECT name, blob FROM checkpoint_part")
+        return {str(name): bytes(blob) for name, blob in rows}
 
     def stats(self) -> StoreStats:
         """Sizes, e.g. for a receiver that sheds load when the journal falls far behind."""
@@ -367,7 +388,10 @@ class StateStore:
                 entries, size = conn.execute(
                     "SELECT count(*), coalesce(sum(length(body)), 0) FROM journal"
                 ).fetchone()
-                cp = conn.execute("SELECT seq, length(blob) FROM checkpoint WHERE id = 1").fetchone()
+                cp = conn.execute(
+                    "SELECT seq, length(blob) + (SELECT coalesce(sum(length(blob)), 0) FROM checkpoint_part) "
+                    "FROM checkpoint WHERE id = 1"
+                ).fetchone()
                 last = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'journal'").fetchone()
                 return entries, size, cp, last
 
