@@ -19,6 +19,7 @@ import tempfile
 import time
 
 from driftwatch import Config, Monitor, Outcome
+from driftwatch._durable import Durable
 from driftwatch._state import StateStore
 
 
@@ -80,18 +81,36 @@ def main() -> None:
     )
     with tempfile.TemporaryDirectory() as tmp, StateStore(os.path.join(tmp, "state.db")) as store:
         save = timed(lambda: store.save_checkpoint(store.last_seq(), blob), args.repeat)
-        body = b"x" * 2000
-        n = 200
-        start = time.perf_counter()
-        for _ in range(n):
-            store.append("otlp-logs", body)
-        one = (time.perf_counter() - start) / n
-        start = time.perf_counter()
-        for _ in range(n):
-            store.append_many([("otlp-logs", body)] * 100)
-        batch = (time.perf_counter() - start) / n
-        size = os.path.getsize(os.path.join(tmp, "state.db"))
-        print(f"  save_checkpoint (synchronous=FULL) {save * 1e3:.0f} ms; file {size / 1e6:.1f} MB")
+        print(f"  save_checkpoint of the whole snapshot as one blob (synchronous=FULL) {save * 1e3:.0f} ms")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "state.db")
+        durable = Durable(StateStore(path), monitor, lambda kind, body: [], every=10**9)
+        durable.start()
+        outcome = Outcome(task="t0", time=2000.0, success=True, latency_s=2.0)
+        keys = monitor.stream_keys()
+        for touched in (len(keys), len(keys) // 10, 0):
+            for key in keys[:touched]:  # a new outcome on these streams
+                outcome.task = key.split("task=")[1]
+                monitor.process(outcome)
+            durable._since = 1  # checkpoint even though no journal entry was processed
+            start = time.perf_counter()
+            durable.checkpoint()
+            took = time.perf_counter() - start
+            print(f"  Durable checkpoint with {touched} streams changed: {took * 1e3:.0f} ms")
+        durable.close()
+        size = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
+        print(f"  state file with its -wal: {size / 1e6:.1f} MB")
+        with StateStore(path) as store:
+            body = b"x" * 2000
+            n = 200
+            start = time.perf_counter()
+            for _ in range(n):
+                store.append("otlp-logs", body)
+            one = (time.perf_counter() - start) / n
+            start = time.perf_counter()
+            for _ in range(n):
+                store.append_many([("otlp-logs", body)] * 100)
+            batch = (time.perf_counter() - start) / n
         print(f"journal: append of 2 kB {one * 1e3:.2f} ms; append_many of 100 x 2 kB {batch * 1e3:.2f} ms")
 
 

@@ -229,6 +229,7 @@ class Durable:
                 "streams": list(streams),
                 # Bytes of their own: reading the monitor's part back (scale-out) needs no decoder class.
                 "decoder": dumps(self.decoder),
+                "decoder_class": _class_name(self.decoder),
                 "stats": dataclasses.replace(self.stats, checkpoints=self.stats.checkpoints + 1),
             }
         )
@@ -242,14 +243,13 @@ class Durable:
         modules = [type(self.decoder).__module__] if self.decoder is not None else []
         state = _read_checkpoint(self.store, blob)
         self.monitor._restore_state(self.monitor._check_snapshot(state["monitor"]))
-        saved = loads(state["decoder"], f"checkpoint in {self.store.path}, decoder", modules)
-        if (saved is None) != (self.decoder is None) or (
-            saved is not None and type(saved) is not type(self.decoder)
-        ):
+        saved_class, current_class = state["decoder_class"], _class_name(self.decoder)
+        if saved_class != current_class:
             raise StateError(
-                f"checkpoint in {self.store.path}: saved with decoder {type(saved).__name__}, started with "
-                f"{type(self.decoder).__name__}; start with the decoder it was saved with"
+                f"checkpoint in {self.store.path}: saved with decoder {saved_class}, started with "
+                f"{current_class}; start with the decoder it was saved with"
             )
+        saved = loads(state["decoder"], f"checkpoint in {self.store.path}, decoder", modules)
         if saved is not None:
             _restore_into(self.decoder, saved)
         self.stats = state["stats"]
@@ -292,6 +292,10 @@ def _read_checkpoint(store: StateStore, blob: bytes) -> dict[str, Any]:
     state["monitor"]["streams"] = {key: parts[_PART + key] for key in keys}
     result: dict[str, Any] = state
     return result
+
+
+def _class_name(obj: Any) -> str | None:
+    return None if obj is None else f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def _restore_into(target: Any, source: Any) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from driftwatch import Alert, Config, InMemorySink, JsonlSink, Monitor, Outcome
-from driftwatch._durable import Durable
+from driftwatch._durable import Durable, checkpointed_snapshot
 from driftwatch._state import StateError, StateStore
 
 CONFIG = Config(signals=["success", "latency_s"])
@@ -179,23 +179,39 @@ def stream_of(alert: Alert | dict[str, Any]) -> str:
     return str(stream["task"])
 
 
-@pytest.mark.parametrize("cut", [850, 2000, 3300])
-def test_subset_snapshot_merged_into_another_monitor_goes_on_alike(cut: int) -> None:
-    """Streams a and b moved mid-run to a monitor with streams of its own raise the alerts they would have."""
+@pytest.mark.parametrize("via", ["snapshot", "state file"])
+@pytest.mark.parametrize("cut", [2000, 3405, 3420, 5000])
+def test_subset_merged_into_another_monitor_goes_on_alike(cut: int, via: str, tmp_path: Path) -> None:
+    """Streams a and b moved mid-run (alarms open or not) to a busy monitor raise the alerts they would."""
     source = Monitor(CONFIG, threaded=False)
-    for outcome in OUTCOMES[:cut]:
-        source.process(outcome)
+    if via == "snapshot":
+        for outcome in OUTCOMES[:cut]:
+            source.process(outcome)
+        blob = source.snapshot(keys=[k for k in source.stream_keys() if k.endswith(("task=a", "task=b"))])
+    else:  # a removed instance's state file, as scale-out reads it
+        decoder = IndexDecoder()
+        durable = Durable(StateStore(tmp_path / "s.db"), source, decoder.decode, decoder=decoder, every=77)
+        durable.start()
+        durable.append_many([("outcome", encode(i, OUTCOMES[i])) for i in range(cut)])
+        durable.step()
+        durable.close()
+        with StateStore(tmp_path / "s.db") as store:
+            full = checkpointed_snapshot(store)
+        assert full is not None
+        blob = full
     moved = [k for k in source.stream_keys() if k.endswith(("task=a", "task=b"))]
     target = Monitor(CONFIG, threaded=False)
     rng = random.Random(4)
     for i in range(700):  # a healthy stream of its own
         target.process(Outcome(task="e", time=float(i), success=rng.random() < 0.8))
-    assert sorted(target.merge(source.snapshot(keys=[*moved, "service=x;task=never-seen"]))) == sorted(moved)
+    keys = [*moved, "service=x;task=never-seen"]
+    assert sorted(target.merge(blob, keys=keys)) == sorted(moved)
     rest = OUTCOMES[cut:]
     expected = [a.to_dict() for o in rest for a in source.process(o) if stream_of(a) in ("a", "b")]
     got = [a.to_dict() for o in rest if o.task in ("a", "b") for a in target.process(o)]
-    assert pairs(got) == pairs(expected) and pairs(expected)
+    assert got == expected
     assert target.stream_count == 3
+    assert bool(expected) == (cut < 5000)  # at 3405 and 3420 alarms are open, awaiting confirmation
 
 
 def test_merge_refuses_streams_already_watched_or_over_the_cap_and_changes_nothing() -> None:
@@ -396,6 +412,106 @@ def test_a_bad_entry_is_skipped_counted_and_the_rest_flows(tmp_path: Path, caplo
     assert durable.stats.decode_errors == 1 and durable.monitor.stats.processed == 2
     assert f"journal entry {bad} (metrics, 1 bytes) cannot be decoded" in caplog.text
     durable.close()
+
+
+def part_rowids(path: Path) -> dict[str, int]:
+    conn = sqlite3.connect(path)
+    try:
+        return {name: rowid for name, rowid in conn.execute("SELECT name, rowid FROM checkpoint_part")}
+    finally:
+        conn.close()
+
+
+def test_a_checkpoint_rewrites_only_the_streams_that_changed(tmp_path: Path) -> None:
+    """After one more outcome on stream a, the next checkpoint rewrites a's row and leaves the others."""
+    path = tmp_path / "s.db"
+    decoder = IndexDecoder()
+    durable = Durable(StateStore(path), Monitor(CONFIG, threaded=False), decoder.decode, decoder=decoder)
+    durable.start()
+    durable.append_many([("outcome", encode(i, OUTCOMES[i])) for i in range(400)])
+    durable.step()
+    durable.checkpoint()
+    before = part_rowids(path)
+    assert OUTCOMES[400].task == "a"
+    durable.append("outcome", encode(400, OUTCOMES[400]))
+    durable.step()
+    durable.checkpoint()
+    after = part_rowids(path)
+    assert sorted(before) == sorted(after) and len(after) == 4
+    assert [name for name in after if after[name] != before[name]] == [
+        "stream:service=unknown_service;task=a"
+    ]
+    durable.close()
+
+
+def test_checkpoints_every_n_entries_and_every_t_seconds(tmp_path: Path) -> None:
+    """A checkpoint follows ``every`` entries, or the first entry after ``seconds`` have passed."""
+    now = [0.0]
+    decoder = IndexDecoder()
+    store = StateStore(tmp_path / "s.db")
+    durable = Durable(
+        store, Monitor(CONFIG, threaded=False), decoder.decode, every=10, seconds=5.0, clock=lambda: now[0]
+    )
+    durable.start()
+    durable.append_many([("outcome", encode(i, OUTCOMES[i])) for i in range(25)])
+    durable.step()
+    assert store.load_checkpoint() is not None and store.load_checkpoint()[0] == 20  # type: ignore[index]
+    assert [seq for seq, _, _ in store.entries_after(0)] == list(range(21, 26))
+    durable.append("outcome", encode(25, OUTCOMES[25]))
+    durable.step()
+    assert store.load_checkpoint()[0] == 20  # type: ignore[index]
+    now[0] = 5.0
+    assert durable.step() == 0 and store.load_checkpoint()[0] == 26  # type: ignore[index]
+    assert durable.stats.checkpoints == 3
+    durable.close()
+
+
+def test_run_processes_until_stopped_and_checkpoints_on_the_way_out(tmp_path: Path) -> None:
+    """The worker loop picks up appends from other threads and leaves a checkpoint covering all of them."""
+    decoder = IndexDecoder()
+    store = StateStore(tmp_path / "s.db")
+    durable = Durable(store, Monitor(CONFIG, threaded=False), decoder.decode, decoder=decoder, every=10**6)
+    durable.start()
+    stop = threading.Event()
+    worker = threading.Thread(target=durable.run, args=(stop, 0.005))
+    worker.start()
+    for i in range(200):
+        durable.append("outcome", encode(i, OUTCOMES[i]))
+    deadline = time.monotonic() + 10
+    while durable.processed_seq < 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    worker.join(10)
+    assert durable.monitor.stats.processed == 200
+    assert store.load_checkpoint()[0] == 200  # type: ignore[index]
+    durable.close()
+
+
+def test_restart_refuses_another_decoder_and_missing_streams(tmp_path: Path) -> None:
+    """A checkpoint restores only with the decoder class it was saved with, and only when whole."""
+    path = tmp_path / "s.db"
+    decoder = IndexDecoder()
+    durable = Durable(StateStore(path), Monitor(CONFIG, threaded=False), decoder.decode, decoder=decoder)
+    durable.start()
+    durable.append_many([("outcome", encode(i, OUTCOMES[i])) for i in range(40)])
+    durable.step()
+    durable.close()
+    with StateStore(path) as store:
+        plain = Durable(store, Monitor(CONFIG, threaded=False), decoder.decode)
+        with pytest.raises(
+            StateError, match=r"saved with decoder [\w.]*test_state.IndexDecoder, started with None;"
+        ):
+            plain.start()
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM checkpoint_part WHERE name LIKE '%task=c'")
+    conn.commit()
+    conn.close()
+    with StateStore(path) as store:
+        again = Durable(store, Monitor(CONFIG, threaded=False), decoder.decode, decoder=IndexDecoder())
+        with pytest.raises(
+            StateError, match=r"1 of its 4 streams are missing \(e.g. service=unknown_service;task=c\)"
+        ):
+            again.start()
 
 
 def _child(path: Path, alerts_path: Path, stats_path: Path, report: int) -> None:
