@@ -240,9 +240,10 @@ class Durable:
         self._last_checkpoint = self._clock()
 
     def _restore(self, blob: bytes) -> None:
+        # Everything is read and checked before anything is changed: a refused checkpoint leaves
+        # the monitor and the decoder as they were.
         modules = [type(self.decoder).__module__] if self.decoder is not None else []
         state = _read_checkpoint(self.store, blob)
-        self.monitor._restore_state(self.monitor._check_snapshot(state["monitor"]))
         saved_class, current_class = state["decoder_class"], _class_name(self.decoder)
         if saved_class != current_class:
             raise StateError(
@@ -250,6 +251,7 @@ class Durable:
                 f"{current_class}; start with the decoder it was saved with"
             )
         saved = loads(state["decoder"], f"checkpoint in {self.store.path}, decoder", modules)
+        self.monitor._restore_state(self.monitor._check_snapshot(state["monitor"]))
         if saved is not None:
             _restore_into(self.decoder, saved)
         self.stats = state["stats"]
