@@ -91,6 +91,14 @@ class Durable:
             raise ValueError(f"every: checkpoint after this many journal entries, >= 1; got {every}")
         if not seconds > 0:
             raise ValueError(f"seconds: checkpoint at least this often, > 0; got {seconds}")
+        if decoder is not None:
+            try:
+                dumps(decoder)
+            except Exception as exc:
+                raise TypeError(
+                    f"decoder: its state is saved with each checkpoint, so it must pickle; "
+                    f"{type(decoder).__name__} does not ({exc}). Keep locks, sockets and threads out of it"
+                ) from None
         self.store = store
         self.monitor = monitor
         self.decode = decode
@@ -110,6 +118,10 @@ class Durable:
     def processed_seq(self) -> int:
         """Sequence number of the last journal entry processed (0 before the first)."""
         return self._seq
+
+    def backlog(self) -> int:
+        """Journal entries accepted but not yet processed: a receiver can shed load (503) above a limit."""
+        return max(0, self.store.last_seq() - self._seq)
 
     # -- the receiver's side --------------------------------------------------------------------
     def append(self, kind: str, body: bytes) -> int:
@@ -167,8 +179,9 @@ class Durable:
             try:
                 if not self.step(limit=self.every):
                     stop.wait(poll)
-            except StateError:
-                log.error("driftwatch: the state file failed; retrying in 1 s", exc_info=True)
+            except Exception:
+                # The journal keeps what was accepted; the worker tries again rather than dying.
+                log.error("driftwatch: processing the journal failed; retrying in 1 s", exc_info=True)
                 stop.wait(1.0)
         self.checkpoint()
 

@@ -46,7 +46,8 @@ _OUTCOME_FIELDS = frozenset(f.name for f in dataclasses.fields(Outcome))
 MIN_PAIRS = 10
 #: Decided stage-two p-values kept for Benjamini–Hochberg; older ones count as p = 1 (conservative).
 _BH_LOG_MAX = 10_000
-#: Format of ``Monitor.snapshot``; ``restore`` refuses other formats.
+#: Format of ``Monitor.snapshot``; ``restore`` refuses other formats. A snapshot pickles the monitor's
+#: state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their attributes change.
 SNAPSHOT_FORMAT = 1
 #: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
 SNAPSHOT_SETTINGS = (

@@ -280,7 +280,8 @@ def test_appends_from_many_threads_while_the_worker_reads(tmp_path: Path) -> Non
     for thread in threads:
         thread.start()
     seen: list[int] = []
-    while any(t.is_alive() for t in threads) or (seen[-1] if seen else 0) < 200:
+    deadline = time.monotonic() + 30
+    while (any(t.is_alive() for t in threads) or len(seen) < 200) and time.monotonic() < deadline:
         for seq, _, _ in store.entries_after(seen[-1] if seen else 0):
             seen.append(seq)
         if seen:
@@ -480,11 +481,24 @@ def test_run_processes_until_stopped_and_checkpoints_on_the_way_out(tmp_path: Pa
     deadline = time.monotonic() + 10
     while durable.processed_seq < 200 and time.monotonic() < deadline:
         time.sleep(0.01)
+    assert durable.backlog() == 0
     stop.set()
     worker.join(10)
     assert durable.monitor.stats.processed == 200
     assert store.load_checkpoint()[0] == 200  # type: ignore[index]
     durable.close()
+
+
+def test_an_unpicklable_decoder_is_refused_up_front(tmp_path: Path) -> None:
+    """A decoder holding a lock could never be checkpointed: refused when the driver is made, not later."""
+
+    class Locked(IndexDecoder):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lock = threading.Lock()
+
+    with StateStore(tmp_path / "s.db") as store, pytest.raises(TypeError, match="Locked does not"):
+        Durable(store, Monitor(CONFIG, threaded=False), Locked().decode, decoder=Locked())
 
 
 def test_restart_refuses_another_decoder_and_missing_streams(tmp_path: Path) -> None:
