@@ -100,6 +100,13 @@ def main() -> None:
         durable.close()
         size = sum(os.path.getsize(os.path.join(tmp, f)) for f in os.listdir(tmp))
         print(f"  state file with its -wal: {size / 1e6:.1f} MB")
+        start = time.perf_counter()
+        config = Config(max_streams=max(args.streams, 1))
+        again = Durable(StateStore(path), Monitor(config, threaded=False), lambda kind, body: [])
+        again.start()
+        took = time.perf_counter() - start
+        print(f"  restart: open (with quick_check), read the checkpoint, restore: {took * 1e3:.0f} ms")
+        again.store.close()
         with StateStore(path) as store:
             body = b"x" * 2000
             n = 200

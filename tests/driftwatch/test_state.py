@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import doctest
 import json
 import math
 import os
@@ -97,6 +98,15 @@ class IndexDecoder:
         outcome = Outcome(**record)
         self.per_task[outcome.task] = self.per_task.get(outcome.task, 0) + 1
         return [outcome]
+
+
+def test_doctests() -> None:
+    """The StateStore and Durable docstring examples run."""
+    from driftwatch import _durable, _state
+
+    for module in (_state, _durable):
+        result = doctest.testmod(module)
+        assert result.attempted > 0 and result.failed == 0
 
 
 # -- the monitor's snapshot ------------------------------------------------------------------------
