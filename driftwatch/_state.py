@@ -72,8 +72,11 @@ class StateStore:
     """The journal and checkpoint of one ``driftwatch serve`` instance in one SQLite file.
 
     Thread-safe: any number of threads may ``append``; one worker reads and checkpoints. Appends
-    and reads use separate connections (WAL lets a reader run beside a writer), each behind its
-    own lock because a ``sqlite3`` connection must not be used by two threads at once.
+    and the worker use separate connections (WAL lets a reader run beside a writer), each behind
+    its own lock because a ``sqlite3`` connection must not be used by two threads at once; a
+    checkpoint also takes the append lock, since SQLite has one writer at a time. Only one
+    process may open a state file (``path.lock``); ``busy_timeout`` covers outside readers such
+    as the ``sqlite3`` shell.
 
     >>> import tempfile, os
     >>> path = os.path.join(tempfile.mkdtemp(), "state.db")
