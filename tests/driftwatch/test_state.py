@@ -9,6 +9,7 @@ import math
 import os
 import pickle
 import random
+import select
 import signal
 import sqlite3
 import subprocess
@@ -578,19 +579,21 @@ def run_child(path: Path, alerts_path: Path, stats_path: Path, kill_at: int | No
             os._exit(code)
     os.close(write)
     data = b""
+    deadline = time.monotonic() + 60  # a worker that hangs fails the test instead of hanging the suite
     with os.fdopen(read, "rb", buffering=0) as fh:
-        while kill_at is not None and data.count(b"\n") < kill_at:
-            chunk = fh.read(65536)
+        while kill_at is None or data.count(b"\n") < kill_at:
+            ready, _, _ = select.select([fh], [], [], max(0.0, deadline - time.monotonic()))
+            chunk = fh.read(65536) if ready else b""
             if not chunk:
-                break
+                break  # the worker finished (EOF), or the deadline passed
             data += chunk
-        if kill_at is not None:
+        if kill_at is not None or time.monotonic() >= deadline:
             time.sleep(random.uniform(0, 0.01))
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         data += fh.read()
     if kill_at is None:
-        assert os.waitstatus_to_exitcode(status) == 0
+        assert os.waitstatus_to_exitcode(status) == 0, "the worker failed or hung (traceback above)"
     return [int(line) for line in data.split()]
 
 
