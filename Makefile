@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench bench-detection calibrate clean
+.PHONY: install demo test lint typecheck unit bench bench-detection bench-state calibrate clean
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ bench: install
 # (seeded; several minutes on 2 cores; `--quick` for a smoke run).
 bench-detection: install
 	$(BIN)/python -P benchmarks/detection.py
+
+# Checkpoint size and time for 1,000 streams x 8 signals, journal append latency (about 20 s).
+bench-state: install
+	$(BIN)/python -P benchmarks/state.py
 
 # Regenerates detectors/thresholds.json by simulation (seeded; a few minutes on 2 cores).
 calibrate: install

@@ -23,6 +23,8 @@ from typing import Any
 from driftwatch._alerts import Alert, AlertSink, Status, alert_id, changes_text, describe
 from driftwatch._config import Config
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind
+from driftwatch._snapshot import dumps, loads
+from driftwatch._state import StateError
 from driftwatch._stats import (
     Comparison,
     Estimate,
@@ -44,6 +46,24 @@ _OUTCOME_FIELDS = frozenset(f.name for f in dataclasses.fields(Outcome))
 MIN_PAIRS = 10
 #: Decided stage-two p-values kept for Benjamini–Hochberg; older ones count as p = 1 (conservative).
 _BH_LOG_MAX = 10_000
+#: Format of ``Monitor.snapshot``; ``restore`` refuses other formats. A snapshot pickles the monitor's
+#: state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their attributes change.
+SNAPSHOT_FORMAT = 1
+#: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
+SNAPSHOT_SETTINGS = (
+    "budget",
+    "warmup",
+    "lag",
+    "signals",
+    "stream_labels",
+    "confirm_alpha",
+    "confirm_min",
+    "confirm_max",
+    "version_markers",
+    "compare_min",
+    "compare_max",
+    "compare_alpha",
+)
 
 
 def stream_labels(outcome: Outcome, extra: Sequence[str] = ()) -> dict[str, str]:
@@ -265,9 +285,10 @@ class Monitor:
         self._streams: dict[str, _Stream] = {}
         self._signals = [(s, SIGNALS[s]) for s in self.config.signals]
         # Benjamini–Hochberg across concurrent stage-two candidates (see _confirm): an event counter,
-        # the open candidates (id of the watch -> event number when suspected), decided p-values.
+        # the open candidates (their event numbers when suspected, also kept in each watch's
+        # ``opened``, so that the set survives a snapshot and restore), decided p-values.
         self._bh_events = 0
-        self._bh_open: dict[int, int] = {}
+        self._bh_open: set[int] = set()
         self._bh_decided: deque[tuple[int, float]] = deque(maxlen=_BH_LOG_MAX)
         self._bh_decided_total = 0
         self._lock = threading.Lock()  # serialises process() between the worker and direct callers
@@ -275,6 +296,9 @@ class Monitor:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._warned_cap = False
+        # Checkpoints pickle each stream on its own and keep the bytes until the stream next sees an
+        # outcome, so a snapshot costs time in proportion to the streams touched since the last one.
+        self._stream_blobs: dict[str, bytes] = {}
         if threaded:
             self._thread = threading.Thread(target=self._run, name="driftwatch-monitor", daemon=True)
             self._thread.start()
@@ -331,6 +355,156 @@ class Monitor:
                 continue
             self.process(item)
 
+    # -- checkpoints ----------------------------------------------------------------------------
+    def stream_keys(self) -> list[str]:
+        """The keys of the streams watched now (``service=…;task=…``), as ``snapshot(keys=…)`` takes them."""
+        with self._lock:
+            return list(self._streams)
+
+    def snapshot(self, keys: Iterable[str] | None = None) -> bytes:
+        """Everything that decides future alerts, as bytes for ``restore`` (all) or ``merge`` (``keys``).
+
+        That is each stream's detectors, suspected alerts awaiting confirmation, version-tracking
+        state, the Benjamini–Hochberg bookkeeping and the stats; not the queue, thread or sinks.
+        With ``keys``, only those streams (keys not watched here are left out): for moving streams
+        to another instance. Taken under the processing lock, so it is consistent with the
+        outcomes processed so far; call it between ``process`` calls for an exact checkpoint.
+        """
+        head, streams = self._snapshot_parts(keys)
+        return dumps({**head, "streams": streams})
+
+    def _snapshot_parts(self, keys: Iterable[str] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
+        """The snapshot without its streams, and each stream's bytes (the same object while unchanged).
+
+        The durable driver stores only the streams whose bytes changed since its last checkpoint.
+        """
+        with self._lock:
+            partial = keys is not None
+            wanted = list(self._streams) if keys is None else [k for k in keys if k in self._streams]
+            blobs = self._stream_blobs
+            streams = {}
+            for key in wanted:
+                blob = blobs.get(key)
+                if blob is None:
+                    blob = blobs[key] = dumps(self._streams[key])
+                streams[key] = blob
+            head = {
+                "format": SNAPSHOT_FORMAT,
+                "settings": {name: getattr(self.config, name) for name in SNAPSHOT_SETTINGS},
+                "partial": partial,
+                # Copies: the head may be pickled after the lock is released.
+                "bh": (self._bh_events, set(self._bh_open), list(self._bh_decided), self._bh_decided_total),
+                "stats": None if partial else dataclasses.replace(self.stats, alerts=dict(self.stats.alerts)),
+                "warned_cap": self._warned_cap,
+            }
+            return head, streams
+
+    def restore(self, blob: bytes) -> None:
+        """Replace this monitor's state with a full ``snapshot``; raises StateError when it does not fit.
+
+        Refused: a blob that is not a monitor snapshot, another snapshot format, a subset snapshot
+        (use ``merge``), or settings that differ from this monitor's (named in the message).
+        The sinks and the worker thread stay as they are.
+        """
+        self._restore_state(self._read_snapshot(blob))
+
+    def _restore_state(self, state: dict[str, Any]) -> None:
+        if state["partial"]:
+            raise StateError("monitor snapshot: holds a subset of streams; merge() it instead of restore()")
+        events, open_events, decided, decided_total = state["bh"]
+        streams = self._read_streams(state)
+        with self._lock:
+            self._streams = streams
+            self._stream_blobs = dict(state["streams"])
+            self._bh_events = int(events)
+            self._bh_open = set(open_events)
+            self._bh_decided = deque(decided, maxlen=_BH_LOG_MAX)
+            self._bh_decided_total = int(decided_total)
+            # In place: whoever holds this monitor's stats object (an exporter) keeps seeing them.
+            saved: MonitorStats = state["stats"]
+            for f in dataclasses.fields(MonitorStats):
+                setattr(self.stats, f.name, getattr(saved, f.name))
+            self._warned_cap = bool(state["warned_cap"])
+
+    def merge(self, blob: bytes, keys: Iterable[str] | None = None) -> list[str]:
+        """Add the streams of a ``snapshot`` (full or ``keys=…``) taken on another monitor; their keys.
+
+        With ``keys``, only those of its streams (the others are ignored).
+
+        For scale-out: the streams of a removed instance go on here from its checkpoint. Refused
+        (StateError, nothing changed) when a stream is already watched here, when ``max_streams``
+        would be exceeded, or as ``restore`` refuses. Suspected alerts still awaiting confirmation
+        join this monitor's Benjamini–Hochberg set; decisions the other instance made while they
+        were open count in ``m`` as p = 1 (conservative). Stats stay this monitor's own.
+        """
+        state = self._read_snapshot(blob)
+        if keys is not None:
+            wanted = set(keys)
+            state["streams"] = {k: b for k, b in state["streams"].items() if k in wanted}
+        incoming = self._read_streams(state)
+        _, _, _, src_decided_total = state["bh"]
+        with self._lock:
+            clash = sorted(set(incoming) & set(self._streams))
+            if clash:
+                raise StateError(
+                    f"monitor snapshot: {len(clash)} of its streams are already watched here (e.g. "
+                    f"{', '.join(clash[:3])}); snapshot(keys=...) only the streams this monitor lacks"
+                )
+            if len(self._streams) + len(incoming) > self.config.max_streams:
+                raise StateError(
+                    f"monitor snapshot: its {len(incoming)} streams and the {len(self._streams)} here exceed "
+                    f"max_streams ({self.config.max_streams}); raise max_streams or merge fewer streams"
+                )
+            candidates = sorted(
+                (w for stream in incoming.values() for w in stream.watches.values() if w.active is not None),
+                key=lambda w: w.opened[0],
+            )
+            for watch in candidates:  # renumbered into this monitor's event order, oldest first
+                decided_since = int(src_decided_total) - watch.opened[1]
+                self._bh_events += 1
+                watch.opened = (self._bh_events, self._bh_decided_total - decided_since)
+                self._bh_open.add(self._bh_events)
+            self._streams.update(incoming)
+            # Not cached: merging may have renumbered candidates, so the blobs differ from the source's.
+        return list(incoming)
+
+    @staticmethod
+    def _read_streams(state: dict[str, Any]) -> dict[str, _Stream]:
+        streams = {}
+        for key, blob in state["streams"].items():
+            stream = loads(blob, f"monitor snapshot, stream {key}")
+            if not isinstance(stream, _Stream):
+                raise StateError(f"monitor snapshot, stream {key}: not a stream; move the state file aside")
+            streams[key] = stream
+        return streams
+
+    def _read_snapshot(self, blob: bytes) -> dict[str, Any]:
+        return self._check_snapshot(loads(blob, "monitor snapshot"))
+
+    def _check_snapshot(self, state: Any) -> dict[str, Any]:
+        if not isinstance(state, dict) or "format" not in state:
+            raise StateError("monitor snapshot: not a driftwatch monitor snapshot; move the state file aside")
+        if state["format"] != SNAPSHOT_FORMAT:
+            raise StateError(
+                f"monitor snapshot: format {state['format']!r}, this driftwatch reads format "
+                f"{SNAPSHOT_FORMAT}; run the driftwatch version that wrote it, or move the state file "
+                "aside to start afresh"
+            )
+        saved = state["settings"]
+        differ = [
+            f"{name} {saved.get(name)!r} in the snapshot, {getattr(self.config, name)!r} now"
+            for name in SNAPSHOT_SETTINGS
+            if saved.get(name) != getattr(self.config, name)
+        ]
+        if differ:
+            raise StateError(
+                "monitor snapshot: taken with other detection settings (" + "; ".join(differ) + "); "
+                "start with the settings it was taken with, or move the state file aside to start afresh "
+                "(every stream then re-learns its baseline)"
+            )
+        result: dict[str, Any] = state
+        return result
+
     # -- detection ------------------------------------------------------------------------------
     def process(self, outcome: Outcome) -> list[Alert]:
         """Run detection on one outcome now and return the alerts it raised. Never raises."""
@@ -364,6 +538,7 @@ class Monitor:
                 return []
             entry = _Stream(labels)
             self._streams[key] = entry
+        self._stream_blobs.pop(key, None)
         labels = entry.labels
         self.stats.processed += 1
         for record in self._outcome_observers:
@@ -456,7 +631,7 @@ class Monitor:
         """Note that ``watch`` became a stage-two candidate now (for ``_bh_decide``)."""
         self._bh_events += 1
         watch.opened = (self._bh_events, self._bh_decided_total)
-        self._bh_open[id(watch)] = self._bh_events
+        self._bh_open.add(self._bh_events)
 
     def _bh_decide(self, watch: _SignalWatch, p: float) -> tuple[bool, int, int]:
         """Benjamini–Hochberg over the stage-two candidates concurrent with this one.
@@ -467,7 +642,7 @@ class Monitor:
         that is the plain test at ``confirm_alpha``. Returns (confirmed, m, k).
         """
         opened_at, decided_before = watch.opened
-        self._bh_open.pop(id(watch), None)
+        self._bh_open.discard(opened_at)
         others_open = len(self._bh_open)
         since = [q for event, q in self._bh_decided if event > opened_at]
         # Decisions that fell out of the bounded log still count in m (as p = 1): conservative.
@@ -478,7 +653,7 @@ class Monitor:
         self._bh_decided.append((self._bh_events, p))
         self._bh_decided_total += 1
         # No open candidate needs decisions made before the oldest of them was suspected.
-        oldest = min(self._bh_open.values(), default=self._bh_events + 1)
+        oldest = min(self._bh_open, default=self._bh_events + 1)
         while self._bh_decided and self._bh_decided[0][0] <= oldest:
             self._bh_decided.popleft()
         return confirmed, m, k
