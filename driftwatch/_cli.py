@@ -70,6 +70,22 @@ def _replay(args: argparse.Namespace) -> int:
     sinks: list[object] = [_Printer(), memory]
     if args.alerts_out:
         sinks.append(JsonlSink(args.alerts_out))
+    metrics = None
+    if args.metrics_port is not None:
+        from driftwatch._prometheus import PrometheusSink, serve_metrics
+
+        prometheus = PrometheusSink()
+        sinks.append(prometheus)
+        try:
+            metrics = serve_metrics(prometheus, args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            print(
+                f"driftwatch: cannot serve /metrics on {args.metrics_host}:{args.metrics_port}: "
+                f"{exc.strerror}; choose a free port with --metrics-port",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"serving metrics at {metrics.url}", flush=True)
     monitor = Monitor(config, sinks, threaded=False)  # type: ignore[arg-type]
     total = len(outcomes)
     tty = sys.stderr.isatty()
@@ -83,9 +99,27 @@ def _replay(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
     print(
         f"replayed {total} outcomes in {monitor.stream_count} streams; "
-        f"{len(report.errors)} bad lines skipped; alerts: {counts}"
+        f"{len(report.errors)} bad lines skipped; alerts: {counts}",
+        flush=True,
     )
+    if metrics is not None:
+        _hold(args.hold)
+        metrics.close()
     return 0
+
+
+def _hold(seconds: float | None) -> None:
+    """Keep /metrics up for ``seconds`` (None: until interrupted) so Prometheus can scrape the result."""
+    import time
+
+    try:
+        if seconds is None:
+            while True:
+                time.sleep(3600)
+        elif seconds > 0:
+            time.sleep(seconds)
+    except KeyboardInterrupt:
+        pass
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -176,6 +210,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
     replay.add_argument("--config", metavar="FILE", help="YAML config file")
     replay.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
+    replay.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics during and after the replay (0: any port)",
+    )
+    replay.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST", help="address for --metrics-port (127.0.0.1)"
+    )
+    replay.add_argument(
+        "--hold",
+        type=float,
+        metavar="SECONDS",
+        help="with --metrics-port: keep serving this long after the replay (default: until Ctrl-C)",
+    )
     replay.set_defaults(run=_replay)
 
     alert = sub.add_parser(
