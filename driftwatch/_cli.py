@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from driftwatch import __version__
 from driftwatch._alerts import Alert, InMemorySink, JsonlSink, describe
@@ -136,30 +137,42 @@ def _alert_test(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"driftwatch: {exc}", file=sys.stderr)
         return 2
-    if not config.notifiers:
+    if not config.notifiers and not config.markers:
         print(
-            "driftwatch: no notifiers configured; add a 'notifiers:' list to the config file "
-            "(--config or DRIFTWATCH_CONFIG) or set DRIFTWATCH_PAGERDUTY_ROUTING_KEY / "
-            "DRIFTWATCH_SLACK_WEBHOOK_URL",
+            "driftwatch: no notifiers or markers configured; add a 'notifiers:' list (or 'markers:') to the "
+            "config file (--config or DRIFTWATCH_CONFIG) or set DRIFTWATCH_PAGERDUTY_ROUTING_KEY / "
+            "DRIFTWATCH_SLACK_WEBHOOK_URL / DRIFTWATCH_HONEYCOMB_API_KEY / DRIFTWATCH_GRAFANA_TOKEN",
             file=sys.stderr,
         )
         return 2
     notifiers = build_notifiers(config)
     alert = synthetic_alert(config.service)
+    # Each sink with the synthetic events it must deliver: notifiers a page and its resolve, markers
+    # (Honeycomb, Grafana) a version-change marker.
+    plan: list[tuple[Any, list[tuple[str, str]]]] = []
     for notifier in notifiers:
         notifier.export(alert)
         notifier.export(alert.with_status("resolved", message="synthetic test alert resolved"))
+        plan.append((notifier, [(alert.id, "trigger"), (alert.id, "resolve")]))
+    if config.markers:
+        from driftwatch._markers import build_markers, synthetic_version_change
+
+        change = synthetic_version_change(config.service)
+        for marker in build_markers(config):
+            marker.export(change)
+            plan.append((marker, [(change.id, "note")]))
     failed = 0
-    for i, notifier in enumerate(notifiers):
+    for i, (sink, wanted) in enumerate(plan):
         ok = True
-        finished = notifier.flush(args.timeout)
-        notifier.shutdown(0.1)
-        done = {(d.alert_id, d.action): d for d in notifier.deliveries()}
+        finished = sink.flush(args.timeout)
+        sink.shutdown(0.1)
+        done = {(d.alert_id, d.action): d for d in sink.deliveries()}
         parts = []
-        for action in ("trigger", "resolve"):
-            d = done.get((alert.id, action))
+        for alert_id, action in wanted:
+            label = "marker" if action == "note" else action
+            d = done.get((alert_id, action))
             if d is not None and d.ok:
-                parts.append(f"{action} delivered")
+                parts.append(f"{label} delivered")
             else:
                 ok = False
                 why = (
@@ -167,10 +180,11 @@ def _alert_test(args: argparse.Namespace) -> int:
                     if d is not None
                     else ("not sent" if finished else f"no answer in {args.timeout:g} s")
                 )
-                parts.append(f"{action} FAILED: {why}")
+                parts.append(f"{label} FAILED: {why}")
         failed += not ok
-        print(f"{i + 1}. {notifier.name}: " + "; ".join(parts))
-    print(f"test alert {alert.id}: {len(notifiers) - failed} of {len(notifiers)} notifiers delivered both")
+        print(f"{i + 1}. {sink.name}: " + "; ".join(parts))
+    what = "destinations delivered everything" if config.markers else "notifiers delivered both"
+    print(f"test alert {alert.id}: {len(plan) - failed} of {len(plan)} {what}")
     return 1 if failed else 0
 
 
