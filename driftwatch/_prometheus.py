@@ -9,21 +9,27 @@ arrive by scrape or over OTLP (Grafana Cloud, Mimir, Prometheus' OTLP receiver):
 - ``driftwatch.outcomes`` (counter) -> ``driftwatch_outcomes_total``
 
 Dots become underscores in metric and label names, monotonic counters get ``_total``, a unit ``s`` adds
-``_seconds`` and annotation units in braces (``{token}``) add nothing. On top of those, the scrape has
-what a dashboard and a paging rule need and the OTLP sink does not (yet) export:
+``_seconds`` and annotation units in braces (``{token}``) add nothing. Beside those three, both sinks
+export what a paging rule and a dashboard need:
 
-- ``driftwatch_drift_confirmed`` (gauge): 1 while a *confirmed* drift is open on a stream, signal and
-  direction — what pages; ``driftwatch_drift_active`` is 1 from ``suspected`` on;
-- ``driftwatch_outcome_results_total`` (counter, ``driftwatch_result`` = pass/fail): pass rate;
-- ``driftwatch_outcome_latency_seconds`` (histogram), ``driftwatch_outcome_tokens_total``
-  (``gen_ai_token_type`` = input/output) and ``driftwatch_outcome_cost_total`` (USD).
+- ``driftwatch.drift.confirmed`` -> ``driftwatch_drift_confirmed`` (gauge): 1 while a *confirmed* drift
+  is open on a stream, signal and direction — what pages; ``driftwatch_drift_active`` is 1 from
+  ``suspected`` on;
+- ``driftwatch.outcome.results`` -> ``driftwatch_outcome_results_total`` (``driftwatch_result`` =
+  pass/fail): the pass rate;
+- ``driftwatch.outcome.latency`` (unit ``s``) -> ``driftwatch_outcome_latency_seconds`` (histogram),
+  ``driftwatch.outcome.tokens`` -> ``driftwatch_outcome_tokens_total`` (``gen_ai_token_type`` =
+  input/output), ``driftwatch.outcome.cost`` -> ``driftwatch_outcome_cost_total`` (USD).
+
+The scrape also shows ``driftwatch_drift_confirmed 0`` for a stream that is only suspected (the OTLP
+gauge has no point there) and counts its own drops in ``driftwatch_metrics_series_dropped_total``.
 
 The exposition is rendered by hand rather than through ``opentelemetry-exporter-prometheus``: that
 exporter needs ``prometheus_client`` and its process-global registry (two sinks in one process, or a
 test next to a host that uses it, would collide), while the translation rules for the handful of
-instruments here are a few lines that the tests pin. Memory is bounded: at most ``max_series`` series
-per metric; new series beyond it are dropped and counted in
-``driftwatch_metrics_series_dropped_total``.
+instruments here are a few lines, and a test checks the scrape against the SDK's own points for the
+same run. Memory is bounded: at most ``max_series`` series per metric; new series beyond it are
+dropped and counted.
 """
 
 from __future__ import annotations
