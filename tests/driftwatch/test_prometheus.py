@@ -5,6 +5,7 @@ from __future__ import annotations
 import doctest
 import shutil
 import subprocess
+from pathlib import Path
 
 import httpx2
 import pytest
@@ -14,6 +15,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import driftwatch.prometheus
 from driftwatch import Alert, Config, Monitor, Outcome
 from driftwatch import _prometheus as prom
+from driftwatch._cli import main
 from driftwatch._otel import OtelAlertSink, Telemetry
 from driftwatch._prometheus import PrometheusSink, label_name, metric_name, serve_metrics
 from driftwatch._stats import Estimate
@@ -212,3 +214,20 @@ def test_metrics_server_serves_the_exposition() -> None:
         server.close()
     with pytest.raises(httpx2.TransportError):
         httpx2.get(server.url, timeout=2)
+
+
+def test_replay_serves_metrics_and_names_a_busy_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`replay --metrics-port` serves while replaying; a port in use exits 2 naming it and the fix."""
+    stream = tmp_path / "o.jsonl"
+    stream.write_text('{"time": 1, "task": "t", "success": true}\n')
+    assert main(["replay", str(stream), "--metrics-port", "0", "--hold", "0"]) == 0
+    assert "serving metrics at http://127.0.0.1:" in capsys.readouterr().out
+    busy = serve_metrics(PrometheusSink(), "127.0.0.1", 0)
+    try:
+        assert main(["replay", str(stream), "--metrics-port", str(busy.port), "--hold", "0"]) == 2
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    assert f"cannot serve /metrics on 127.0.0.1:{busy.port}" in err and "choose a free port" in err
