@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench bench-detection bench-state calibrate clean
+.PHONY: install demo test lint typecheck unit rules prometheus-tools bench bench-detection bench-state calibrate clean
 
 install: $(STAMP)
 
@@ -29,7 +29,22 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q
 
-test: lint typecheck unit
+test: lint typecheck rules unit
+
+# promtool and prometheus come from Debian's `prometheus` package, installed when missing (root or sudo).
+# On a host running systemd the package also enables a prometheus service on :9090; stop it if unwanted.
+prometheus-tools:
+	@if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then \
+	  echo "installing Debian's prometheus package for promtool and prometheus"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null; \
+	fi
+
+# The shipped Prometheus alerting rules: syntax, then their promtool unit tests.
+rules: prometheus-tools
+	promtool check rules examples/prometheus/driftwatch-rules.yml
+	cd examples/prometheus && promtool test rules driftwatch-rules.test.yml
 
 bench: install
 	$(BIN)/python benchmarks/overhead.py

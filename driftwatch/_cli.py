@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from driftwatch import __version__
 from driftwatch._alerts import Alert, InMemorySink, JsonlSink, describe
@@ -74,6 +75,22 @@ def _replay(args: argparse.Namespace) -> int:
     sinks: list[object] = [_Printer(), memory]
     if args.alerts_out:
         sinks.append(JsonlSink(args.alerts_out))
+    metrics = None
+    if args.metrics_port is not None:
+        from driftwatch._prometheus import PrometheusSink, serve_metrics
+
+        prometheus = PrometheusSink()
+        sinks.append(prometheus)
+        try:
+            metrics = serve_metrics(prometheus, args.metrics_host, args.metrics_port)
+        except OSError as exc:
+            print(
+                f"driftwatch: cannot serve /metrics on {args.metrics_host}:{args.metrics_port}: "
+                f"{exc.strerror}; choose a free port with --metrics-port",
+                file=sys.stderr,
+            )
+            return 2
+        print(f"serving metrics at {metrics.url}", flush=True)
     monitor = Monitor(config, sinks, threaded=False)  # type: ignore[arg-type]
     total = len(outcomes)
     tty = sys.stderr.isatty()
@@ -87,8 +104,12 @@ def _replay(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
     print(
         f"replayed {total} outcomes in {monitor.stream_count} streams; "
-        f"{len(report.errors)} bad lines skipped; alerts: {counts}"
+        f"{len(report.errors)} bad lines skipped; alerts: {counts}",
+        flush=True,
     )
+    if metrics is not None:
+        _hold(args.hold)
+        metrics.close()
     return 0
 
 
@@ -141,6 +162,20 @@ def _ingest_claude_code(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hold(seconds: float | None) -> None:
+    """Keep /metrics up for ``seconds`` (None: until interrupted) so Prometheus can scrape the result."""
+    import time
+
+    try:
+        if seconds is None:
+            while True:
+                time.sleep(3600)
+        elif seconds > 0:
+            time.sleep(seconds)
+    except KeyboardInterrupt:
+        pass
+
+
 def _demo(args: argparse.Namespace) -> int:
     from driftwatch._demo import run_demo
 
@@ -155,30 +190,42 @@ def _alert_test(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"driftwatch: {exc}", file=sys.stderr)
         return 2
-    if not config.notifiers:
+    if not config.notifiers and not config.markers:
         print(
-            "driftwatch: no notifiers configured; add a 'notifiers:' list to the config file "
-            "(--config or DRIFTWATCH_CONFIG) or set DRIFTWATCH_PAGERDUTY_ROUTING_KEY / "
-            "DRIFTWATCH_SLACK_WEBHOOK_URL",
+            "driftwatch: no notifiers or markers configured; add a 'notifiers:' list (or 'markers:') to the "
+            "config file (--config or DRIFTWATCH_CONFIG) or set DRIFTWATCH_PAGERDUTY_ROUTING_KEY / "
+            "DRIFTWATCH_SLACK_WEBHOOK_URL / DRIFTWATCH_HONEYCOMB_API_KEY / DRIFTWATCH_GRAFANA_TOKEN",
             file=sys.stderr,
         )
         return 2
     notifiers = build_notifiers(config)
     alert = synthetic_alert(config.service)
+    # Each sink with the synthetic events it must deliver: notifiers a page and its resolve, markers
+    # (Honeycomb, Grafana) a version-change marker.
+    plan: list[tuple[Any, list[tuple[str, str]]]] = []
     for notifier in notifiers:
         notifier.export(alert)
         notifier.export(alert.with_status("resolved", message="synthetic test alert resolved"))
+        plan.append((notifier, [(alert.id, "trigger"), (alert.id, "resolve")]))
+    if config.markers:
+        from driftwatch._markers import build_markers, synthetic_version_change
+
+        change = synthetic_version_change(config.service)
+        for marker in build_markers(config):
+            marker.export(change)
+            plan.append((marker, [(change.id, "note")]))
     failed = 0
-    for i, notifier in enumerate(notifiers):
+    for i, (sink, wanted) in enumerate(plan):
         ok = True
-        finished = notifier.flush(args.timeout)
-        notifier.shutdown(0.1)
-        done = {(d.alert_id, d.action): d for d in notifier.deliveries()}
+        finished = sink.flush(args.timeout)
+        sink.shutdown(0.1)
+        done = {(d.alert_id, d.action): d for d in sink.deliveries()}
         parts = []
-        for action in ("trigger", "resolve"):
-            d = done.get((alert.id, action))
+        for alert_id, action in wanted:
+            label = "marker" if action == "note" else action
+            d = done.get((alert_id, action))
             if d is not None and d.ok:
-                parts.append(f"{action} delivered")
+                parts.append(f"{label} delivered")
             else:
                 ok = False
                 why = (
@@ -186,10 +233,11 @@ def _alert_test(args: argparse.Namespace) -> int:
                     if d is not None
                     else ("not sent" if finished else f"no answer in {args.timeout:g} s")
                 )
-                parts.append(f"{action} FAILED: {why}")
+                parts.append(f"{label} FAILED: {why}")
         failed += not ok
-        print(f"{i + 1}. {notifier.name}: " + "; ".join(parts))
-    print(f"test alert {alert.id}: {len(notifiers) - failed} of {len(notifiers)} notifiers delivered both")
+        print(f"{i + 1}. {sink.name}: " + "; ".join(parts))
+    what = "destinations delivered everything" if config.markers else "notifiers delivered both"
+    print(f"test alert {alert.id}: {len(plan) - failed} of {len(plan)} {what}")
     return 1 if failed else 0
 
 
@@ -248,6 +296,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
     replay.add_argument("--config", metavar="FILE", help="YAML config file")
     replay.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
+    replay.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics during and after the replay (0: any port)",
+    )
+    replay.add_argument(
+        "--metrics-host", default="127.0.0.1", metavar="HOST", help="address for --metrics-port (127.0.0.1)"
+    )
+    replay.add_argument(
+        "--hold",
+        type=float,
+        metavar="SECONDS",
+        help="with --metrics-port: keep serving this long after the replay (default: until Ctrl-C)",
+    )
     replay.set_defaults(run=_replay)
 
     alert = sub.add_parser(

@@ -13,6 +13,7 @@ import yaml
 from driftwatch._outcome import SIGNALS
 
 if TYPE_CHECKING:
+    from driftwatch._markers_config import MarkerSpec
     from driftwatch._notify_config import NotifierSpec
 
 __all__ = ["Config", "ConfigError", "load_config"]
@@ -82,6 +83,8 @@ class Config:
     """Threads serving requests, per transport."""
     max_pending: int = 64
     """Connections (HTTP) or calls (gRPC) waiting for a worker; more are answered 503 / refused."""
+    markers: list[MarkerSpec] = field(default_factory=list)
+    """Version-change markers (Honeycomb, Grafana annotations); see ``driftwatch._markers_config``."""
 
 
 _ENV = {
@@ -116,6 +119,10 @@ def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> 
         from driftwatch._notify_config import parse_notifiers
 
         return parse_notifiers(value, where, node)
+    if name == "markers":
+        from driftwatch._markers_config import parse_markers
+
+        return parse_markers(value, where, node)
     default = Config()
     expected = getattr(default, name)
     if name in _PATHS:
@@ -251,6 +258,10 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None, *
 
     given = overrides.get("notifiers") is not None
     values["notifiers"] = apply_notifier_env(values.get("notifiers", []), env, from_argument=given)
+    from driftwatch._markers_config import apply_marker_env
+
+    given = overrides.get("markers") is not None
+    values["markers"] = apply_marker_env(values.get("markers", []), env, from_argument=given)
     config = Config(**values)
     if config.compare_min > config.compare_max:
         raise ConfigError(

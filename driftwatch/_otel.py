@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -26,6 +27,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from driftwatch import __version__
 from driftwatch._alerts import Alert
 from driftwatch._outcome import Outcome
+from driftwatch._prometheus import LATENCY_BUCKETS
 
 __all__ = ["OtelAlertSink", "Telemetry", "telemetry_from_env"]
 
@@ -165,9 +167,39 @@ class OtelAlertSink:
         self._active = meter.create_gauge(
             "driftwatch.drift.active", description="1 while a stream and signal has an open drift alert"
         )
+        # What paging rules and dashboards need (the Prometheus scrape has the same, see _prometheus.py).
+        self._confirmed = meter.create_gauge(
+            "driftwatch.drift.confirmed",
+            description="1 while a stream and signal has an open confirmed drift alert",
+        )
+        self._results = meter.create_counter(
+            "driftwatch.outcome.results", description="Outcomes with a pass/fail result"
+        )
+        self._latency = meter.create_histogram(
+            "driftwatch.outcome.latency",
+            unit="s",
+            description="Outcome latency",
+            explicit_bucket_boundaries_advisory=list(LATENCY_BUCKETS),
+        )
+        self._tokens = meter.create_counter(
+            "driftwatch.outcome.tokens", unit="{token}", description="Tokens used, by type"
+        )
+        self._cost = meter.create_counter(
+            "driftwatch.outcome.cost", unit="{USD}", description="Cost in USD at list prices"
+        )
 
     def record_outcome(self, outcome: Outcome, stream: dict[str, str]) -> None:
-        self._outcomes.add(1, {**stream, "driftwatch.outcome.kind": outcome.kind})
+        attrs = {**stream, "driftwatch.outcome.kind": outcome.kind}
+        self._outcomes.add(1, attrs)
+        if outcome.success is not None:
+            self._results.add(1, {**attrs, "driftwatch.result": "pass" if outcome.success else "fail"})
+        if outcome.latency_s is not None and math.isfinite(outcome.latency_s) and outcome.latency_s >= 0:
+            self._latency.record(outcome.latency_s, attrs)
+        for kind, tokens in (("input", outcome.input_tokens), ("output", outcome.output_tokens)):
+            if tokens is not None and tokens >= 0:
+                self._tokens.add(tokens, {**attrs, "gen_ai.token.type": kind})
+        if outcome.cost_usd is not None and math.isfinite(outcome.cost_usd) and outcome.cost_usd >= 0:
+            self._cost.add(outcome.cost_usd, attrs)
 
     def export(self, alert: Alert) -> None:
         attrs: dict[str, Any] = {
@@ -203,6 +235,8 @@ class OtelAlertSink:
         if alert.kind == "drift":
             # Version events have no open state to close later: the gauge tracks drift episodes only.
             self._active.set(0 if alert.status == "resolved" else 1, metric_attrs)
+            if alert.status in ("confirmed", "resolved"):
+                self._confirmed.set(1 if alert.status == "confirmed" else 0, metric_attrs)
 
     def shutdown(self) -> None:
         self.telemetry.force_flush()

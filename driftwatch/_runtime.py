@@ -80,6 +80,10 @@ def _build(config: Config, sinks: Iterable[AlertSink] | None, telemetry: Telemet
             from driftwatch._notify import build_notifiers  # httpx only when notifiers are configured
 
             chosen.extend(build_notifiers(config))
+        if config.markers:
+            from driftwatch._markers import build_markers
+
+            chosen.extend(build_markers(config))
     else:
         chosen = list(sinks)
     return Runtime(config, Monitor(config, chosen), telemetry)
