@@ -83,6 +83,12 @@ class Config:
     """Threads serving requests, per transport."""
     max_pending: int = 64
     """Connections (HTTP) or calls (gRPC) waiting for a worker; more are answered 503 / refused."""
+    state: str = "driftwatch-state.db"
+    """SQLite file of ``driftwatch serve``: the journal of accepted payloads and detector checkpoints."""
+    checkpoint_seconds: int = 5
+    """``driftwatch serve`` checkpoints detector state at least this often (and every 1,000 payloads)."""
+    max_backlog: int = 10_000
+    """Accepted payloads not yet through detection; beyond it ``serve`` answers 503 + Retry-After."""
     markers: list[MarkerSpec] = field(default_factory=list)
     """Version-change markers (Honeycomb, Grafana annotations); see ``driftwatch._markers_config``."""
 
@@ -106,6 +112,7 @@ _ENV = {
     "tls_key": "DRIFTWATCH_TLS_KEY",
     "max_body_bytes": "DRIFTWATCH_MAX_BODY_BYTES",
     "max_attributes": "DRIFTWATCH_MAX_ATTRIBUTES",
+    "state": "DRIFTWATCH_STATE",
 }
 
 _PATHS = ("alerts_out", "tls_cert", "tls_key")

@@ -13,7 +13,7 @@ from driftwatch._config import Config, load_config
 from driftwatch._monitor import Monitor
 from driftwatch._otel import OtelAlertSink, Telemetry, telemetry_from_env
 
-__all__ = ["Runtime", "configure", "get_runtime", "shutdown"]
+__all__ = ["Runtime", "configure", "default_sinks", "get_runtime", "shutdown"]
 
 log = logging.getLogger("driftwatch")
 
@@ -68,24 +68,27 @@ _lock = threading.Lock()
 _runtime: Runtime | None = None
 
 
+def default_sinks(config: Config, telemetry: Telemetry) -> list[AlertSink]:
+    """The sinks configured by ``config``: OTLP (when set up), console, JSONL, notifiers, markers."""
+    chosen: list[AlertSink] = [OtelAlertSink(telemetry)]
+    if config.console:
+        chosen.append(ConsoleSink())
+    if config.alerts_out:
+        chosen.append(JsonlSink(config.alerts_out))
+    if config.notifiers:
+        from driftwatch._notify import build_notifiers  # httpx only when notifiers are configured
+
+        chosen.extend(build_notifiers(config))
+    if config.markers:
+        from driftwatch._markers import build_markers
+
+        chosen.extend(build_markers(config))
+    return chosen
+
+
 def _build(config: Config, sinks: Iterable[AlertSink] | None, telemetry: Telemetry | None) -> Runtime:
     telemetry = telemetry or telemetry_from_env()
-    if sinks is None:
-        chosen: list[AlertSink] = [OtelAlertSink(telemetry)]
-        if config.console:
-            chosen.append(ConsoleSink())
-        if config.alerts_out:
-            chosen.append(JsonlSink(config.alerts_out))
-        if config.notifiers:
-            from driftwatch._notify import build_notifiers  # httpx only when notifiers are configured
-
-            chosen.extend(build_notifiers(config))
-        if config.markers:
-            from driftwatch._markers import build_markers
-
-            chosen.extend(build_markers(config))
-    else:
-        chosen = list(sinks)
+    chosen = default_sinks(config, telemetry) if sinks is None else list(sinks)
     return Runtime(config, Monitor(config, chosen), telemetry)
 
 
