@@ -28,6 +28,7 @@ from driftwatch.collectors._task import current_task
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
+from driftwatch._monitor import stream_key
 from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
 
@@ -237,6 +238,9 @@ class _Call:
                 outcome.span_id = format(ctx.span_id, "016x")
             if span.is_recording():
                 span.set_attributes(self._attributes(outcome))
+                span.set_attribute(
+                    "driftwatch.stream_key", stream_key(outcome, self.runtime.config.stream_labels)
+                )
         if self.own_span is not None:
             if failed:
                 self.own_span.set_status(Status(StatusCode.ERROR, outcome.error_type))

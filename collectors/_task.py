@@ -17,6 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from driftwatch._monitor import stream_key
 from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
 
@@ -149,6 +150,7 @@ class Task:
                 outcome.span_id = format(ctx.span_id, "016x")
             if span.is_recording():
                 span.set_attributes(_span_attributes(outcome))
+                span.set_attribute("driftwatch.stream_key", stream_key(outcome, runtime.config.stream_labels))
                 if exc is not None and isinstance(exc, Exception):
                     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                     span.set_attribute("error.type", type(exc).__name__)

@@ -37,7 +37,7 @@ from driftwatch._stats import (
 )
 from driftwatch.detectors import LaggedSR
 
-__all__ = ["Monitor", "MonitorStats", "stream_labels"]
+__all__ = ["Monitor", "MonitorStats", "stream_key", "stream_labels"]
 
 log = logging.getLogger("driftwatch")
 
@@ -80,6 +80,12 @@ def stream_labels(outcome: Outcome, extra: Sequence[str] = ()) -> dict[str, str]
 
 def _key(labels: dict[str, str]) -> str:
     return ";".join(f"{k}={v}" for k, v in labels.items())
+
+
+def stream_key(outcome: Outcome, extra: Sequence[str] = ()) -> str:
+    """The pre-joined stream key (``service=…;task=…``), exported as ``driftwatch.stream_key`` so that
+    a Collector's load-balancing exporter can route every outcome of a stream to one instance."""
+    return _key(stream_labels(outcome, extra))
 
 
 def transform(kind: SignalKind, value: float) -> float:

@@ -27,6 +27,8 @@ def test_context_manager_records_outcome_and_span(harness: Harness) -> None:
     assert attrs["gen_ai.operation.name"] == "invoke_agent"
     assert attrs["driftwatch.task.success"] is True and attrs["driftwatch.task.label.language"] == "rust"
     assert outcome.trace_id == format(span.context.trace_id, "032x")
+    # One pre-joined routing key, for a Collector's load-balancing exporter (examples/collector/).
+    assert attrs["driftwatch.stream_key"] == "service=test-agent;task=fix-tests"
 
 
 def test_host_exception_propagates_and_marks_failure(harness: Harness) -> None:
