@@ -80,6 +80,9 @@ SCENARIOS = [
     Scenario("pass rate 0.51 → 0.38", "binary", 0.51, 0.38, goal=True),
     Scenario("pass rate 0.90 → 0.765", "binary", 0.90, 0.765, goal=True),
     Scenario("pass rate 0.40 → 0.51 (improvement)", "binary", 0.40, 0.51),
+    # An improvement where there is little room to improve: a detector that is one-sided in
+    # practice there (River's PageHinkley in raw units) wins 0.90 -> 0.765 by not seeing this.
+    Scenario("pass rate 0.90 → 0.96 (improvement at a high rate)", "binary", 0.90, 0.96),
     Scenario("pass rate 0.58 → 0.54 (small)", "binary", 0.58, 0.54),
     Scenario("pass rate 0.84 → 0.51 (large)", "binary", 0.84, 0.51),
     Scenario("latency +30% (lognormal, log-sd 0.5)", "numeric", 0.0, math.log(1.3), sd=0.5),
@@ -694,7 +697,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--river-streams", type=int, default=150, help="streams for River detectors (default 150)"
     )
     parser.add_argument(
-        "--replay-streams", type=int, default=600, help="held-out streams per goal scenario through replay"
+        "--replay-streams", type=int, default=2000, help="held-out streams per goal scenario through replay"
     )
     parser.add_argument("--seed", type=int, default=20261122)
     parser.add_argument("--out", default=str(ROOT / "docs" / "detection.md"))
@@ -715,7 +718,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         for i, sc in enumerate(SCENARIOS)
     ]
-    for sc in SCENARIOS[:2] + SCENARIOS[5:6]:
+    for sc in [*(s for s in SCENARIOS if s.goal), next(s for s in SCENARIOS if s.kind == "numeric")]:
         check_ph_mirror(sc)
     print(f"simulating {len(jobs)} scenarios on {args.jobs} processes ...", file=sys.stderr, flush=True)
     with multiprocessing.Pool(max(1, args.jobs)) as pool:
