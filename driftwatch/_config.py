@@ -41,6 +41,9 @@ class Config:
     (Benjamini–Hochberg) when several suspected alerts are being confirmed at the same time."""
     confirm_min: int = 30
     confirm_max: int = 400
+    keep_firing: int = 30
+    """A confirmed alert stays open for at least this many observations before it can resolve
+    (flap suppression); then it resolves when a CUSUM finds the stream back at its baseline."""
     version_markers: list[str] = field(
         default_factory=lambda: ["model", "app.version", "version", "effort", "provider"]
     )

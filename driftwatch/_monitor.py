@@ -48,7 +48,7 @@ MIN_PAIRS = 10
 _BH_LOG_MAX = 10_000
 #: Format of ``Monitor.snapshot``; ``restore`` refuses other formats. A snapshot pickles the monitor's
 #: state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their attributes change.
-SNAPSHOT_FORMAT = 1
+SNAPSHOT_FORMAT = 2
 #: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
 SNAPSHOT_SETTINGS = (
     "budget",
@@ -129,10 +129,69 @@ class MonitorStats:
         }
 
 
+class _Recovery:
+    """A confirmed alert that is still open, and the evidence that its stream is back.
+
+    Two stages, like detection. A one-sided CUSUM of the likelihood ratio "at the old baseline"
+    against "at the changed level" (Bernoulli for pass/fail, Gaussian with the pooled spread
+    otherwise) suspects a return at ``log(1 / budget)``; fresh observations after that (as many as
+    the return took, within the confirmation bounds) must then differ from the changed level towards
+    the baseline *and* not differ from the baseline, each at ``confirm_alpha``. A lucky run at the
+    changed level, which a CUSUM against an estimated level meets more often than its threshold
+    promises, does not close a real incident that way.
+    """
+
+    __slots__ = ("alert", "base", "checking", "cusum", "fresh", "hit", "level", "miss", "seen", "since")
+
+    def __init__(self, alert: Alert, kind: SignalKind, base: Moments, level: Moments) -> None:
+        self.alert = alert
+        self.base = base
+        # Every observation since the change but the candidate return (``since``): the changed level.
+        # Only whole stretches are folded in: the CUSUM's excursions alone lean towards the baseline.
+        self.level = Moments(level.n, level.mean, level.m2)
+        self.cusum = 0.0
+        self.seen = 0
+        self.since = Moments()  # observations since the CUSUM's last zero: the candidate return
+        self.fresh = Moments()
+        self.checking = 0  # fresh observations the confirmation needs; 0 while only watching
+        self.hit = self.miss = 0.0
+        self.fit(kind)
+
+    def fit(self, kind: SignalKind) -> None:
+        """The CUSUM's increments for the baseline against the current estimate of the changed level."""
+        b, c = self.base.mean, self.level.mean
+        if kind == "binary":
+            b, c = (min(max(x, 0.01), 0.99) for x in (b, c))
+            self.hit, self.miss = math.log(b / c), math.log((1 - b) / (1 - c))
+        else:
+            pooled = self.base.merged(self.level)
+            var = pooled.var if pooled.n > 1 and pooled.var > 0 else 1.0
+            # The Gaussian LLR at x is hit * x + miss.
+            self.hit, self.miss = (b - c) / var, -(b - c) * (b + c) / (2 * var)
+
+    def step(self, kind: SignalKind, value: float) -> None:
+        """One observation into the CUSUM (stage one)."""
+        llr = (self.hit if value > 0.5 else self.miss) if kind == "binary" else self.hit * value + self.miss
+        self.cusum = max(0.0, self.cusum + llr)
+        self.since.add(value)
+        if self.cusum == 0.0:
+            # No return so far: the whole stretch, this value included, was the changed level.
+            self.level = self.level.merged(self.since)
+            self.since = Moments()
+            self.fit(kind)
+
+    def back_off(self, kind: SignalKind) -> None:
+        """Fresh data did not confirm the return: they too were the changed level; watch again."""
+        self.level = self.level.merged(self.since).merged(self.fresh)
+        self.since, self.fresh = Moments(), Moments()
+        self.cusum, self.checking = 0.0, 0
+        self.fit(kind)
+
+
 class _SignalWatch:
     """Detection and confirmation for one (stream, signal)."""
 
-    __slots__ = ("active", "baseline", "confirm_n", "detector", "fresh", "history", "kind", "opened")
+    __slots__ = ("active", "baseline", "confirm_n", "detector", "fresh", "history", "kind", "open", "opened")
 
     def __init__(self, kind: SignalKind, config: Config) -> None:
         self.kind = kind
@@ -149,6 +208,7 @@ class _SignalWatch:
         self.confirm_n = 0
         # While suspected: (event number when suspected, decisions made by then), for BH in _confirm.
         self.opened: tuple[int, int] = (0, 0)
+        self.open: _Recovery | None = None  # a confirmed alert not yet resolved
 
 
 class _Recent:
@@ -297,6 +357,7 @@ class Monitor:
         self._bh_open: set[int] = set()
         self._bh_decided: deque[tuple[int, float]] = deque(maxlen=_BH_LOG_MAX)
         self._bh_decided_total = 0
+        self._side: list[Alert] = []  # alerts raised along the way within one process() call
         self._lock = threading.Lock()  # serialises process() between the worker and direct callers
         self._queue: queue.Queue[Outcome | threading.Event | None] = queue.Queue(self.config.queue_size)
         self._thread: threading.Thread | None = None
@@ -570,6 +631,9 @@ class Monitor:
             alert = self._observe(watch, key, labels, name, value, outcome.time)
             if alert is not None:
                 alerts.append(alert)
+            if self._side:  # alerts closed along the way (a recovery's suspicion, a superseded page)
+                alerts += self._side
+                self._side = []
         for alert in alerts:
             self._emit(alert)
         return alerts
@@ -578,6 +642,10 @@ class Monitor:
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
     ) -> Alert | None:
         result: Alert | None = None
+        if watch.open is not None:
+            recovered = self._recover(watch, value, at)
+            if recovered is not None:
+                return recovered  # this value is already in the resumed baseline
         if watch.active is not None:
             watch.fresh.add(value)
             if watch.fresh.n >= watch.confirm_n:
@@ -589,6 +657,98 @@ class Monitor:
         if detector.drift_detected and watch.active is None and result is None:
             result = self._suspect(watch, key, labels, name, at)
         return result
+
+    def _recover(self, watch: _SignalWatch, value: float, at: float) -> Alert | None:
+        """Feed the open alert's recovery test; the ``resolved`` alert once the stream is back."""
+        opened = watch.open
+        assert opened is not None
+        config = self.config
+        opened.seen += 1
+        if not opened.checking:
+            opened.step(watch.kind, value)
+            if opened.seen >= config.keep_firing and opened.cusum > -math.log(config.budget):
+                opened.checking = max(config.confirm_min, min(config.confirm_max, opened.since.n))
+            return None
+        opened.fresh.add(value)
+        if opened.fresh.n < opened.checking:
+            return None
+        alert = opened.alert
+        back = "up" if alert.direction == "down" else "down"
+        left = self._compare(watch, opened.level, opened.fresh, back).p_value
+        still = self._compare(watch, opened.base, opened.fresh, alert.direction).p_value
+        if left <= config.confirm_alpha and still > config.confirm_alpha:
+            why = (
+                f"back at its baseline (left the changed level: p={left:.2g}; "
+                f"no difference from the baseline: p={still:.2g}, on {opened.fresh.n} fresh observations)"
+            )
+            return self._resolve(watch, at, opened.since.merged(opened.fresh), why)
+        opened.back_off(watch.kind)
+        return None
+
+    def _resolve(self, watch: _SignalWatch, at: float, recovered: Moments, why: str) -> Alert:
+        """Resolve the open alert: the old baseline holds again, so detection resumes from it."""
+        opened = watch.open
+        assert opened is not None
+        watch.open = None
+        pending = watch.active
+        if pending is not None and pending.direction != opened.alert.direction:
+            # A suspicion of the change back is this recovery: close it as well.
+            watch.active = None
+            self._bh_decide(watch, 1.0)
+            self._side.append(
+                pending.with_status(
+                    "resolved",
+                    message=f"{describe(pending)}; the recovery of {opened.alert.id}, not a new change",
+                )
+            )
+        alert = opened.alert
+        back = self._compare(watch, opened.base, recovered, alert.direction)
+        resolved = alert.with_status(
+            "resolved",
+            p_value=None,
+            current=back.current,
+            effect=back.effect,
+            effect_ci=back.effect_ci,
+            extra={
+                **alert.extra,
+                "resolved_by": "recovery",
+                "recovered_after": opened.seen,
+                "decided_at": at,
+            },
+        )
+        watch.detector.resume(opened.base.merged(recovered))
+        return resolved.with_status(
+            "resolved",
+            message=f"{describe(resolved)}: {why}, {opened.seen} observations after it was confirmed",
+        )
+
+    def rebaseline(self, key: str, signal: str | None = None) -> list[Alert]:
+        """Accept the current level of a stream (by stream key) as its new baseline.
+
+        Resolves its open confirmed alerts (one per signal, or just ``signal``) and lets detection
+        go on from the new level. Returns the ``resolved`` alerts, which also go to the sinks.
+        """
+        alerts: list[Alert] = []
+        with self._lock:
+            stream = self._streams.get(key)
+            if stream is None:
+                return alerts
+            for name, watch in stream.watches.items():
+                opened = watch.open
+                if opened is None or (signal is not None and name != signal):
+                    continue
+                watch.open = None
+                alert = opened.alert
+                alerts.append(
+                    alert.with_status(
+                        "resolved",
+                        message=f"{describe(alert)}: re-baselined; the current level is the new baseline",
+                        extra={**alert.extra, "resolved_by": "rebaseline"},
+                    )
+                )
+            for alert in alerts:
+                self._emit(alert)
+        return alerts
 
     def _compare(self, watch: _SignalWatch, base: Moments, cur: Moments, direction: str) -> Comparison:
         return self._compare_kind(watch.kind, base, cur, direction)
@@ -694,6 +854,26 @@ class Monitor:
         )
         alert = alert.with_status(status, message=f"{describe(alert)}; {verdict}")
         watch.active = None
+        opened = watch.open
+        if confirmed and opened is not None and alert.direction != opened.alert.direction:
+            # A change back while an alert is open is its recovery, not news: the open alert resolves
+            # and so does this one (announced, if at all, only as suspected).
+            if opened.seen >= self.config.keep_firing:
+                self._side.append(self._resolve(watch, at, watch.fresh, "the change reversed (confirmed)"))
+            return alert.with_status(
+                "resolved", message=f"{describe(alert)}; the recovery of {opened.alert.id}, not a new change"
+            )
+        if confirmed:
+            if opened is not None:
+                # A further change while an earlier one is open: the newer alert carries on from here.
+                self._side.append(
+                    opened.alert.with_status(
+                        "resolved",
+                        message=f"{describe(opened.alert)}: superseded by a further change ({alert.id})",
+                        extra={**opened.alert.extra, "resolved_by": "superseded", "superseded_by": alert.id},
+                    )
+                )
+            watch.open = _Recovery(alert, watch.kind, watch.baseline, watch.fresh)
         if not confirmed:
             # A false alarm: the old baseline stands, extended by what was seen since.
             watch.detector.resume(watch.history.merged(watch.fresh))

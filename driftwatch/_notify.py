@@ -7,10 +7,9 @@ Everything not delivered is counted in ``Notifier.stats``: a full queue, the rat
 shutdown. The same (alert id, status) is sent at most once, and ``resolved`` goes out only for an
 alert this notifier announced, so a page is always closed by the key that opened it.
 
-The monitor resolves a suspected alert that fresh data does not confirm; it never resolves a confirmed
-one. The notifiers close that loop: a confirmed drift in the opposite direction on the same stream and
-signal whose new level is back inside the open alert's baseline interval resolves the open alert (same
-id, same dedup key) instead of announcing the recovery as news.
+The monitor resolves a suspected alert that fresh data does not confirm, and a confirmed one when its
+stream is back at its baseline (or is re-baselined), with the same id: the page that opened is the
+page that closes.
 """
 
 from __future__ import annotations
@@ -77,8 +76,6 @@ class NotifierStats:
     """Below ``min_status``, or a kind this destination does not take."""
     resolves_skipped: int = 0
     """``resolved`` for an alert that was never announced here (or whose announcement failed)."""
-    recoveries: int = 0
-    """Open alerts resolved because the stream came back."""
     forgotten: int = 0
     """Open alerts evicted from the bounded memory (their resolve will not be sent)."""
     internal_errors: int = 0
@@ -123,11 +120,6 @@ class _TokenBucket:
             self._tokens -= 1.0
             return True
         return False
-
-
-def _series(alert: Alert, direction: str | None = None) -> tuple[tuple[tuple[str, str], ...], str, str]:
-    """What a recovery must match: the stream's labels, the signal and the direction of the change."""
-    return tuple(sorted(alert.stream.items())), alert.signal, direction or alert.direction
 
 
 def _is_degradation(alert: Alert) -> bool:
@@ -196,7 +188,6 @@ class Notifier:
         self._bucket = _TokenBucket(rate_per_minute)
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._open: OrderedDict[str, Alert] = OrderedDict()  # announced, not yet resolved
-        self._open_by_series: dict[tuple[tuple[tuple[str, str], ...], str, str], dict[str, None]] = {}
         self._announced: OrderedDict[str, None] = OrderedDict()  # delivered triggers (worker side)
         self._rng = random.Random()
         self._thread = threading.Thread(target=self._run, name=f"driftwatch-{self.kind}", daemon=True)
@@ -289,18 +280,6 @@ class Notifier:
         if _RANK.get(alert.status, 0) < _RANK[self.min_status]:
             self.stats.filtered += 1
             return []
-        if alert.status == "confirmed" and alert.kind == "drift":
-            opened = self._recovered(alert)
-            if opened is not None:
-                self._remember(self._seen, key)
-                self.stats.recoveries += 1
-                self._remember(self._seen, (opened.id, "resolved"))
-                requests = [_Request(_recovery(opened, alert), "resolve")]
-                if self._open_pop(alert.id) is not None:
-                    # The recovery itself was announced while suspected: close that too.
-                    self._remember(self._seen, (alert.id, "resolved"))
-                    requests.append(_Request(alert.with_status("resolved"), "resolve"))
-                return requests
         if alert.id not in self._open and not self._bucket.take():
             # Only new announcements use tokens: a resolve or an update of an open alert always goes.
             self.stats.dropped_rate_limited += 1
@@ -312,38 +291,12 @@ class Notifier:
     def _open_add(self, alert: Alert) -> None:
         self._open_pop(alert.id)
         self._open[alert.id] = alert
-        self._open_by_series.setdefault(_series(alert), {})[alert.id] = None
         if len(self._open) > _MEMORY:
             self._open_pop(next(iter(self._open)))
             self.stats.forgotten += 1
 
     def _open_pop(self, alert_id: str) -> Alert | None:
-        alert = self._open.pop(alert_id, None)
-        if alert is not None:
-            series = _series(alert)
-            ids = self._open_by_series.get(series, {})
-            ids.pop(alert_id, None)
-            if not ids:
-                self._open_by_series.pop(series, None)
-        return alert
-
-    def _recovered(self, alert: Alert) -> Alert | None:
-        """The open alert that ``alert`` (a confirmed drift) shows the stream has come back from."""
-        # Indexed by (stream, signal, direction): this runs per confirmed alert, with many alerts open.
-        opposite = "up" if alert.direction == "down" else "down"
-        for opened_id in reversed(self._open_by_series.get(_series(alert, opposite), {})):
-            opened = self._open[opened_id]
-            if opened.kind == "drift":
-                base = opened.baseline
-                back = (
-                    alert.current.mean >= base.ci_low
-                    if opened.direction == "down"
-                    else alert.current.mean <= base.ci_high
-                )
-                if back:
-                    self._open_pop(opened.id)
-                    return opened
-        return None
+        return self._open.pop(alert_id, None)
 
     def _enqueue(self, request: _Request) -> None:
         if self._closed:
@@ -454,19 +407,6 @@ class Notifier:
         return Delivery(
             alert.id, alert.status, action, False, attempt, f"{reason} (after {attempt} attempts)"
         )
-
-
-def _recovery(opened: Alert, recovery: Alert) -> Alert:
-    """The resolved form of ``opened``: same id (dedup key), the recovery's level and evidence."""
-    return opened.with_status(
-        "resolved",
-        detected_at=recovery.detected_at,
-        current=recovery.current,
-        p_value=recovery.p_value,
-        message=f"{describe(opened)}; resolved: back to {_level(opened.signal, recovery.current)} "
-        f"(recovery confirmed as {recovery.id})",
-        extra={**opened.extra, "resolved_by": recovery.id, "recovered_at": format_time(recovery.change_at)},
-    )
 
 
 def _level(signal: str, e: Estimate) -> str:

@@ -158,3 +158,53 @@ def test_two_streams_degrading_together_are_both_confirmed() -> None:
     confirmed = [a for a in alerts if a.status == "confirmed"]
     assert {a.stream["task"] for a in confirmed} == {"a", "b"}
     assert max(a.extra["bh_m"] for a in confirmed) == 2
+
+
+# -- lifecycle: a confirmed alert resolves when its stream is back --------------------------------
+def drift(alerts: list[Alert]) -> list[tuple[str, str]]:
+    return [(a.status, a.id) for a in alerts if a.kind == "drift"]
+
+
+def test_confirmed_alert_resolves_with_the_same_id_when_the_stream_recovers() -> None:
+    """Drop, then back: suspected, confirmed, resolved (one id), and quiet afterwards at the old rate."""
+    monitor = Monitor(Config(signals=["success"]), threaded=False)
+    alerts = run(monitor, [(0.8, 800), (0.5, 600), (0.8, 4000)])
+    page = next(a for a in alerts if a.status == "confirmed")
+    assert [a.status for a in alerts if a.id == page.id] == ["suspected", "confirmed", "resolved"]
+    # A suspicion of the change back, if any, is closed as part of the recovery, never confirmed.
+    assert all(a.status in ("suspected", "resolved") for a in alerts if a.id != page.id)
+    resolved = next(a for a in alerts if a.id == page.id and a.status == "resolved")
+    assert resolved.extra["resolved_by"] == "recovery"
+    assert 0.72 < resolved.current.mean < 0.88  # the recovered level, not the degraded one
+    assert resolved.extra["recovered_after"] < 600 + 400  # within ~400 observations of the recovery
+
+
+def test_a_stream_that_stays_degraded_does_not_resolve() -> None:
+    """After a confirmed drop, 8,000 more observations at the degraded rate resolve nothing."""
+    for seed in (1, 2, 3):
+        monitor = Monitor(Config(signals=["success"]), threaded=False)
+        alerts = run(monitor, [(0.8, 800), (0.5, 8600)], seed=seed)
+        page = next(a.id for a in alerts if a.status == "confirmed")
+        assert ("resolved", page) not in drift(alerts), seed
+
+
+def test_keep_firing_holds_a_resolve_back() -> None:
+    """With keep_firing longer than the run, a recovered stream's alert stays open (flap suppression)."""
+    monitor = Monitor(Config(signals=["success"], keep_firing=100_000), threaded=False)
+    alerts = run(monitor, [(0.8, 800), (0.5, 600), (0.8, 3000)])
+    page = next(a.id for a in alerts if a.status == "confirmed")
+    assert ("resolved", page) not in drift(alerts)
+    assert [a.status for a in alerts if a.status == "confirmed"] == ["confirmed"]  # no "improvement" page
+
+
+def test_rebaseline_accepts_the_new_level() -> None:
+    """rebaseline() resolves the open alert (resolved_by rebaseline); the new level raises nothing more."""
+    sink = InMemorySink()
+    monitor = Monitor(Config(signals=["success"]), [sink], threaded=False)
+    run(monitor, [(0.8, 800), (0.5, 600)])
+    (resolved,) = monitor.rebaseline("service=unknown_service;task=fix")
+    assert resolved.status == "resolved" and resolved.extra["resolved_by"] == "rebaseline"
+    assert sink.alerts[-1] == resolved
+    assert monitor.rebaseline("service=unknown_service;task=fix") == []  # nothing open any more
+    later = run(monitor, [(0.5, 3000)], seed=9)
+    assert "confirmed" not in [s for s, _ in drift(later)]

@@ -24,6 +24,7 @@ import pytest
 
 from driftwatch import Alert, Config, InMemorySink, JsonlSink, Monitor, Outcome
 from driftwatch._durable import Durable, checkpointed_snapshot
+from driftwatch._monitor import SNAPSHOT_FORMAT
 from driftwatch._state import StateError, StateStore
 
 CONFIG = Config(signals=["success", "latency_s"])
@@ -160,7 +161,7 @@ def test_restore_refuses_a_subset_a_newer_format_and_foreign_classes() -> None:
         Monitor(CONFIG, threaded=False).restore(monitor.snapshot(keys=monitor.stream_keys()[:1]))
     newer = pickle.loads(monitor.snapshot())
     newer["format"] = 99
-    with pytest.raises(StateError, match="format 99, this driftwatch reads format 1"):
+    with pytest.raises(StateError, match=f"format 99, this driftwatch reads format {SNAPSHOT_FORMAT}"):
         Monitor(CONFIG, threaded=False).restore(pickle.dumps(newer))
     with pytest.raises(
         StateError, match=r"refers to decimal.Decimal, which is not part of driftwatch's state"
