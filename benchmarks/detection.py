@@ -638,6 +638,10 @@ tokens are.
   average of the four crosses the threshold. Taking the *largest* of separate CUSUMs instead
   (the "CUSUM bank" row, same alternatives, same baseline) makes each alternative pay for its own
   false alarms; the average lets neighbouring alternatives add up.
+* **Only possible alternatives.** Near a pass rate of 1 (or 0) a shift of so many standard
+  deviations leaves [0, 1]: at 0.90, "up 0.45 sd" is 1.035. Such an arm is switched off at the end
+  of the warm-up (the smallest shift each way always stays), so the mixture does not spend a
+  quarter of the false-alarm budget on an impossible rate; at 0.90 it averages three arms.
 * **Calibrated per base rate.** `make calibrate` simulates the detector exactly (a vectorised
   mirror that a test checks fires at the same index as the scalar detector) on 4,000 no-change
   streams of 10,000 observations per base rate (0.02–0.98 in steps of 0.04, plus Gaussian) and
@@ -647,6 +651,27 @@ tokens are.
 * **Change time.** Each alternative also keeps a CUSUM of the same likelihood ratios; the alert's
   change-time estimate is the last zero of the CUSUM of the alternative that dominates the
   mixture. The "change-time error" column is the median distance to the true change.
+
+## Where the goal stands, and what it costs
+
+* The goal table above is the claim: the median delay relative to the oracle on the same 6,000
+  streams, with a paired bootstrap interval. At the budget of 1 false alarm per 10,000 observations
+  (average over 10,000-observation streams) the default is inside 1.25× on 0.90 → 0.765 with its
+  whole interval, and on 0.51 → 0.38 its point estimate is inside while the upper end of its
+  interval is not. The held-out replay section repeats the check through the production path.
+* **Two-sided costs most of the gap.** Watching both directions splits the false-alarm budget:
+  for a CUSUM told the true rates that alone costs about log 2 / KL observations (1.10–1.15×), and
+  estimating the base rate from the warm-up another ~4% (simulated with the calibration mirror:
+  `LaggedSR` with only the matched arm and the true base rate is at the oracle's delay).
+* **Strict check.** In the first 500 observations after the warm-up, when the baseline rests on
+  500–800 observations, the rate is 1.2–1.4 per 10,000 rather than ≤ 1. Holding the budget there too
+  (`make calibrate` with `--strict`) costs about 1.4× the oracle; the shipped table holds it on
+  average.
+* **River's PageHinkley bank** wins 0.90 → 0.765 only by being one-sided in practice there: its
+  threshold is in raw units, so at a 0.9 pass rate its "up" tests need long unbroken runs of passes
+  and almost never fire (spending nothing of the budget). The 0.90 → 0.96 improvement shows the
+  price: it detects under half of those streams within 3,000 observations, driftwatch 95%. Among
+  detectors that watch both directions, driftwatch's default is the fastest row in every table.
 
 ## Two stages, and the fleet rule
 
