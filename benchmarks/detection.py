@@ -670,8 +670,12 @@ tokens are.
 * **River's PageHinkley bank** wins 0.90 → 0.765 only by being one-sided in practice there: its
   threshold is in raw units, so at a 0.9 pass rate its "up" tests need long unbroken runs of passes
   and almost never fire (spending nothing of the budget). The 0.90 → 0.96 improvement shows the
-  price: it detects under half of those streams within 3,000 observations, driftwatch 95%. Among
-  detectors that watch both directions, driftwatch's default is the fastest row in every table.
+  price: it detects under half of those streams within 3,000 observations, driftwatch 95%.
+* Among the rest at ≤ 1 false alarm per 10,000, driftwatch's default has the shortest median
+  delay on every pass-rate degradation. The same alternatives as a CUSUM bank, calibrated here on
+  the very no-change streams it is scored on (which flatters it), are a few observations faster on
+  the numeric shifts and on 0.90 → 0.96; the mixture wins where the true shift lies between the
+  alternatives.
 
 ## Two stages, and the fleet rule
 
