@@ -2,9 +2,11 @@
 
 Measures, in one run: ``ParseFromString`` alone; ``parse_request`` (the receiver's parse and validate
 step); OTLP/HTTP over real keep-alive connections on 127.0.0.1 and OTLP/gRPC with a real stub, from
-1 and 2 client processes (clients in the server's process would share its GIL). The handler is a
-no-op, so this is the transport's cost only. Prints requests/s and the ratio to ``ParseFromString``
-(issue 7 wants ingest >= 0.5x raw decode speed). On a loaded machine, run it twice.
+1 and 2 client processes (clients in the server's process would share its GIL), first with a no-op
+handler (the transport's cost only), then through ``driftwatch serve``'s own handler (item checks,
+SQLite journal, acknowledgement) and its detection worker (decode, monitor), measured as the time to
+drain what was accepted. Prints requests/s and the ratio to ``ParseFromString`` (issue 7 wants
+ingest >= 0.5x raw decode speed). On a loaded machine, run it twice.
 
 Run: .venv/bin/python -P benchmarks/receiver.py [--seconds 2]
 """
@@ -137,9 +139,40 @@ def main() -> None:
             )
     finally:
         receiver.stop()
+    results.update(served(body, args.seconds))
     base = results["ParseFromString alone"]
     for name, value in results.items():
         print(f"{name:36s} {value:10.0f} req/s  {value / base:6.2f}x")
+
+
+def served(body: bytes, seconds: float) -> dict[str, float]:
+    """The same requests through DriftService: accepted (journalled) per second, then drained."""
+    import tempfile
+
+    from driftwatch._service import DriftService
+
+    out: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        config = load_config(env={}, http_port=0, grpc_port=0, state=f"{tmp}/state.db", console=False)
+        service = DriftService(config)
+        service.start(wait=True)
+        receiver = Receiver(service, config, logger=_Quiet())
+        receiver.start()
+        try:
+            started = time.perf_counter()
+            out["serve: accepted (journalled), HTTP, 2 clients"] = clients(
+                "http", receiver.http_port, body, 2, seconds
+            )
+            accepted = service.durable.store.last_seq()
+            service.wait_processed(600)
+            elapsed = time.perf_counter() - started
+            out["serve: through detection (accept + drain)"] = accepted / elapsed
+            spans = service.monitor.stats.processed
+            print(f"serve: {accepted} requests, {spans} outcomes through detection in {elapsed:.1f} s")
+        finally:
+            receiver.stop()
+            service.stop()
+    return out
 
 
 class _Quiet:
