@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc
 import pytest
+from driftwatch.collectors._otlp import OtlpDecoder
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from hypothesis import HealthCheck, given, settings
@@ -46,6 +47,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from driftwatch import ConfigError, load_config
 from driftwatch._cli import main
 from driftwatch._receiver import Accepted, Receiver, RequestError, Saturated, Signal, parse_request
+from driftwatch._service import _decode_with
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
@@ -787,6 +789,9 @@ def _seeded_body(kind: str, seed: int) -> bytes:
     return _mutate(base, edits, rng.choice([0, 0, 1, 7, 40]))
 
 
+_FUZZ_DECODER = OtlpDecoder()
+
+
 @settings(
     max_examples=10_000,
     deadline=None,
@@ -808,7 +813,7 @@ def test_fuzz_parse_never_crashes(
     plain, gzip, broken gzip, unknown encodings and types) through parse_request, the function the HTTP
     handler uses; a few hundred more go over a real socket below. Each is refused with 400/413/415 and
     a message, or decodes into a request that re-encodes (random bytes are often valid protobuf, which
-    the server answers 200) — never any other exception."""
+    the server answers 200) and that the OTLP decoder takes — never any other exception."""
     body, encoding = _encode(_seeded_body(kind, seed), encoding)
     try:
         parsed = parse_request(signal_, body, content_type, encoding, max_bytes=4096, max_attributes=8)
@@ -818,6 +823,9 @@ def test_fuzz_parse_never_crashes(
     else:
         assert parsed.items >= 0
         parsed.request.SerializeToString()
+        # What parses goes on to the service's decoder, which must take anything without raising.
+        decoded = _decode_with(_FUZZ_DECODER, signal_, parsed.request)
+        assert decoded.rejected >= 0 and len(decoded.errors) <= 10
 
 
 def test_fuzz_over_sockets_then_healthy(serve: Callable[..., Running]) -> None:

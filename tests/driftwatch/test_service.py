@@ -237,3 +237,46 @@ def test_kill_9_and_restart_lose_nothing_acknowledged(tmp_path: Path) -> None:
         tmp_path / "b", bodies, set(random.Random(9).sample(range(len(bodies) - 1), 3)), 1
     )
     assert killed == clean
+
+
+def test_fuzz_through_the_service_then_healthy(service: tuple[DriftService, Receiver, InMemorySink]) -> None:
+    """300 malformed payloads over a real socket to the full service (journal, decoder, monitor): each
+    answered 200 (full or partial success) or 4xx; then it is healthy and still detects."""
+    from hypothesis import HealthCheck, given, settings
+
+    from tests.driftwatch.test_receiver import _encode, _payloads
+
+    svc, receiver, _ = service
+    statuses: list[int] = []
+
+    @settings(
+        max_examples=300,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(_payloads)
+    def send(payload: tuple[str, bytes, str, str]) -> None:
+        signal_, raw, content_type, encoding = payload
+        body, encoding = _encode(raw, encoding)
+        conn = http.client.HTTPConnection("127.0.0.1", receiver.http_port, timeout=10)
+        conn.request(
+            "POST", f"/v1/{signal_}", body, {"Content-Type": content_type, "Content-Encoding": encoding}
+        )
+        status = conn.getresponse().status
+        conn.close()
+        statuses.append(status)
+        assert status == 200 or 400 <= status < 500
+
+    send()
+    assert len(statuses) == 300 and 200 in statuses
+    assert svc.wait_processed(20)
+    assert svc.durable.stats.decode_errors == 0 and svc.monitor.stats.internal_errors == 0
+    with urllib.request.urlopen(f"http://127.0.0.1:{receiver.http_port}/healthz", timeout=5) as r:
+        assert r.status == 200
+    before = svc.monitor.stats.processed
+    (body,) = payloads(task_outcomes(20, 0, 0.5, 0.5, seed=2), per_request=20)
+    assert post(receiver.http_port, body) == 200
+    assert svc.wait_processed(10)
+    assert svc.monitor.stats.processed == before + 20
