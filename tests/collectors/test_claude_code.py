@@ -20,7 +20,12 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from driftwatch._cli import main
 from driftwatch._outcome import Outcome
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "claude-code"
+# The real captures: in shared/ beside the clone (as CI lays it out), else this workplace's copy.
+SHARED = next(
+    (p for p in (Path(__file__).resolve().parents[3] / "shared", Path("/work/shared")) if p.is_dir()),
+    Path(__file__).resolve().parents[3] / "shared",
+)
+DATA = SHARED / "data" / "claude-code"
 PROTOBUF = sorted((DATA / "otlp-protobuf").glob("*.pb"))
 SESSIONS = DATA / "session-logs"
 TYPES = {
@@ -29,7 +34,11 @@ TYPES = {
     "metrics": ExportMetricsServiceRequest,
 }
 
-pytestmark = pytest.mark.skipif(not PROTOBUF, reason="fixtures in ../shared/data/claude-code not present")
+
+def test_the_real_captures_are_there() -> None:
+    """The Claude Code fixtures this file decodes exist (a missing shared/ must fail, not skip)."""
+    assert PROTOBUF, f"no *.pb captures in {DATA / 'otlp-protobuf'} (expected shared/ beside the clone)"
+    assert SESSIONS.is_dir() and any(SESSIONS.glob("*.jsonl"))
 
 
 def feed(
