@@ -118,6 +118,10 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     service.start(wait=True)
     receiver = Receiver(service, config)
     receiver.start()
+
+    def received(signal: str) -> int:
+        return int(receiver.stats_body()["received"][signal])
+
     runs = [
         Run("say hi", "http/protobuf", False),
         Run("say hi again", "http/protobuf", False, resume=True),
@@ -152,7 +156,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                         "OTEL_TRACES_EXPORTER": "otlp",
                         "OTEL_TRACES_EXPORT_INTERVAL": "500",
                     }
-                first = len(replies)
+                first, logs = len(replies), received("logs")
                 proc = subprocess.run(
                     [str(claude), "-p", *(["--continue"] if run.resume else []), run.prompt],
                     env=env,
@@ -163,7 +167,12 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                     stdin=subprocess.DEVNULL,
                 )
                 run.returncode, run.stdout, run.replies = proc.returncode, proc.stdout, replies[first:]
-        # The CLI flushes its exporters on exit; what it sent is journalled before it was answered.
+                # The CLI flushes its exporters before it exits; wait (bounded) for the prompt's
+                # three events anyway (user_prompt, api_request or api_error, and one more).
+                deadline = time.monotonic() + 10
+                while received("logs") < logs + 3 and time.monotonic() < deadline:
+                    time.sleep(0.05)
+        # What the receiver acknowledged is journalled: wait until detection went through it.
         assert service.wait_processed(20)
         before_tick = len(outcomes)
         # Claude Code sends no "prompt done": a tick past the idle time closes every prompt and
