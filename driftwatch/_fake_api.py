@@ -21,7 +21,8 @@ __all__ = ["FakeMessagesAPI", "Reply"]
 class Reply(dict[str, Any]):
     """What the fake server answers: ``model``, ``output_tokens``, ``tool_calls``, ``status``.
 
-    Optional: ``input_tokens`` (else estimated from the request's size), ``error_type``.
+    Optional: ``input_tokens`` (else estimated from the request's size), ``error_type``, and
+    ``tool_name`` / ``tool_input`` for the tool uses (default ``run_tests`` with no input).
     """
 
 
@@ -128,7 +129,8 @@ class FakeMessagesAPI:
 def _message(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"type": "text", "text": "ok " * 3}]
     for i in range(int(reply.get("tool_calls", 0))):
-        content.append({"type": "tool_use", "id": f"toolu_{i}", "name": "run_tests", "input": {}})
+        name, tool_input = reply.get("tool_name", "run_tests"), reply.get("tool_input", {})
+        content.append({"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": tool_input})
     input_tokens = reply.get("input_tokens")
     if input_tokens is None:
         input_tokens = sum(len(json.dumps(m)) // 4 for m in request.get("messages", [])) + 10
@@ -184,7 +186,7 @@ def _events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                     {
                         "type": "content_block_delta",
                         "index": i,
-                        "delta": {"type": "input_json_delta", "partial_json": "{}"},
+                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])},
                     },
                 )
             )

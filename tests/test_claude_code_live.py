@@ -2,8 +2,10 @@
 
 The real CLI (npm ``@anthropic-ai/claude-code``, installed by ``make claude-code``) runs headless
 against the local fake Messages API with a dummy key; its OTLP export goes to a ``DriftService`` and
-``Receiver`` on ephemeral ports. Every prompt gets its own fake answer (distinct token counts), so
-each outcome can be traced back to the request that produced it.
+``Receiver`` on ephemeral ports. Every request gets its own fake answer (distinct token counts), so
+each outcome can be traced back to the request that produced it. The runs: plain prompts (one
+continued with ``--continue``), a 529 after one retry, HTTP and gRPC export, the beta spans, and the
+model asking for a ``Read`` tool use (allowed, allowed on a missing file, and not allowed).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 INSTALL_DIR = ROOT / ".venv" / "claude-code"
 CLAUDE = INSTALL_DIR / "node_modules" / ".bin" / "claude"
 FAIL = "FAKE-529"  # a prompt containing this gets 529 overloaded from the fake API
+READ = re.compile(r"FAKE-READ:([^\s\"\\]+)")  # the fake answers with a Read tool use of that file first
 
 
 def _pinned_version() -> str:
@@ -64,6 +67,8 @@ class Run:
     spans: bool
     resume: bool = False
     """``--continue``: the previous run's session goes on (same ``session.id``, a new prompt)."""
+    allow_read: bool = False
+    """``--allowedTools Read``: headless, a tool use without permission is denied."""
     returncode: int = 0
     stdout: str = ""
     replies: list[dict[str, Any]] = field(default_factory=list)
@@ -100,6 +105,9 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         reply = Reply(model=request.get("model"), input_tokens=1000 + n, output_tokens=20 + n, status=200)
         if FAIL in users:
             reply.update(status=529, error_type="overloaded_error")
+        read = READ.search(users)
+        if read and "tool_result" not in users:
+            reply.update(tool_calls=1, tool_name="Read", tool_input={"file_path": read.group(1)})
         replies.append(dict(reply))
         return reply
 
@@ -128,7 +136,14 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         Run("and once more", "http/protobuf", False),
         Run(f"please answer {FAIL}", "http/protobuf", False),
         Run("say hi over grpc", "grpc", True),
+        Run(f"read FAKE-READ:{tmp / 'hello.txt'}", "http/protobuf", False, allow_read=True),
+        Run(f"read FAKE-READ:{tmp / 'missing.txt'}", "http/protobuf", False, allow_read=True),
+        Run(f"read FAKE-READ:{tmp / 'hello.txt'} unasked", "http/protobuf", False),
     ]
+    # Outside the working directory, so that headless Claude Code reads it only when allowed to.
+    (tmp / "hello.txt").write_text("hello\n")
+    work = tmp / "work"
+    work.mkdir()
     try:
         with FakeMessagesAPI(profile) as api:
             home = tmp / "home"
@@ -158,9 +173,15 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                     }
                 first, logs = len(replies), received("logs")
                 proc = subprocess.run(
-                    [str(claude), "-p", *(["--continue"] if run.resume else []), run.prompt],
+                    [
+                        str(claude),
+                        "-p",
+                        *(["--continue"] if run.resume else []),
+                        *(["--allowedTools", "Read", "--"] if run.allow_read else []),
+                        run.prompt,
+                    ],
                     env=env,
-                    cwd=tmp,
+                    cwd=work,
                     capture_output=True,
                     text=True,
                     timeout=60,
@@ -194,7 +215,9 @@ def test_the_cli_ran_against_the_fake_api(live: Live) -> None:
             assert run.returncode == 1 and "529" in run.stdout
             assert [r["status"] for r in run.replies] == [529, 529]  # one retry
         else:
-            assert run.returncode == 0 and [r["status"] for r in run.replies] == [200], run.stdout
+            # A tool use is answered by a second request carrying its result.
+            statuses = [200, 200] if READ.search(run.prompt) else [200]
+            assert run.returncode == 0 and [r["status"] for r in run.replies] == statuses, run.stdout
 
 
 def test_serve_received_claude_codes_logs_metrics_and_spans(live: Live) -> None:
@@ -213,15 +236,16 @@ def test_each_prompt_is_one_task_outcome_with_the_fake_apis_tokens(live: Live) -
     """One `claude_code.prompt` task outcome per run; its tokens are the fake API's answer, counted once."""
     prompts = live.prompts()
     assert len(prompts) == len(live.runs)
-    answered = {(r["input_tokens"], r["output_tokens"]) for run in live.runs for r in run.replies}
-    good = sorted((p.input_tokens, p.output_tokens) for p in prompts if p.success)
+    good = sorted((p.input_tokens, p.output_tokens) for p in prompts if p.input_tokens is not None)
     ok_runs = [run for run in live.runs if FAIL not in run.prompt]
-    assert good == sorted((r.replies[0]["input_tokens"], r.replies[0]["output_tokens"]) for r in ok_runs)
-    assert set(good) <= answered
+    assert good == sorted(
+        (sum(r["input_tokens"] for r in run.replies), sum(r["output_tokens"] for r in run.replies))
+        for run in ok_runs
+    )
     for prompt in prompts:
         assert prompt.service == "claude-code" and prompt.labels["app.version"] == live.version
         assert prompt.model is not None and "[" not in prompt.model
-        if prompt.success:
+        if not prompt.api_errors:
             assert prompt.api_errors == 0 and prompt.cost_usd and prompt.cost_usd > 0
             assert prompt.latency_s is not None and 0 < prompt.latency_s < 60
 
@@ -229,7 +253,8 @@ def test_each_prompt_is_one_task_outcome_with_the_fake_apis_tokens(live: Live) -
 def test_each_api_request_is_one_call_outcome(live: Live) -> None:
     """One `kind=call` outcome per request with its answer's tokens; event and span merge by request id."""
     calls = live.calls()
-    assert len(calls) == len(live.runs)  # the 529 is one failed request after its retry, not two
+    # The 529 is one failed request after its retry, not two.
+    assert len(calls) == sum(len(run.replies) for run in live.runs) - 1
     merged = [c for c in calls if c.ttft_s is not None]
     assert len(merged) == 1  # the run with spans: its span (ttft, stop_reason) and event (cost) are one
     assert merged[0].cost_usd and merged[0].stop_reason == "end_turn"
@@ -242,11 +267,33 @@ def test_each_api_request_is_one_call_outcome(live: Live) -> None:
 
 def test_the_api_error_prompt_fails(live: Live) -> None:
     """The 529 prompt is success=False with one API error, error type "529", no tokens; its call likewise."""
-    (failed,) = [p for p in live.prompts() if not p.success]
+    (failed,) = [p for p in live.prompts() if p.api_errors]
+    assert failed.success is False
     assert (failed.api_errors, failed.error_type, failed.labels["error.type"]) == (1, "529", "529")
     assert failed.input_tokens is None
     (call,) = [c for c in live.calls() if not c.success]
     assert (call.error_type, call.labels["error.type"]) == ("529", "529")
+
+
+def test_tool_uses_are_tool_outcomes_and_a_failed_one_fails_its_prompt(live: Live) -> None:
+    """A Read of a file is a `claude_code.tool` outcome; a Read of a missing file fails it and its prompt."""
+    tools = [o for o in live.outcomes if o.task == "claude_code.tool"]
+    assert sorted((t.labels["tool_name"], t.success, t.error_type) for t in tools) == [
+        ("Read", False, "tool_error"),
+        ("Read", True, None),
+    ]
+    assert all(t.latency_s is not None and t.latency_s >= 0 for t in tools)
+    with_tools = sorted((p.success, p.tool_errors, p.error_type) for p in live.prompts() if p.tool_calls)
+    assert with_tools == [(False, 1, "tool_error"), (True, 0, None)]
+
+
+def test_a_tool_use_denied_headless_leaves_no_trace_in_telemetry(live: Live) -> None:
+    """Without --allowedTools the CLI refuses the Read and sends no tool event: the prompt counts no tool."""
+    (run,) = [run for run in live.runs if run.prompt.endswith("unasked")]
+    assert len(run.replies) == 2  # the model asked for the tool, the CLI answered with an error result
+    tokens = (sum(r["input_tokens"] for r in run.replies), sum(r["output_tokens"] for r in run.replies))
+    (prompt,) = [p for p in live.prompts() if (p.input_tokens, p.output_tokens) == tokens]
+    assert (prompt.success, prompt.tool_calls, prompt.tool_errors) == (True, 0, 0)
 
 
 def test_the_next_prompt_of_a_session_completes_the_previous_one(live: Live) -> None:
@@ -264,7 +311,7 @@ def test_sessions_and_streams_reached_the_monitor(live: Live) -> None:
     (resumed,) = [s for s in sessions if s.input_tokens == 2000 + 1]  # runs 0 and 1: 1000 + 1001
     assert resumed.output_tokens == 20 + 21 and resumed.success
     assert sum(s.input_tokens or 0 for s in sessions) == sum(p.input_tokens or 0 for p in live.prompts())
-    assert [s.success for s in sessions].count(False) == 1
+    assert [s.success for s in sessions].count(False) == 2  # the 529 and the failed tool use
     monitor = live.service.monitor
     assert monitor.stats.processed == len(live.outcomes)
     keys = "\n".join(monitor.stream_keys())
