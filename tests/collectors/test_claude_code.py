@@ -121,6 +121,18 @@ def test_logs_alone_and_traces_alone_give_the_same_prompts() -> None:
     assert [round(o.latency_s or 0, 3) for o in logs] == [0.057, 0.206, 0.054, 0.602]
 
 
+def test_events_alone_label_failed_and_good_calls_alike() -> None:
+    """From events alone a failed call (api_error, model "…[1m]") has the labels of a good one (no "[1m]")."""
+    calls = by_session(decode_all(PROTOBUF, ("logs",)), "call", "claude_code.prompt")
+    assert {c.success for c in calls} == {True, False}
+    assert not [c.labels for c in calls if "context_window" in c.labels]
+    both = by_session(decode_all(PROTOBUF), "call", "claude_code.prompt")
+    # With spans (they name the model with the suffix on good and failed calls alike) both have it.
+    opus = [c for c in both if c.model == "claude-opus-4-8"]
+    assert {c.success for c in opus} == {True, False}
+    assert all(c.labels["context_window"] == "1m" for c in opus)
+
+
 def test_json_fixtures_decode_like_protobuf() -> None:
     """The OTLP/JSON capture (hex ids) decodes: one prompt with a Bash tool use and two calls."""
     outcomes = decode_all(sorted((DATA / "otlp-json").glob("0*.json")))
