@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit rules prometheus-tools bench bench-detection bench-state calibrate clean
+.PHONY: install demo test lint typecheck unit rules prometheus-tools claude-code bench bench-detection bench-state calibrate clean
 
 install: $(STAMP)
 
@@ -29,7 +29,24 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q
 
-test: lint typecheck rules unit
+test: lint typecheck rules claude-code unit
+
+# The real Claude Code CLI from npm, pinned, for tests/test_claude_code_live.py (the version whose
+# telemetry the fixtures in ../shared/data/claude-code captured). Without npm the test skips.
+CLAUDE_CODE_VERSION := 2.1.197
+CLAUDE_CODE_DIR := $(VENV)/claude-code
+claude-code:
+	@if [ "$$($(CLAUDE_CODE_DIR)/node_modules/.bin/claude --version 2>/dev/null | cut -d' ' -f1)" \
+	    != "$(CLAUDE_CODE_VERSION)" ]; then \
+	  if command -v npm >/dev/null; then \
+	    echo "installing @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) into $(CLAUDE_CODE_DIR)"; \
+	    npm install --silent --no-audit --no-fund --prefix $(CLAUDE_CODE_DIR) \
+	      @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
+	      || echo "npm could not install Claude Code: tests/test_claude_code_live.py will skip"; \
+	  else \
+	    echo "npm not found: tests/test_claude_code_live.py will skip"; \
+	  fi; \
+	fi
 
 # promtool and prometheus come from Debian's `prometheus` package, installed when missing (root or sudo).
 # On a host running systemd the package also enables a prometheus service on :9090; stop it if unwanted.

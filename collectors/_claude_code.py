@@ -73,9 +73,16 @@ class CallRecord:
     trace_id: str | None = None
     span_id: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    sources: str = ""
+    """Which sources were merged in: ``e`` (an event), ``s`` (a span)."""
 
     def merge(self, values: Mapping[str, Any], authoritative: bool) -> None:
         """Fill fields from ``values``; ``authoritative`` values (events) override span values."""
+        source = "e" if authoritative else "s"
+        # getattr: records restored from a checkpoint written before this field existed lack it.
+        sources = getattr(self, "sources", "")
+        if source not in sources:
+            self.sources = sources + source
         for name, value in values.items():
             if value is None:
                 continue
@@ -146,7 +153,7 @@ class PromptAgg:
         only counted into the prompt's totals, not kept as its own call outcome: bounded memory.
         """
         self.touch(t)
-        record = self.calls.get(key) if key is not None else None
+        record = self.calls.get(key) if key is not None else self._partner(values, authoritative)
         created = record is None
         if record is None:
             if keep and key is not None and len(self.calls) < MAX_ITEMS_PER_PROMPT:
@@ -166,6 +173,31 @@ class PromptAgg:
         record.time = min(record.time, t)
         record.merge(values, authoritative)
         return created
+
+    def _partner(self, values: Mapping[str, Any], authoritative: bool) -> CallRecord | None:
+        """The id-less record of the same request from the other source (event vs span), if any.
+
+        Without a request id (a gateway or proxy that sends no ``request-id`` header) the event
+        and the span of one request would otherwise count twice. They are the same request when
+        they agree on model and token counts (success) or on the error (failure).
+        """
+        other = "s" if authoritative else "e"
+        for record in self.extra_calls:
+            sources = getattr(record, "sources", "")
+            if other not in sources or len(sources) > 1:
+                continue
+            model = values.get("model")
+            if model is not None and record.model is not None and model != record.model:
+                continue
+            failed = values.get("success") is False, record.success is False
+            if any(failed):
+                if all(failed) and values.get("error_type") == record.error_type:
+                    return record
+                continue
+            tokens = [(values.get(n), getattr(record, n)) for n in ("input_tokens", "output_tokens")]
+            if all(a is not None and a == b for a, b in tokens):
+                return record
+        return None
 
     def tool(
         self, key: str | None, t: float, values: Mapping[str, Any], authoritative: bool, keep: bool = True

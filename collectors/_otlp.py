@@ -852,6 +852,11 @@ class OtlpDecoder:
         tool: dict[str, Any] = {}
         if event in ("api_request", "api_error"):
             model, model_labels = _model(_text(attrs, "model"))
+            # api_error events name the model with its context-window suffix ("…[1m]"), api_request
+            # events never do: from events alone, a failed and a good call of one model must carry
+            # the same labels, or a stream label splits failures from successes. Spans carry the
+            # suffix on both and still set it.
+            model_labels.pop("context_window", None)
             values["model"] = model
             if effort:
                 model_labels["effort"] = effort

@@ -19,7 +19,11 @@ __all__ = ["FakeMessagesAPI", "Reply"]
 
 
 class Reply(dict[str, Any]):
-    """What the fake server answers: ``model``, ``output_tokens``, ``tool_calls``, ``status``."""
+    """What the fake server answers: ``model``, ``output_tokens``, ``tool_calls``, ``status``.
+
+    Optional: ``input_tokens`` (else estimated from the request's size), ``error_type``, and
+    ``tool_name`` / ``tool_input`` for the tool uses (default ``run_tests`` with no input).
+    """
 
 
 def _default_profile(request: dict[str, Any], headers: dict[str, str]) -> Reply:
@@ -40,6 +44,12 @@ class FakeMessagesAPI:
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 pass
+
+            def do_HEAD(self) -> None:
+                # Claude Code probes the base URL with ``HEAD /`` before its first request.
+                self.send_response(200)
+                self.send_header("content-length", "0")
+                self.end_headers()
 
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
@@ -80,6 +90,8 @@ class FakeMessagesAPI:
                 self.send_response(200)
                 self.send_header("content-type", "text/event-stream")
                 self.send_header("transfer-encoding", "chunked")
+                # Clients report it (Claude Code's ``request_id``); the real API sends it on streams too.
+                self.send_header("request-id", f"req_fake_{api.requests}")
                 self.end_headers()
                 for event, data in _events(message):
                     chunk = f"event: {event}\ndata: {json.dumps(data)}\n\n".encode()
@@ -117,8 +129,11 @@ class FakeMessagesAPI:
 def _message(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"type": "text", "text": "ok " * 3}]
     for i in range(int(reply.get("tool_calls", 0))):
-        content.append({"type": "tool_use", "id": f"toolu_{i}", "name": "run_tests", "input": {}})
-    input_tokens = sum(len(json.dumps(m)) // 4 for m in request.get("messages", [])) + 10
+        name, tool_input = reply.get("tool_name", "run_tests"), reply.get("tool_input", {})
+        content.append({"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": tool_input})
+    input_tokens = reply.get("input_tokens")
+    if input_tokens is None:
+        input_tokens = sum(len(json.dumps(m)) // 4 for m in request.get("messages", [])) + 10
     return {
         "id": f"msg_{random.getrandbits(48):012x}",
         "type": "message",
@@ -127,7 +142,7 @@ def _message(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
         "content": content,
         "stop_reason": "tool_use" if reply.get("tool_calls") else "end_turn",
         "stop_sequence": None,
-        "usage": {"input_tokens": input_tokens, "output_tokens": int(reply.get("output_tokens", 64))},
+        "usage": {"input_tokens": int(input_tokens), "output_tokens": int(reply.get("output_tokens", 64))},
     }
 
 
@@ -171,7 +186,7 @@ def _events(message: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
                     {
                         "type": "content_block_delta",
                         "index": i,
-                        "delta": {"type": "input_json_delta", "partial_json": "{}"},
+                        "delta": {"type": "input_json_delta", "partial_json": json.dumps(block["input"])},
                     },
                 )
             )

@@ -130,6 +130,18 @@ def test_logs_alone_and_traces_alone_give_the_same_prompts() -> None:
     assert [round(o.latency_s or 0, 3) for o in logs] == [0.057, 0.206, 0.054, 0.602]
 
 
+def test_events_alone_label_failed_and_good_calls_alike() -> None:
+    """From events alone a failed call (api_error, model "…[1m]") has the labels of a good one (no "[1m]")."""
+    calls = by_session(decode_all(PROTOBUF, ("logs",)), "call", "claude_code.prompt")
+    assert {c.success for c in calls} == {True, False}
+    assert not [c.labels for c in calls if "context_window" in c.labels]
+    both = by_session(decode_all(PROTOBUF), "call", "claude_code.prompt")
+    # With spans (they name the model with the suffix on good and failed calls alike) both have it.
+    opus = [c for c in both if c.model == "claude-opus-4-8"]
+    assert {c.success for c in opus} == {True, False}
+    assert all(c.labels["context_window"] == "1m" for c in opus)
+
+
 def test_json_fixtures_decode_like_protobuf() -> None:
     """The OTLP/JSON capture (hex ids) decodes: one prompt with a Bash tool use and two calls."""
     outcomes = decode_all(sorted((DATA / "otlp-json").glob("0*.json")))
@@ -413,3 +425,47 @@ def test_mutated_fixtures_never_raise_and_every_item_is_accounted_for() -> None:
         rejected += decoded.rejected
         decoder.expire(math.inf)
     assert rejected > 0
+
+
+def _without_request_ids(path: Path) -> list[Outcome]:
+    """``path``'s fixture decoded with every ``request_id`` / ``gen_ai.response.id`` removed."""
+    signal = path.stem.split("_")[1]
+    request = TYPES[signal].FromString(path.read_bytes())  # type: ignore[attr-defined]
+    items = (
+        [s for rs in request.resource_spans for ss in rs.scope_spans for s in ss.spans]
+        if signal == "traces"
+        else [r for rl in request.resource_logs for sl in rl.scope_logs for r in sl.log_records]
+        if signal == "logs"
+        else []
+    )
+    for item in items:
+        kept = [kv for kv in item.attributes if kv.key not in ("request_id", "gen_ai.response.id")]
+        del item.attributes[:]
+        item.attributes.extend(kept)
+    return [request]  # type: ignore[list-item]
+
+
+def test_event_and_span_of_a_request_without_request_id_count_once() -> None:
+    """Without request ids (a gateway that sends no request-id header) event and span still merge."""
+    with_ids = decode_all(PROTOBUF)
+    decoder = OtlpDecoder()
+    without: list[Outcome] = []
+    for path in PROTOBUF:
+        signal = path.stem.split("_")[1]
+        (request,) = _without_request_ids(path)
+        decoded = getattr(decoder, signal)(request)
+        assert decoded.rejected == 0, decoded.errors
+        without += decoded.outcomes
+    without += decoder.expire(math.inf)
+
+    def summary(outcomes: list[Outcome]) -> list[tuple[object, ...]]:
+        return sorted(
+            (o.kind, o.task, o.success, o.input_tokens, o.output_tokens, o.cost_usd, o.api_errors)
+            for o in outcomes
+            if o.task == "claude_code.prompt"
+        )
+
+    assert summary(without) == summary(with_ids)
+    calls = by_session(without, "call", "claude_code.prompt")
+    # Each call outcome has the event's cost and the span's time to first token: one merged record.
+    assert all(c.cost_usd is not None and c.ttft_s is not None for c in calls if c.success)
