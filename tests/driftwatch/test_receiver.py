@@ -661,7 +661,11 @@ def test_serve_command_runs_until_sigterm(tmp_path: Path) -> None:
     """`driftwatch serve` logs where it listens, answers /healthz, and exits 0 on SIGTERM."""
     env = {**os.environ, "DRIFTWATCH_HTTP_PORT": "0", "DRIFTWATCH_GRPC_PORT": "0"}
     proc = subprocess.Popen(
-        [sys.executable, "-P", "-m", "driftwatch._cli", "serve"], stderr=subprocess.PIPE, text=True, env=env
+        [sys.executable, "-P", "-m", "driftwatch._cli", "serve"],
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=tmp_path,  # its default state file lands here, not in the checkout
     )
     try:
         assert proc.stderr is not None
