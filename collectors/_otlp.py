@@ -191,6 +191,8 @@ def _value(v: AnyValue) -> Any:
     kind = v.WhichOneof("value")
     if kind is None:
         return None
+    if kind == "string_value":  # the common case first: most attributes are strings
+        return v.string_value
     if kind == "array_value":
         return [_value(x) for x in v.array_value.values]
     if kind == "kvlist_value":
@@ -215,6 +217,8 @@ def _number(attrs: Mapping[str, Any], key: str, where: str, lo: float, hi: float
     value = attrs.get(key)
     if value is None or value == "":
         return None
+    if type(value) is int and lo <= value <= hi:  # the common case (OTLP int_value), same result as below
+        return float(value)
     if isinstance(value, bool):
         number = math.nan
     elif isinstance(value, int | float):
@@ -237,6 +241,11 @@ def _number(attrs: Mapping[str, Any], key: str, where: str, lo: float, hi: float
 
 
 def _count(attrs: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if type(value) is int and 0 <= value <= _MAX_COUNT:  # the common case, same result as below
+        return value
     number = _number(attrs, key, where, 0, _MAX_COUNT)
     if number is None:
         return None
@@ -269,7 +278,12 @@ def _bool(attrs: Mapping[str, Any], key: str, where: str) -> bool | None:
 
 def _text(attrs: Mapping[str, Any], key: str) -> str | None:
     value = attrs.get(key)
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return None
+    if type(value) is str:  # the common case, same result as below
+        text = value.strip()
+        return text[:256] if text else None
+    if isinstance(value, bool):
         return None
     if isinstance(value, str | int | float):
         text = str(value).strip()
@@ -426,27 +440,36 @@ class OtlpDecoder:
     # -- traces -----------------------------------------------------------------------------------
     def _traces(self, request: ExportTraceServiceRequest, dec: Decoded) -> None:
         # First pass: agent (task) spans, so that call spans and evaluations in the same request
-        # find their task even though children end, and are exported, before their parent.
+        # find their task even though children end, and are exported, before their parent. Each
+        # span's attributes are converted once here and reused by the second pass (None: they
+        # failed to convert, and the second pass converts again to report why).
+        resources: list[tuple[dict[str, Any], str]] = []
+        span_attrs: list[dict[str, Any] | None] = []
         for rs in request.resource_spans:
             res = _attrs(rs.resource.attributes)
             service = _text(res, "service.name") or "unknown_service"
+            resources.append((res, service))
             for ss in rs.scope_spans:
                 for span in ss.spans:
+                    attrs: dict[str, Any] | None = None
                     try:
                         attrs = _attrs(span.attributes)
                         if self._is_task_span(span.name, attrs):
                             self._remember(_hex(span.span_id), self._task_info(span, attrs, res, service))
                     except Exception:
-                        continue  # reported by the second pass
+                        pass  # reported by the second pass
+                    span_attrs.append(attrs)
+        at = 0
         for ri, rs in enumerate(request.resource_spans):
-            res = _attrs(rs.resource.attributes)
-            service = _text(res, "service.name") or "unknown_service"
+            res, service = resources[ri]
             for si, ss in enumerate(rs.scope_spans):
                 for pi, span in enumerate(ss.spans):
+                    attrs = span_attrs[at]
+                    at += 1
                     self.stats.spans += 1
                     where = f"resource_spans[{ri}].scope_spans[{si}].spans[{pi}]"
                     try:
-                        self._span(span, res, service, where, dec)
+                        self._span(span, res, service, where, dec, attrs)
                     except _Bad as exc:
                         dec.reject(str(exc))
                     except Exception as exc:
@@ -479,8 +502,17 @@ class OtlpDecoder:
             trace_id=span.trace_id.hex(),
         )
 
-    def _span(self, span: Any, res: Mapping[str, Any], service: str, where: str, dec: Decoded) -> None:
-        attrs = _attrs(span.attributes)
+    def _span(
+        self,
+        span: Any,
+        res: Mapping[str, Any],
+        service: str,
+        where: str,
+        dec: Decoded,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        if attrs is None:
+            attrs = _attrs(span.attributes)
         start = _time(span.start_time_unix_nano, 0, where, "start_time_unix_nano")
         end = _time(span.end_time_unix_nano, span.start_time_unix_nano, where, "end_time_unix_nano")
         if end < start:
