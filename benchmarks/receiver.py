@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import multiprocessing
+import random
 import struct
 import time
 from collections.abc import Callable
@@ -48,20 +49,26 @@ class _Nothing:
 
 
 def payload(spans: int = 100) -> bytes:
-    """A real 100-span request: GenAI-style attributes, encoded by the SDK's own OTLP encoder."""
+    """A real 100-span request: GenAI-style attributes, encoded by the SDK's own OTLP encoder.
+
+    Token counts are drawn at random (seeded), not a ramp: a ramp repeated in every request is a
+    sawtooth that the detectors rightly flag, and alerting on every few outcomes is not the
+    steady state this benchmark is meant to measure.
+    """
+    rng = random.Random(7)
     memory = InMemorySpanExporter()
     provider = TracerProvider(resource=Resource.create({"service.name": "agent"}))
     provider.add_span_processor(SimpleSpanProcessor(memory))
     tracer = provider.get_tracer("bench")
-    for i in range(spans):
+    for _ in range(spans):
         with tracer.start_as_current_span("chat claude-sonnet-4-6") as span:
             span.set_attributes(
                 {
                     "gen_ai.operation.name": "chat",
                     "gen_ai.provider.name": "anthropic",
                     "gen_ai.request.model": "claude-sonnet-4-6",
-                    "gen_ai.usage.input_tokens": 1200 + i,
-                    "gen_ai.usage.output_tokens": 300 + i,
+                    "gen_ai.usage.input_tokens": int(rng.lognormvariate(7.0, 0.5)),
+                    "gen_ai.usage.output_tokens": int(rng.lognormvariate(5.7, 0.5)),
                     "driftwatch.task.name": "fix-tests",
                 }
             )
