@@ -337,10 +337,22 @@ class OtlpDecoder:
     ``max_sessions`` sessions are open; items for further sessions are dropped and counted.
     """
 
+    #: A class default too: a decoder unpickled from a checkpoint written before it existed has none.
+    check_only = False
+
     def __init__(
-        self, config: Config | None = None, *, max_sessions: int = 10_000, session_idle_s: float = 1800.0
+        self,
+        config: Config | None = None,
+        *,
+        max_sessions: int = 10_000,
+        session_idle_s: float = 1800.0,
+        check_only: bool = False,
     ) -> None:
         self.config = config if config is not None else Config()
+        # check_only: GenAI call spans (the bulk of most trace exports) are only checked, not turned
+        # into outcomes: ``rejected`` and ``errors`` are those of a full decode, ``outcomes`` lack
+        # them. For the receiver's item check, which needs the verdict, never the outcomes.
+        self.check_only = check_only
         self.max_sessions = max_sessions
         self.session_idle_s = session_idle_s
         self.stats = DecoderStats()
@@ -531,7 +543,10 @@ class OtlpDecoder:
                 and "gen_ai.request.model" in attrs
             )
         ):
-            dec.outcomes.append(self._call_span(span, attrs, res, service, start, end, where))
+            if self.check_only:
+                self._check_call_span(attrs, where)
+            else:
+                dec.outcomes.append(self._call_span(span, attrs, res, service, start, end, where))
         for ei, event in enumerate(span.events):
             if event.name == "gen_ai.evaluation.result":
                 ewhere = f"{where}.events[{ei}]"
@@ -587,6 +602,20 @@ class OtlpDecoder:
 
     def _usage(self, outcome: Outcome, attrs: Mapping[str, Any], where: str) -> None:
         """GenAI usage; ``gen_ai.usage.input_tokens`` includes cached tokens (semconv): subtracted."""
+        inp, out, read, write = self._usage_counts(attrs, where)
+        cached = (read or 0) + (write or 0)
+        if inp is not None and cached and inp >= cached:
+            inp -= cached
+        outcome.input_tokens = inp
+        outcome.output_tokens = out
+        outcome.cache_read_tokens = read
+        outcome.cache_write_tokens = write
+
+    @staticmethod
+    def _usage_counts(
+        attrs: Mapping[str, Any], where: str
+    ) -> tuple[int | None, int | None, int | None, int | None]:
+        """Input, output, cache-read and cache-write tokens as sent (each checked; None when absent)."""
         inp = _count(attrs, "gen_ai.usage.input_tokens", where)
         if inp is None:
             inp = _count(attrs, "gen_ai.usage.prompt_tokens", where)  # older instrumentations
@@ -601,13 +630,22 @@ class OtlpDecoder:
             write = _count(attrs, "gen_ai.usage.cache_creation.input_tokens", where)
         if write is None:
             write = _count(attrs, "gen_ai.usage.cache_creation_input_tokens", where)
-        cached = (read or 0) + (write or 0)
-        if inp is not None and cached and inp >= cached:
-            inp -= cached
-        outcome.input_tokens = inp
-        outcome.output_tokens = out
-        outcome.cache_read_tokens = read
-        outcome.cache_write_tokens = write
+        return inp, out, read, write
+
+    @classmethod
+    def _check_call_span(cls, attrs: Mapping[str, Any], where: str) -> None:
+        """The checks of ``_call_span``, in its order, without building the outcome (``check_only``).
+
+        Keep the two in step: a check added there goes here too (tests/collectors/
+        test_otlp_values.py compares both on malformed values of every attribute this module names).
+        """
+        _count(attrs, "http.response.status_code", where)
+        _seconds(attrs, "driftwatch.latency_s", where)
+        if _seconds(attrs, "driftwatch.ttft_s", where) is None:
+            _seconds(attrs, "gen_ai.response.time_to_first_chunk", where)
+        cls._usage_counts(attrs, where)
+        _count(attrs, "driftwatch.tool_calls", where)
+        _number(attrs, "driftwatch.cost_usd", where, 0, _MAX_COST)
 
     def _call_span(
         self,
@@ -619,6 +657,8 @@ class OtlpDecoder:
         end: float,
         where: str,
     ) -> Outcome:
+        # Every check (a _count, _seconds, _number that can raise _Bad) is mirrored, in the same
+        # order, in _check_call_span.
         provider = (
             _text(attrs, "gen_ai.provider.name") or _text(attrs, "gen_ai.system") or ""
         ).lower() or None
