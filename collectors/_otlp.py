@@ -191,6 +191,8 @@ def _value(v: AnyValue) -> Any:
     kind = v.WhichOneof("value")
     if kind is None:
         return None
+    if kind == "string_value":  # the common case first: most attributes are strings
+        return v.string_value
     if kind == "array_value":
         return [_value(x) for x in v.array_value.values]
     if kind == "kvlist_value":
@@ -215,6 +217,8 @@ def _number(attrs: Mapping[str, Any], key: str, where: str, lo: float, hi: float
     value = attrs.get(key)
     if value is None or value == "":
         return None
+    if type(value) is int and lo <= value <= hi:  # the common case (OTLP int_value), same result as below
+        return float(value)
     if isinstance(value, bool):
         number = math.nan
     elif isinstance(value, int | float):
@@ -237,6 +241,11 @@ def _number(attrs: Mapping[str, Any], key: str, where: str, lo: float, hi: float
 
 
 def _count(attrs: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = attrs.get(key)
+    if value is None:
+        return None
+    if type(value) is int and 0 <= value <= _MAX_COUNT:  # the common case, same result as below
+        return value
     number = _number(attrs, key, where, 0, _MAX_COUNT)
     if number is None:
         return None
@@ -269,7 +278,12 @@ def _bool(attrs: Mapping[str, Any], key: str, where: str) -> bool | None:
 
 def _text(attrs: Mapping[str, Any], key: str) -> str | None:
     value = attrs.get(key)
-    if isinstance(value, bool) or value is None:
+    if value is None:
+        return None
+    if type(value) is str:  # the common case, same result as below
+        text = value.strip()
+        return text[:256] if text else None
+    if isinstance(value, bool):
         return None
     if isinstance(value, str | int | float):
         text = str(value).strip()
@@ -323,10 +337,22 @@ class OtlpDecoder:
     ``max_sessions`` sessions are open; items for further sessions are dropped and counted.
     """
 
+    #: A class default too: a decoder unpickled from a checkpoint written before it existed has none.
+    check_only = False
+
     def __init__(
-        self, config: Config | None = None, *, max_sessions: int = 10_000, session_idle_s: float = 1800.0
+        self,
+        config: Config | None = None,
+        *,
+        max_sessions: int = 10_000,
+        session_idle_s: float = 1800.0,
+        check_only: bool = False,
     ) -> None:
         self.config = config if config is not None else Config()
+        # check_only: GenAI call spans (the bulk of most trace exports) are only checked, not turned
+        # into outcomes: ``rejected`` and ``errors`` are those of a full decode, ``outcomes`` lack
+        # them. For the receiver's item check, which needs the verdict, never the outcomes.
+        self.check_only = check_only
         self.max_sessions = max_sessions
         self.session_idle_s = session_idle_s
         self.stats = DecoderStats()
@@ -426,27 +452,36 @@ class OtlpDecoder:
     # -- traces -----------------------------------------------------------------------------------
     def _traces(self, request: ExportTraceServiceRequest, dec: Decoded) -> None:
         # First pass: agent (task) spans, so that call spans and evaluations in the same request
-        # find their task even though children end, and are exported, before their parent.
+        # find their task even though children end, and are exported, before their parent. Each
+        # span's attributes are converted once here and reused by the second pass (None: they
+        # failed to convert, and the second pass converts again to report why).
+        resources: list[tuple[dict[str, Any], str]] = []
+        span_attrs: list[dict[str, Any] | None] = []
         for rs in request.resource_spans:
             res = _attrs(rs.resource.attributes)
             service = _text(res, "service.name") or "unknown_service"
+            resources.append((res, service))
             for ss in rs.scope_spans:
                 for span in ss.spans:
+                    attrs: dict[str, Any] | None = None
                     try:
                         attrs = _attrs(span.attributes)
                         if self._is_task_span(span.name, attrs):
                             self._remember(_hex(span.span_id), self._task_info(span, attrs, res, service))
                     except Exception:
-                        continue  # reported by the second pass
+                        pass  # reported by the second pass
+                    span_attrs.append(attrs)
+        at = 0
         for ri, rs in enumerate(request.resource_spans):
-            res = _attrs(rs.resource.attributes)
-            service = _text(res, "service.name") or "unknown_service"
+            res, service = resources[ri]
             for si, ss in enumerate(rs.scope_spans):
                 for pi, span in enumerate(ss.spans):
+                    attrs = span_attrs[at]
+                    at += 1
                     self.stats.spans += 1
                     where = f"resource_spans[{ri}].scope_spans[{si}].spans[{pi}]"
                     try:
-                        self._span(span, res, service, where, dec)
+                        self._span(span, res, service, where, dec, attrs)
                     except _Bad as exc:
                         dec.reject(str(exc))
                     except Exception as exc:
@@ -479,8 +514,17 @@ class OtlpDecoder:
             trace_id=span.trace_id.hex(),
         )
 
-    def _span(self, span: Any, res: Mapping[str, Any], service: str, where: str, dec: Decoded) -> None:
-        attrs = _attrs(span.attributes)
+    def _span(
+        self,
+        span: Any,
+        res: Mapping[str, Any],
+        service: str,
+        where: str,
+        dec: Decoded,
+        attrs: dict[str, Any] | None = None,
+    ) -> None:
+        if attrs is None:
+            attrs = _attrs(span.attributes)
         start = _time(span.start_time_unix_nano, 0, where, "start_time_unix_nano")
         end = _time(span.end_time_unix_nano, span.start_time_unix_nano, where, "end_time_unix_nano")
         if end < start:
@@ -499,7 +543,10 @@ class OtlpDecoder:
                 and "gen_ai.request.model" in attrs
             )
         ):
-            dec.outcomes.append(self._call_span(span, attrs, res, service, start, end, where))
+            if self.check_only:
+                self._check_call_span(attrs, where)
+            else:
+                dec.outcomes.append(self._call_span(span, attrs, res, service, start, end, where))
         for ei, event in enumerate(span.events):
             if event.name == "gen_ai.evaluation.result":
                 ewhere = f"{where}.events[{ei}]"
@@ -555,6 +602,20 @@ class OtlpDecoder:
 
     def _usage(self, outcome: Outcome, attrs: Mapping[str, Any], where: str) -> None:
         """GenAI usage; ``gen_ai.usage.input_tokens`` includes cached tokens (semconv): subtracted."""
+        inp, out, read, write = self._usage_counts(attrs, where)
+        cached = (read or 0) + (write or 0)
+        if inp is not None and cached and inp >= cached:
+            inp -= cached
+        outcome.input_tokens = inp
+        outcome.output_tokens = out
+        outcome.cache_read_tokens = read
+        outcome.cache_write_tokens = write
+
+    @staticmethod
+    def _usage_counts(
+        attrs: Mapping[str, Any], where: str
+    ) -> tuple[int | None, int | None, int | None, int | None]:
+        """Input, output, cache-read and cache-write tokens as sent (each checked; None when absent)."""
         inp = _count(attrs, "gen_ai.usage.input_tokens", where)
         if inp is None:
             inp = _count(attrs, "gen_ai.usage.prompt_tokens", where)  # older instrumentations
@@ -569,13 +630,22 @@ class OtlpDecoder:
             write = _count(attrs, "gen_ai.usage.cache_creation.input_tokens", where)
         if write is None:
             write = _count(attrs, "gen_ai.usage.cache_creation_input_tokens", where)
-        cached = (read or 0) + (write or 0)
-        if inp is not None and cached and inp >= cached:
-            inp -= cached
-        outcome.input_tokens = inp
-        outcome.output_tokens = out
-        outcome.cache_read_tokens = read
-        outcome.cache_write_tokens = write
+        return inp, out, read, write
+
+    @classmethod
+    def _check_call_span(cls, attrs: Mapping[str, Any], where: str) -> None:
+        """The checks of ``_call_span``, in its order, without building the outcome (``check_only``).
+
+        Keep the two in step: a check added there goes here too (tests/collectors/
+        test_otlp_values.py compares both on malformed values of every attribute this module names).
+        """
+        _count(attrs, "http.response.status_code", where)
+        _seconds(attrs, "driftwatch.latency_s", where)
+        if _seconds(attrs, "driftwatch.ttft_s", where) is None:
+            _seconds(attrs, "gen_ai.response.time_to_first_chunk", where)
+        cls._usage_counts(attrs, where)
+        _count(attrs, "driftwatch.tool_calls", where)
+        _number(attrs, "driftwatch.cost_usd", where, 0, _MAX_COST)
 
     def _call_span(
         self,
@@ -587,6 +657,8 @@ class OtlpDecoder:
         end: float,
         where: str,
     ) -> Outcome:
+        # Every check (a _count, _seconds, _number that can raise _Bad) is mirrored, in the same
+        # order, in _check_call_span.
         provider = (
             _text(attrs, "gen_ai.provider.name") or _text(attrs, "gen_ai.system") or ""
         ).lower() or None

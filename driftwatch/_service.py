@@ -197,8 +197,9 @@ class DriftService:
         if backlog >= self.config.max_backlog:
             raise Saturated(f"driftwatch has {backlog} payloads waiting for detection; retry later", 1.0)
         # Item-level checks on a throwaway decoder: the journal's own decoder must see each payload
-        # exactly once, in journal order, so it cannot be asked ahead of time.
-        checked = _decode_with(OtlpDecoder(self.config), signal, request)
+        # exactly once, in journal order, so it cannot be asked ahead of time. check_only: the verdict
+        # of a full decode without building the call spans' outcomes, which are not needed here.
+        checked = _decode_with(OtlpDecoder(self.config, check_only=True), signal, request)
         self.durable.append(signal, request.SerializeToString())
         message = "; ".join(checked.errors[:3])
         if checked.rejected > 3:

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["FORMAT_VERSION", "StateError", "StateStore", "StoreStats"]
+__all__ = ["FORMAT_VERSION", "GroupCommitStats", "StateError", "StateStore", "StoreStats"]
 
 #: "drft": marks a SQLite file as a driftwatch state file (the header's application id).
 APPLICATION_ID = 0x64726674
@@ -68,13 +68,37 @@ class StoreStats:
     checkpoint_bytes: int
 
 
+@dataclass
+class GroupCommitStats:
+    """Journal commits since the store was opened: ``batches / commits`` appends shared each sync."""
+
+    commits: int = 0
+    batches: int = 0
+    failed: int = 0
+    """Commits that raised (every append in them raised too, none was acknowledged)."""
+
+
+class _Batch:
+    """One ``append_many`` call waiting for its group's commit."""
+
+    __slots__ = ("done", "error", "rows", "seqs")
+
+    def __init__(self, rows: list[tuple[str, bytes]]) -> None:
+        self.rows = rows
+        self.seqs: list[int] = []
+        self.error: BaseException | None = None
+        self.done = False
+
+
 class StateStore:
     """The journal and checkpoint of one ``driftwatch serve`` instance in one SQLite file.
 
     Thread-safe: any number of threads may ``append``; one worker reads and checkpoints. Appends
     and the worker use separate connections (WAL lets a reader run beside a writer), each behind
     its own lock because a ``sqlite3`` connection must not be used by two threads at once; a
-    checkpoint also takes the append lock, since SQLite has one writer at a time. Only one
+    checkpoint also takes the append lock, since SQLite has one writer at a time. Appends that
+    arrive while a commit is in progress share the next one (group commit: one transaction and
+    one disk sync for all of them, ``group_commits`` counts how many). Only one
     process may open a state file (``path.lock``); ``busy_timeout`` covers outside readers such
     as the ``sqlite3`` shell.
 
@@ -93,6 +117,11 @@ class StateStore:
         self._closed = False
         self._write_lock = threading.Lock()
         self._worker_lock = threading.Lock()
+        # Group commit (append_many): batches waiting for the commit in progress, and whether one is.
+        self._group = threading.Condition(threading.Lock())
+        self._pending: list[_Batch] = []
+        self._leading = False
+        self.group_commits = GroupCommitStats()
         self._check_path()
         self._lock_fd = self._lock_instance()
         try:
@@ -268,19 +297,50 @@ class StateStore:
         return self.append_many([(kind, body)])[-1]
 
     def append_many(self, entries: Iterable[tuple[str, bytes]]) -> list[int]:
-        """Journal several payloads in one transaction (one disk sync); their sequence numbers, in order."""
+        """Journal several payloads in one transaction (one disk sync); their sequence numbers, in order.
+
+        Group commit: appends from other threads that arrive while a commit is in progress wait
+        and then go to disk together, in one transaction and one sync, led by one of them; each
+        call still returns only once its own entries are committed (or raises, and then none of
+        the group's entries are on disk: it was one transaction).
+        """
         rows = [(str(kind), bytes(body)) for kind, body in entries]
         if not rows:
             return []
+        batch = _Batch(rows)
+        with self._group:
+            self._pending.append(batch)
+            while self._leading and not batch.done:
+                self._group.wait()
+            if not batch.done:
+                # No commit in progress: this thread leads, for every batch waiting now.
+                self._leading = True
+                group, self._pending = self._pending, []
+        if not batch.done:
+            try:
+                self._commit_group(group)
+            finally:
+                with self._group:
+                    self._leading = False
+                    for member in group:
+                        member.done = True
+                    self._group.notify_all()
+        if batch.error is not None:
+            raise batch.error
+        return batch.seqs
+
+    def _commit_group(self, group: list[_Batch]) -> None:
+        """One transaction for the rows of every batch in ``group``; each gets its seqs or the error."""
 
         def run() -> list[int]:
             conn = self._writer
             conn.execute("BEGIN IMMEDIATE")
             try:
                 seqs = []
-                for row in rows:
-                    cursor = conn.execute("INSERT INTO journal (kind, body) VALUES (?, ?)", row)
-                    seqs.append(int(cursor.lastrowid or 0))
+                for member in group:
+                    for row in member.rows:
+                        cursor = conn.execute("INSERT INTO journal (kind, body) VALUES (?, ?)", row)
+                        seqs.append(int(cursor.lastrowid or 0))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -288,10 +348,21 @@ class StateStore:
                 raise
             return seqs
 
-        with self._write_lock:
-            self._check_open()
-            result: list[int] = self._run(run)
-            return result
+        try:
+            with self._write_lock:
+                self._check_open()
+                seqs: list[int] = self._run(run)
+        except BaseException as exc:
+            for member in group:
+                member.error = exc
+            self.group_commits.failed += 1
+            return
+        at = 0
+        for member in group:
+            member.seqs = seqs[at : at + len(member.rows)]
+            at += len(member.rows)
+        self.group_commits.commits += 1
+        self.group_commits.batches += len(group)
 
     def entries_after(self, seq: int) -> Iterator[tuple[int, str, bytes]]:
         """Journal entries with a sequence number above ``seq``, in order: (seq, kind, body).

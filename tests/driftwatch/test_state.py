@@ -628,3 +628,84 @@ def test_kill_9_loses_no_acknowledged_entry_and_changes_no_alert(tmp_path: Path)
     run_child(path, alerts_path, stats_path, kill_at=None)
     assert pairs(alerts_in(alerts_path)) == pairs(REFERENCE)
     assert json.loads(stats_path.read_text()) == {**REFERENCE_STATS, "received": len(OUTCOMES)}
+
+
+def test_appends_waiting_for_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    """Appends queued behind a commit in progress go to disk in one transaction, each with its own seqs."""
+    store = StateStore(tmp_path / "state.db")
+    results: dict[int, list[int]] = {}
+
+    def receiver(n: int) -> None:
+        results[n] = store.append_many([("p", f"{n}-{i}".encode()) for i in range(n % 3 + 1)])
+
+    threads = [threading.Thread(target=receiver, args=(n,)) for n in range(8)]
+    with store._write_lock:  # a commit in progress (a checkpoint holds this lock too)
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 10
+        while len(store._pending) < 7 and time.monotonic() < deadline:  # one leads, blocked on the lock
+            time.sleep(0.001)
+        assert len(store._pending) == 7
+    for thread in threads:
+        thread.join()
+    assert store.group_commits.commits == 2 and store.group_commits.batches == 8
+    rows = {seq: body for seq, _, body in store.entries_after(0)}
+    assert sorted(s for seqs in results.values() for s in seqs) == sorted(rows) == list(range(1, 16))
+    for n, seqs in results.items():
+        assert [rows[s] for s in seqs] == [f"{n}-{i}".encode() for i in range(n % 3 + 1)]
+    store.close()
+
+
+def _appending_child(path: Path, report: int) -> None:
+    """8 receiver threads appending at once; each reports ``seq body`` after its append returned."""
+    store = StateStore(path)
+    lock = threading.Lock()
+
+    def receiver(n: int) -> None:
+        for i in range(100_000):
+            body = f"{os.getpid()}-{n}-{i}"
+            seq = store.append("p", body.encode())
+            with lock:
+                os.write(report, f"{seq} {body}\n".encode())
+
+    threads = [threading.Thread(target=receiver, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_kill_9_loses_no_append_that_returned_from_8_threads(tmp_path: Path) -> None:
+    """SIGKILL while 8 threads append (group commit): every returned seq is on disk with its body, once."""
+    path = tmp_path / "state.db"
+    rng = random.Random(8)
+    reported: dict[int, bytes] = {}
+    for _ in range(3):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            try:
+                os.close(read)
+                _appending_child(path, write)
+            finally:
+                os._exit(1)
+        os.close(write)
+        data, want = b"", rng.randint(200, 800)
+        deadline = time.monotonic() + 30
+        with os.fdopen(read, "rb", buffering=0) as fh:
+            while data.count(b"\n") < want and time.monotonic() < deadline:
+                ready, _, _ = select.select([fh], [], [], 1.0)
+                data += fh.read(65536) if ready else b""
+            time.sleep(random.uniform(0, 0.005))
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            data += fh.read()
+        lines = [line.split() for line in data.splitlines() if line.count(b" ") == 1]
+        assert len(lines) >= want
+        for seq, body in lines:
+            assert int(seq) not in reported, "a seq was handed out twice"
+            reported[int(seq)] = body
+        with StateStore(path) as store:
+            journal = {seq: body for seq, _, body in store.entries_after(0)}
+        assert {seq: journal.get(seq) for seq in reported} == reported
