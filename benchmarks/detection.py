@@ -661,8 +661,9 @@ tokens are.
   interval is not. The held-out replay section repeats the check through the production path.
 * **Two-sided costs most of the gap.** Watching both directions splits the false-alarm budget:
   for a CUSUM told the true rates that alone costs about log 2 / KL observations (1.10–1.15×), and
-  estimating the base rate from the warm-up another ~4% (simulated with the calibration mirror:
-  `LaggedSR` with only the matched arm and the true base rate is at the oracle's delay).
+  estimating the base rate from the warm-up another ~4%; a Shiryaev–Roberts statistic with only
+  the matched arm and the true base rate is at the oracle's delay
+  (`python -P benchmarks/detection_decomposition.py` lifts one restriction at a time).
 * **Strict check.** In the first 500 observations after the warm-up, when the baseline rests on
   500–800 observations, the rate is 1.2–1.4 per 10,000 rather than ≤ 1. Holding the budget there too
   (`make calibrate` with `--strict`) costs about 1.4× the oracle; the shipped table holds it on
