@@ -26,6 +26,7 @@ commands:
   replay    run detection over a recorded outcome file (JSONL or CSV) in event time
   alert     alert test: send one synthetic alert through every configured notifier
   ingest    outcomes from other sources (Claude Code session logs), then detection over them
+  report    self-contained HTML report with daily candlesticks per stream, and a summary table
   serve     OTLP receiver (HTTP 127.0.0.1:4318, gRPC 127.0.0.1:4317) for traces, logs and metrics
 
 examples:
@@ -33,6 +34,7 @@ examples:
   driftwatch replay outcomes.jsonl --alerts-out alerts.jsonl
   driftwatch ingest claude-code ~/.claude/projects --outcomes-out claude-code.jsonl
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 driftwatch demo
+  driftwatch report outcomes.jsonl --alerts alerts.jsonl --out report/
   driftwatch alert test --config driftwatch.yaml
   driftwatch serve --config driftwatch.yaml
 """
@@ -314,6 +316,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="with --metrics-port: keep serving this long after the replay (default: until Ctrl-C)",
     )
     replay.set_defaults(run=_replay)
+
+    from driftwatch._report import run as _report
+
+    report = sub.add_parser(
+        "report",
+        help="self-contained HTML report (daily candlesticks, volume, change points) and a summary table",
+        description="Write OUT/report.html (opens with no network: charts are inline PNGs) and one PNG per "
+        "stream: a daily candlestick of a signal per run (open/close: first and last run of the day, "
+        "high/low: the range across runs), outcomes per day, change points of confirmed alerts, version "
+        "changes and the baseline 95% interval. Prints a summary table (runs, baseline vs current, open "
+        "alerts). Without --alerts, detection runs over the outcomes as in `driftwatch replay`.\n\n"
+        "example: driftwatch report outcomes.jsonl --alerts alerts.jsonl --out report/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("file", help="outcome file: .jsonl (default) or .csv")
+    report.add_argument("--alerts", metavar="PATH", help="Alert JSON lines (replay --alerts-out); default: detect")
+    report.add_argument("--out", metavar="DIR", default="driftwatch-report", help="output folder")
+    report.add_argument("--signal", default="success", help="signal to chart (default success: the pass rate)")
+    report.add_argument(
+        "--run-label", default="run_id", help="outcome label that names a run (default run_id)"
+    )
+    report.add_argument(
+        "--run-window",
+        type=float,
+        default=60.0,
+        metavar="MINUTES",
+        help="outcomes without the run label form one run per window (default 60)",
+    )
+    report.add_argument("--max-streams", type=int, default=50, help="streams drawn at most (default 50)")
+    report.add_argument("--config", metavar="FILE", help="YAML config file")
+    report.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
+    report.set_defaults(run=_report)
 
     alert = sub.add_parser(
         "alert",
