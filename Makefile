@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit rules prometheus-tools claude-code bench bench-detection bench-state calibrate clean
+.PHONY: install demo test lint typecheck unit rules prometheus-tools claude-code chromium report-example bench bench-detection bench-state calibrate clean
 
 install: $(STAMP)
 
@@ -29,7 +29,7 @@ typecheck: install
 unit: install
 	$(BIN)/pytest -q
 
-test: lint typecheck rules claude-code unit
+test: lint typecheck rules claude-code chromium unit
 
 # The real Claude Code CLI from npm, pinned, for tests/test_claude_code_live.py (the version whose
 # telemetry the fixtures in ../shared/data/claude-code captured). Without npm the test skips.
@@ -62,6 +62,29 @@ prometheus-tools:
 rules: prometheus-tools
 	promtool check rules examples/prometheus/driftwatch-rules.yml
 	cd examples/prometheus && promtool test rules driftwatch-rules.test.yml
+
+# Debian's chromium for the headless render test of `driftwatch report` (tests/driftwatch/test_report.py),
+# installed when missing (root or sudo; apt-get update once). Without it the test skips.
+chromium:
+	@if ! command -v chromium >/dev/null; then \
+	  echo "installing Debian's chromium for the report render test"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null \
+	    || echo "could not install chromium: the report render test will skip"; \
+	fi
+
+# Example reports under out/: a seeded simulated drop (out/report-example/) and the real Aider
+# sonnet-fine.yml reruns (out/report-aider/, when ../shared/data is there).
+AIDER_SONNET := ../shared/data/aider/sonnet-fine.yml
+report-example: install
+	mkdir -p out
+	$(BIN)/python -P examples/report/simulate.py out/simulated-outcomes.jsonl
+	$(BIN)/python -P -m driftwatch._cli report out/simulated-outcomes.jsonl --out out/report-example
+	@if [ -f $(AIDER_SONNET) ]; then \
+	  $(BIN)/python -P examples/report/aider.py $(AIDER_SONNET) out/aider-sonnet-outcomes.jsonl && \
+	  $(BIN)/python -P -m driftwatch._cli report out/aider-sonnet-outcomes.jsonl --out out/report-aider; \
+	fi
 
 bench: install
 	$(BIN)/python benchmarks/overhead.py

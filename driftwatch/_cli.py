@@ -331,9 +331,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("file", help="outcome file: .jsonl (default) or .csv")
-    report.add_argument("--alerts", metavar="PATH", help="Alert JSON lines (replay --alerts-out); default: detect")
+    report.add_argument(
+        "--alerts", metavar="PATH", help="Alert JSON lines (replay --alerts-out); default: detect"
+    )
     report.add_argument("--out", metavar="DIR", default="driftwatch-report", help="output folder")
-    report.add_argument("--signal", default="success", help="signal to chart (default success: the pass rate)")
+    report.add_argument(
+        "--signal", default="success", help="signal to chart (default success: the pass rate)"
+    )
     report.add_argument(
         "--run-label", default="run_id", help="outcome label that names a run (default run_id)"
     )

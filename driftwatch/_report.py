@@ -30,6 +30,8 @@ from driftwatch._stats import student_t_quantile, wilson_interval
 __all__ = ["ReportError", "StreamReport", "build_report", "read_alerts", "render_html", "summary_table"]
 
 DAY = 86400.0
+#: Events (change points, version changes) listed per stream in the HTML; the rest are counted.
+MAX_EVENTS = 50
 
 
 class ReportError(ValueError):
@@ -105,7 +107,9 @@ def read_alerts(path: str, errors: list[str]) -> list[dict[str, Any]]:
             try:
                 record = json.loads(text)
             except json.JSONDecodeError as exc:
-                errors.append(f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); expected one Alert JSON")
+                errors.append(
+                    f"{where}: not valid JSON ({exc.msg} at column {exc.colno}); expected one Alert JSON"
+                )
                 continue
             if not isinstance(record, dict):
                 errors.append(f"{where}: expected an Alert JSON object, got {type(record).__name__}")
@@ -212,19 +216,23 @@ def build_report(
     for alert in alerts:  # the last status of each id wins
         latest[str(alert.get("id"))] = alert
     reports = []
-    for key, pts in points.items():
-        labels = dict(key)
+    for stream, pts in points.items():
+        labels = dict(stream)
         pts.sort(key=lambda p: p[0])
         mine = [a for a in alerts if _same_stream(a, labels)]
         changes = sorted(
             (
                 a
                 for a in mine
-                if a.get("kind", "drift") == "drift" and a.get("status") == "confirmed" and a.get("signal") == signal
+                if a.get("kind", "drift") == "drift"
+                and a.get("status") == "confirmed"
+                and a.get("signal") == signal
             ),
             key=lambda a: float(a["change_at"]),
         )
-        versions = sorted((a for a in mine if a.get("kind") == "version_change"), key=lambda a: float(a["change_at"]))
+        versions = sorted(
+            (a for a in mine if a.get("kind") == "version_change"), key=lambda a: float(a["change_at"])
+        )
         open_alerts = [
             a
             for a in latest.values()
@@ -235,7 +243,9 @@ def build_report(
         binary = SIGNALS[signal] == "binary"
         first_change = float(changes[0]["change_at"]) if changes else math.inf
         base_pts = [p for p in pts if p[0] < first_change]
-        baseline = _interval([v for _, v, _ in base_pts], binary, pts[0][0], base_pts[-1][0] if base_pts else pts[0][0])
+        baseline = _interval(
+            [v for _, v, _ in base_pts], binary, pts[0][0], base_pts[-1][0] if base_pts else pts[0][0]
+        )
         since = float(changes[-1]["change_at"]) if changes else pts[-1][0] - current_days * DAY
         cur_pts = [p for p in pts if p[0] >= since]
         current = _interval([v for _, v, _ in cur_pts], binary, since, pts[-1][0])
@@ -273,7 +283,9 @@ def _rows(reports: Sequence[StreamReport], signal: str) -> list[list[str]]:
     rows = []
     for r in reports:
         runs = sum(c.runs for c in r.candles)
-        opened = ", ".join(f"{a.get('signal')} {a.get('direction')} ({a.get('status')})" for a in r.open_alerts)
+        opened = ", ".join(
+            f"{a.get('signal')} {a.get('direction')} ({a.get('status')})" for a in r.open_alerts
+        )
         rows.append(
             [
                 r.name,
@@ -313,7 +325,7 @@ def render_png(report: StreamReport, signal: str) -> bytes:
     import matplotlib.pyplot as plt
 
     def num(t: float) -> float:
-        return float(mdates.date2num(datetime.fromtimestamp(t, UTC)))
+        return float(mdates.date2num(datetime.fromtimestamp(t, UTC)))  # type: ignore[no-untyped-call]
 
     fig, (ax, vol) = plt.subplots(
         2, 1, figsize=(11, 5.2), sharex=True, gridspec_kw={"height_ratios": [3, 1], "hspace": 0.05}
@@ -330,13 +342,25 @@ def render_png(report: StreamReport, signal: str) -> bytes:
             b = report.baseline
             end = b.end if report.change_points else report.candles[-1].day + DAY
             ax.fill_between(
-                [num(b.start), num(end)], b.low, b.high, color="#1565c0", alpha=0.15, lw=0, label="baseline 95% CI"
+                [num(b.start), num(end)],
+                b.low,
+                b.high,
+                color="#1565c0",
+                alpha=0.15,
+                lw=0,
+                label="baseline 95% CI",
             )
             ax.hlines(b.mean, num(b.start), num(end), colors="#1565c0", lw=1, linestyles="solid")
         if report.current is not None and report.change_points:
             c = report.current
             ax.fill_between(
-                [num(c.start), num(c.end)], c.low, c.high, color="#ef6c00", alpha=0.15, lw=0, label="current 95% CI"
+                [num(c.start), num(c.end)],
+                c.low,
+                c.high,
+                color="#ef6c00",
+                alpha=0.15,
+                lw=0,
+                label="current 95% CI",
             )
         for i, a in enumerate(report.change_points):
             ax.axvline(
@@ -346,9 +370,14 @@ def render_png(report: StreamReport, signal: str) -> bytes:
                 lw=1.5,
                 label="change point" if i == 0 else None,
             )
+        span = num(report.candles[-1].day + DAY) - num(report.candles[0].day)
+        last_label = -math.inf
         for i, a in enumerate(report.versions):
             t = num(float(a["change_at"]))
             ax.axvline(t, color="#616161", ls=":", lw=1.2, label="version change" if i == 0 else None)
+            if t - last_label < span * 0.03:
+                continue  # labels this close would overprint; the HTML lists every change
+            last_label = t
             extra = a.get("extra") or {}
             ax.annotate(
                 f"{extra.get('marker', a.get('signal'))} {extra.get('after', '')}",
@@ -376,7 +405,7 @@ def render_png(report: StreamReport, signal: str) -> bytes:
         vol.bar(x, [c.volume for c in report.candles], width=0.6, color="#90a4ae")
         vol.set_ylabel("outcomes/day", fontsize=8)
         vol.grid(alpha=0.3)
-        vol.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))
+        vol.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m-%d"))  # type: ignore[no-untyped-call]
         fig.autofmt_xdate()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
@@ -429,8 +458,11 @@ def render_html(
         events += [(float(a["change_at"]), "version change", a) for a in r.versions]
         if events:
             out.append("<ul>")
-            for t, what, a in sorted(events, key=lambda ev: ev[0]):
+            events.sort(key=lambda ev: ev[0])
+            for t, what, a in events[:MAX_EVENTS]:
                 out.append(f"<li>{e(format_time(t))} {e(what)}: {e(str(a.get('message', '')))}</li>")
+            if len(events) > MAX_EVENTS:
+                out.append(f"<li>… and {len(events) - MAX_EVENTS} more events</li>")
             out.append("</ul>")
     out.append("</body></html>")
     return "\n".join(out)
@@ -528,15 +560,17 @@ def run(args: Any) -> int:
     notes = []
     if len(reports) > args.max_streams:
         # Bounded output: the streams with open alerts and the most outcomes are drawn, the rest counted.
-        notes.append(f"{len(reports) - args.max_streams} more streams not drawn (--max-streams {args.max_streams})")
+        notes.append(
+            f"{len(reports) - args.max_streams} more streams not drawn (--max-streams {args.max_streams})"
+        )
         reports = reports[: args.max_streams]
     if errors:
         notes.append(f"{len(errors)} bad input lines skipped")
     images = render_images(reports, args.signal, _progress("drawing"))
     os.makedirs(args.out, exist_ok=True)
     for name, png in images.items():
-        with open(os.path.join(args.out, slug(name) + ".png"), "wb") as fh:
-            fh.write(png)
+        with open(os.path.join(args.out, slug(name) + ".png"), "wb") as binary:
+            binary.write(png)
     page = os.path.join(args.out, "report.html")
     with open(page, "w", encoding="utf-8") as fh:
         fh.write(render_html(reports, images, signal=args.signal, source=source, notes=notes))

@@ -14,7 +14,9 @@ import random
 from datetime import UTC, datetime, timedelta
 
 
-def simulate(days: int = 28, seed: int = 6, runs_per_day: int = 6, tasks_per_run: int = 25) -> list[dict[str, object]]:
+def simulate(
+    days: int = 28, seed: int = 6, runs_per_day: int = 6, tasks_per_run: int = 25
+) -> list[dict[str, object]]:
     """Outcome JSONL records in event time."""
     rng = random.Random(seed)
     start = datetime(2026, 11, 1, tzinfo=UTC)
@@ -24,7 +26,11 @@ def simulate(days: int = 28, seed: int = 6, runs_per_day: int = 6, tasks_per_run
         for run in range(runs_per_day):
             at = start + timedelta(days=day, hours=run * 24 / runs_per_day)
             for task, rate, model in (
-                ("fix-tests", 0.80 if day < change_day else 0.62, "claude-sonnet-4-6" if day < change_day else "claude-opus-4-7"),
+                (
+                    "fix-tests",
+                    0.80 if day < change_day else 0.62,
+                    "claude-sonnet-4-6" if day < change_day else "claude-opus-4-7",
+                ),
                 ("write-docs", 0.70, "claude-sonnet-4-6"),
             ):
                 run_id = f"{task}-{day:02d}-{run}"
@@ -47,7 +53,9 @@ def simulate(days: int = 28, seed: int = 6, runs_per_day: int = 6, tasks_per_run
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("out", help="outcome JSONL to write")
     parser.add_argument("--days", type=int, default=28)
     parser.add_argument("--seed", type=int, default=6)
