@@ -211,3 +211,13 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
         colours = image.convert("RGB").getcolors(1 << 20) or []
     assert non_white > 0.05 and variance > 500, (non_white, variance)
     assert any(r > 150 and g < 80 and b < 80 for _, (r, g, b) in colours), "no red candle pixel"
+
+
+def test_report_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    """`driftwatch report --help` explains the chart and gives an example."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "example: driftwatch report outcomes.jsonl --alerts alerts.jsonl --out report/" in text
+    assert "candlestick" in text and "--signal" in text
