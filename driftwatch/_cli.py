@@ -26,6 +26,7 @@ commands:
   replay    run detection over a recorded outcome file (JSONL or CSV) in event time
   alert     alert test: send one synthetic alert through every configured notifier
   ingest    outcomes from other sources (Claude Code session logs), then detection over them
+  compare   upgrade gate: baseline vs candidate outcomes, exit 1 when the candidate is worse
   serve     OTLP receiver (HTTP 127.0.0.1:4318, gRPC 127.0.0.1:4317) for traces, logs and metrics
 
 examples:
@@ -35,6 +36,8 @@ examples:
   OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 driftwatch demo
   driftwatch alert test --config driftwatch.yaml
   driftwatch serve --config driftwatch.yaml
+  driftwatch compare outcomes.jsonl --baseline model=gpt-4-0314 --candidate model=gpt-4-0613
+  driftwatch ingest junit report.xml --outcomes-out junit.jsonl
 """
 
 
@@ -357,6 +360,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     claude.add_argument("--config", metavar="FILE", help="YAML config file (stream_labels, budget, ...)")
     claude.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
     claude.set_defaults(run=_ingest_claude_code)
+    from driftwatch._junit_cli import add_junit_parser
+
+    add_junit_parser(ingest_sub)
+    from driftwatch._compare_cli import add_compare_parser
+
+    add_compare_parser(sub)
     serve = sub.add_parser(
         "serve",
         help="OTLP receiver (HTTP and gRPC) for traces, logs and metrics",
