@@ -2,8 +2,8 @@
 
 One outcome per ``<testsuite>``: pass rate as ``score``, ``success`` when nothing failed or
 errored, the suite's ``time`` as ``latency_s``, counts and failing test ids as labels. Optionally
-one outcome per ``<testcase>`` with its id as ``task_id``, so that ``driftwatch compare`` pairs
-the same tests across two runs.
+one outcome per ``<testcase>`` (task ``SUITE/tests``) with its id as ``task_id``, so that
+``driftwatch compare`` pairs the same tests across two runs.
 """
 
 from __future__ import annotations
@@ -127,8 +127,10 @@ def read_junit(
             if status == "failed":
                 failed.append(test_id)
             if per_test and status != "skipped":
+                # A stream of its own: test-level pass/fail mixed into the suite's stream would
+                # make one stream of two different rates.
                 yield Outcome(
-                    task=task or name,
+                    task=f"{task or name}/tests",
                     time=when,
                     service=service,
                     task_id=test_id,

@@ -25,7 +25,7 @@ commands:
   demo      simulated agent on the real anthropic SDK against a local fake API; prints the alert
   replay    run detection over a recorded outcome file (JSONL or CSV) in event time
   alert     alert test: send one synthetic alert through every configured notifier
-  ingest    outcomes from other sources (Claude Code session logs), then detection over them
+  ingest    outcomes from other sources (Claude Code session logs, JUnit XML), then detection
   compare   upgrade gate: baseline vs candidate outcomes, exit 1 when the candidate is worse
   serve     OTLP receiver (HTTP 127.0.0.1:4318, gRPC 127.0.0.1:4317) for traces, logs and metrics
 
@@ -338,8 +338,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     alert_test.set_defaults(run=_alert_test)
     ingest = sub.add_parser(
         "ingest",
-        help="outcomes from Claude Code session logs, then detection over them",
-        description="Make outcomes from another source and run detection over them in event time.",
+        help="outcomes from Claude Code session logs or JUnit XML, then detection over them",
+        description="Make outcomes from another source and run detection over them in event time.\n\n"
+        "examples:\n"
+        "  driftwatch ingest claude-code ~/.claude/projects --outcomes-out claude-code.jsonl\n"
+        "  driftwatch ingest junit report.xml --outcomes-out junit.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ingest_sub = ingest.add_subparsers(dest="source", metavar="SOURCE")
     claude = ingest_sub.add_parser(

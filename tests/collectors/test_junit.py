@@ -52,6 +52,8 @@ def test_ingests_a_real_pytest_junit_report(tmp_path: Path, capsys: pytest.Captu
     }
     tests = {r["task_id"]: r["success"] for r in records if r["labels"]["level"] == "test"}
     assert len(tests) == 5 and sum(tests.values()) == 3
+    # Test-level outcomes are a stream of their own, apart from the suite's.
+    assert {r["task"] for r in records if r["labels"]["level"] == "test"} == {"agent-tests/tests"}
     assert "ingested 1 of 1 JUnit files (1 suites, 7 test cases): 6 outcomes" in capsys.readouterr().out
 
 
@@ -111,9 +113,9 @@ def test_per_test_outcomes_pair_in_compare(tmp_path: Path) -> None:
                 "compare",
                 *rows,
                 "--baseline",
-                "label.level=test",
+                "task=s/tests",
                 "--candidate",
-                "label.level=test",
+                "task=s/tests",
                 "--json",
                 str(js),
             ]
