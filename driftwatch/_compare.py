@@ -65,8 +65,8 @@ def parse_selector(text: str, where: str = "selector") -> Selector:
     """A predicate from ``key=value`` terms joined by commas; every term must hold.
 
     Keys: ``model``, ``version`` (label app.version, version, service.version or harness.version),
-    ``task``, ``service``, ``label.NAME``, ``since`` and ``until`` (RFC 3339 or epoch seconds;
-    ``since`` inclusive, ``until`` exclusive). An empty text selects everything.
+    ``task``, ``service``, ``kind`` (task or call), ``label.NAME``, ``since`` and ``until`` (RFC 3339
+    or epoch seconds; ``since`` inclusive, ``until`` exclusive). An empty text selects everything.
     """
     tests: list[Selector] = []
     for raw in (t.strip() for t in text.split(",")):
@@ -90,6 +90,10 @@ def _term(key: str, value: str, where: str) -> Selector:
         return lambda o: o.task == value
     if key == "service":
         return lambda o: o.service == value
+    if key == "kind":
+        if value not in ("task", "call"):
+            raise SelectorError(f"{where}: kind={value!r}; expected kind=task or kind=call")
+        return lambda o: o.kind == value
     if key == "version":
         return lambda o: any(o.labels.get(k) == value for k in _VERSION_LABELS)
     if key.startswith("label.") and len(key) > 6:
@@ -102,7 +106,8 @@ def _term(key: str, value: str, where: str) -> Selector:
             raise SelectorError(str(exc)) from None
         return (lambda o: o.time >= t) if key == "since" else (lambda o: o.time < t)
     raise SelectorError(
-        f"{where}: unknown key {key!r}; expected model, version, task, service, label.NAME, since or until"
+        f"{where}: unknown key {key!r}; expected model, version, task, service, kind, label.NAME, "
+        "since or until"
     )
 
 
@@ -388,6 +393,14 @@ def compare_outcomes(
     result = CompareResult(
         results, len(baseline), len(candidate), len(ids_b & ids_c), alpha, tolerance, seed, resamples
     )
+    shared = ids_b & ids_c
+    left_b = sum(1 for o in baseline if o.task_id not in shared)
+    left_c = sum(1 for o in candidate if o.task_id not in shared)
+    if len(shared) >= MIN_N and (left_b or left_c):
+        result.notes.append(
+            f"paired on {len(shared)} task ids: {left_b} baseline and {left_c} candidate outcomes without "
+            "a partner were left out of the paired comparisons"
+        )
     if not any(s.gated for s in results):
         result.notes.append(
             f"none of the gated signals ({', '.join(gate)}) was observed on both sides: nothing to gate on"

@@ -259,3 +259,12 @@ def test_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
         main(["compare", "--help"])
     out = capsys.readouterr().out
     assert "example" in out and "driftwatch compare outcomes.jsonl --baseline" in out and "Exit code 1" in out
+
+
+def test_unpartnered_outcomes_are_counted() -> None:
+    """Task ids on one side only are left out of the pairs, and the result says how many."""
+    base = synthetic(0.8, 100, 21, ids=True)
+    cand = synthetic(0.8, 120, 22, ids=True)
+    result = compare_outcomes(base, cand, signals=["success"])
+    assert result.pairs == 100 and result.signals[0].comparison.baseline.n == 100
+    assert "0 baseline and 20 candidate outcomes without a partner" in result.notes[0]
