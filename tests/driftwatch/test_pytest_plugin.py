@@ -124,3 +124,13 @@ def test_sends_the_outcome_to_the_in_process_monitor(tmp_path: Path, harness: Ha
     (outcome,) = harness.flush()
     assert outcome.task == "inproc" and outcome.success is False and outcome.score == pytest.approx(0.6)
     assert outcome.service == "test-agent" and out.exists()
+
+
+def test_loading_the_plugin_stays_cheap() -> None:
+    """Every pytest run imports the plugin: that must not import the anthropic SDK or the monitor."""
+    code = (
+        "import sys, driftwatch.pytest_plugin; "
+        "print(sorted(m for m in ('anthropic', 'driftwatch._monitor', 'numpy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
