@@ -87,7 +87,7 @@ class _Recorder:
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         try:
-            line = self._record(session)
+            line = self._record(session, int(exitstatus))
         except Exception as exc:
             line = f"driftwatch: could not record this run: {type(exc).__name__}: {exc}"
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -126,11 +126,13 @@ class _Recorder:
         record["_failed"] = failed
         return record
 
-    def _record(self, session: pytest.Session) -> str:
+    def _record(self, session: pytest.Session, exitstatus: int) -> str:
         record = self.outcome()
         if record is None:
             return "driftwatch: no test ran; nothing recorded"
         failed = record.pop("_failed")
+        # pytest's exit code: 2 (interrupted) marks a partial run, whose pass rate is not the suite's.
+        record["labels"]["exit_status"] = str(exitstatus)
         out = self.config.getoption("driftwatch_out") or os.path.join(
             str(self.config.rootpath), "driftwatch-outcomes.jsonl"
         )

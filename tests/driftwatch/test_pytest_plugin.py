@@ -69,7 +69,12 @@ def test_records_a_real_pytest_run(tmp_path: Path) -> None:
     assert outcome["success"] is False and outcome["score"] == pytest.approx(3 / 5)
     assert 0 < outcome["latency_s"] < 60
     labels = outcome["labels"]
-    assert (labels["tests"], labels["failed"], labels["skipped"]) == ("5", "2", "2")
+    assert (labels["tests"], labels["failed"], labels["skipped"], labels["exit_status"]) == (
+        "5",
+        "2",
+        "2",
+        "1",
+    )
     assert set(labels["failed_tests"].split()) == FAILED
     (failures,) = [json.loads(x) for x in side.read_text().splitlines()]
     assert set(failures["failed"]) == FAILED and failures["time"] == outcome["time"]
