@@ -168,6 +168,8 @@ class CompareResult:
     resamples: int
     baseline_label: str = "baseline"
     candidate_label: str = "candidate"
+    baseline_span: str = ""
+    candidate_span: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -187,8 +189,12 @@ class CompareResult:
         return {
             "verdict": self.verdict,
             "exit_code": 1 if self.worse else 0,
-            "baseline": {"selector": self.baseline_label, "n": self.baseline_n},
-            "candidate": {"selector": self.candidate_label, "n": self.candidate_n},
+            "baseline": {"selector": self.baseline_label, "n": self.baseline_n, "span": self.baseline_span},
+            "candidate": {
+                "selector": self.candidate_label,
+                "n": self.candidate_n,
+                "span": self.candidate_span,
+            },
             "pairs": self.pairs,
             "alpha": self.alpha,
             "tolerance": self.tolerance,
@@ -396,6 +402,7 @@ def compare_outcomes(
     result = CompareResult(
         results, len(baseline), len(candidate), len(ids_b & ids_c), alpha, tolerance, seed, resamples
     )
+    result.baseline_span, result.candidate_span = _span(baseline), _span(candidate)
     shared = ids_b & ids_c
     left_b = sum(1 for o in baseline if o.task_id not in shared)
     left_c = sum(1 for o in candidate if o.task_id not in shared)
@@ -454,8 +461,9 @@ def to_markdown(result: CompareResult) -> str:
     lines = [
         f"### driftwatch compare: {head}",
         "",
-        f"Baseline `{result.baseline_label}` ({result.baseline_n} outcomes) against candidate "
-        f"`{result.candidate_label}` ({result.candidate_n} outcomes); {result.pairs} task ids on both sides. "
+        f"Baseline `{result.baseline_label}` ({result.baseline_n} outcomes, {result.baseline_span}) against "
+        f"candidate `{result.candidate_label}` ({result.candidate_n} outcomes, {result.candidate_span}); "
+        f"{result.pairs} task ids on both sides. "
         f"Gate: worse beyond a tolerance of {result.tolerance:g} at α = {result.alpha:g} "
         "(Benjamini–Hochberg across signals).",
         "",
@@ -497,6 +505,10 @@ def to_text(result: CompareResult) -> str:
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     out = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    out.insert(0, f"baseline:  {result.baseline_label}: {result.baseline_n} outcomes, {result.baseline_span}")
+    out.insert(
+        1, f"candidate: {result.candidate_label}: {result.candidate_n} outcomes, {result.candidate_span}"
+    )
     out.append(
         f"verdict: {result.verdict} (* gated; tolerance {result.tolerance:g}, alpha {result.alpha:g}, "
         f"bootstrap seed {result.seed}, {result.pairs} pairs)"
@@ -505,7 +517,7 @@ def to_text(result: CompareResult) -> str:
     return "\n".join(out) + "\n"
 
 
-def describe_span(outcomes: Sequence[Outcome]) -> str:
+def _span(outcomes: Sequence[Outcome]) -> str:
     """First and last event time of a set of outcomes, for the report."""
     if not outcomes:
         return "no outcomes"

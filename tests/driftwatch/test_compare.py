@@ -133,6 +133,7 @@ def test_gate_passes_on_aider_sonnet_reruns(tmp_path: Path, baseline: str, candi
     assert success["test"] == "two-proportion-z" and not success["paired"]
     assert success["verdict"] != "worse" and result["verdict"] != "worse"
     assert result["baseline"]["n"] > 399 and result["candidate"]["n"] >= 399
+    assert result["baseline"]["span"].startswith("2024-06-2") and result["candidate"]["span"] < "2024-09"
 
 
 def synthetic(rate: float, n: int, seed: int, *, ids: bool = False, model: str = "a") -> list[Outcome]:
