@@ -25,7 +25,8 @@ commands:
   demo      simulated agent on the real anthropic SDK against a local fake API; prints the alert
   replay    run detection over a recorded outcome file (JSONL or CSV) in event time
   alert     alert test: send one synthetic alert through every configured notifier
-  ingest    outcomes from other sources (Claude Code session logs), then detection over them
+  ingest    outcomes from other sources (Claude Code session logs, JUnit XML), then detection
+  compare   upgrade gate: baseline vs candidate outcomes, exit 1 when the candidate is worse
   report    self-contained HTML report with daily candlesticks per stream, and a summary table
   serve     OTLP receiver (HTTP 127.0.0.1:4318, gRPC 127.0.0.1:4317) for traces, logs and metrics
 
@@ -37,6 +38,8 @@ examples:
   driftwatch report outcomes.jsonl --alerts alerts.jsonl --out report/
   driftwatch alert test --config driftwatch.yaml
   driftwatch serve --config driftwatch.yaml
+  driftwatch compare outcomes.jsonl --baseline model=gpt-4-0314 --candidate model=gpt-4-0613
+  driftwatch ingest junit report.xml --outcomes-out junit.jsonl
 """
 
 
@@ -373,8 +376,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     alert_test.set_defaults(run=_alert_test)
     ingest = sub.add_parser(
         "ingest",
-        help="outcomes from Claude Code session logs, then detection over them",
-        description="Make outcomes from another source and run detection over them in event time.",
+        help="outcomes from Claude Code session logs or JUnit XML, then detection over them",
+        description="Make outcomes from another source and run detection over them in event time.\n\n"
+        "examples:\n"
+        "  driftwatch ingest claude-code ~/.claude/projects --outcomes-out claude-code.jsonl\n"
+        "  driftwatch ingest junit report.xml --outcomes-out junit.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ingest_sub = ingest.add_subparsers(dest="source", metavar="SOURCE")
     claude = ingest_sub.add_parser(
@@ -395,6 +402,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     claude.add_argument("--config", metavar="FILE", help="YAML config file (stream_labels, budget, ...)")
     claude.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
     claude.set_defaults(run=_ingest_claude_code)
+    from driftwatch._junit_cli import add_junit_parser
+
+    add_junit_parser(ingest_sub)
+    from driftwatch._compare_cli import add_compare_parser
+
+    add_compare_parser(sub)
     serve = sub.add_parser(
         "serve",
         help="OTLP receiver (HTTP and gRPC) for traces, logs and metrics",
