@@ -13,6 +13,7 @@ budget of task runs), because fresh observations are what turn a suspicion into 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -25,6 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -33,7 +35,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from driftwatch._alerts import Alert, InMemorySink, describe
+from driftwatch._alerts import Alert, InMemorySink
 from driftwatch._config import Config
 from driftwatch._monitor import Monitor
 from driftwatch._outcome import Outcome, format_time
@@ -139,9 +141,13 @@ def load_suite(path: str | os.PathLike[str]) -> Suite:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
-        raise BenchError(f"{where_file}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}") from None
+        raise BenchError(
+            f"{where_file}{line}: not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        ) from None
     if not isinstance(data, dict) or not isinstance(node, yaml.MappingNode):
-        raise BenchError(f"{where_file}:1: expected a mapping with 'name', 'agent' and 'tasks' (docs/bench.md)")
+        raise BenchError(
+            f"{where_file}:1: expected a mapping with 'name', 'agent' and 'tasks' (docs/bench.md)"
+        )
     lines = _lines(node)
     nodes = {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
 
@@ -287,16 +293,29 @@ def _run_command(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # so a timeout kills the agent's children too
         )
-        try:
-            proc.communicate(stdin.encode(), timeout=timeout)
-        except subprocess.TimeoutExpired:
-            try:
+        timed_out = threading.Event()
+
+        def kill() -> None:
+            timed_out.set()
+            with contextlib.suppress(OSError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
+
+        # A timer instead of wait(timeout=...): that one polls with sleeps of up to 50 ms, which
+        # doubled the time of a suite of quick tasks.
+        timer = threading.Timer(timeout, kill)
+        timer.start()
+        try:
+            with contextlib.suppress(BrokenPipeError):  # an agent that does not read its prompt
+                assert proc.stdin is not None
+                proc.stdin.write(stdin.encode())
+                proc.stdin.close()
             proc.wait()
-            return None, time.perf_counter() - start
-    return proc.returncode, time.perf_counter() - start
+        finally:
+            timer.cancel()
+            if proc.poll() is None:  # interrupted (Ctrl-C): leave no agent behind
+                kill()
+                proc.wait()
+    return (None if timed_out.is_set() else proc.returncode), time.perf_counter() - start
 
 
 def _reported(stdout: Path) -> dict[str, Any]:
@@ -324,7 +343,9 @@ def _apply_report(outcome: Outcome, report: Mapping[str, Any], where: str, warni
             if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
                 setattr(outcome, key, value)
             else:
-                warnings.append(f"{where}: reported '{key}' must be a whole number >= 0, got {value!r}; ignored")
+                warnings.append(
+                    f"{where}: reported '{key}' must be a whole number >= 0, got {value!r}; ignored"
+                )
         elif key in _REPORTED_NUMBERS:
             if isinstance(value, int | float) and not isinstance(value, bool) and value == value:
                 setattr(outcome, key, float(value))
@@ -352,18 +373,24 @@ class Plan:
         return sum(self.reps.values())
 
 
-def latest_alerts(outcomes: list[Outcome], config: Config) -> list[Alert]:
-    """The latest form of every drift alert raised over ``outcomes`` in event time."""
+def detect(
+    history: list[Outcome], config: Config, new: list[Outcome] | None = None
+) -> tuple[list[Alert], list[Alert]]:
+    """Detection over ``history`` then ``new`` in event time: the latest form of every drift alert,
+    and every alert event (suspected, confirmed, resolved) raised while ``new`` went through."""
     memory = InMemorySink()
     monitor = Monitor(dataclasses.replace(config, console=False), [memory], threaded=False)
-    for outcome in sorted(outcomes, key=lambda o: o.time):
+    for outcome in sorted(history, key=lambda o: o.time):
+        monitor.process(outcome)
+    mark = len(memory.alerts)
+    for outcome in sorted(new or [], key=lambda o: o.time):
         monitor.process(outcome)
     monitor.shutdown()
     latest: dict[str, Alert] = {}
     for alert in memory.alerts:
         if alert.kind == "drift":
             latest[alert.id] = alert
-    return list(latest.values())
+    return list(latest.values()), memory.alerts[mark:]
 
 
 def plan_run(suite: Suite, alerts: list[Alert], repetitions: int, budget: int) -> Plan:
@@ -395,7 +422,9 @@ def plan_run(suite: Suite, alerts: list[Alert], repetitions: int, budget: int) -
             for a in found
         )
         if added:
-            what = f"sampling {added} more runs of its {len(names)} task(s) to confirm sooner (budget {budget})"
+            what = (
+                f"sampling {added} more runs of its {len(names)} task(s) to confirm sooner (budget {budget})"
+            )
         else:
             what = f"no extra runs: the budget ({budget}) is used up by the base {plan.total - added}"
         plan.reasons.append(f"category {category!r} is suspected: {why}; {what}")
@@ -420,10 +449,12 @@ class BenchReport:
     alerts: list[Alert] = field(default_factory=list)
     """Latest form of every drift alert over the whole history after the run."""
     new_alerts: list[Alert] = field(default_factory=list)
-    """Alerts raised on this run's outcomes."""
+    """Every alert event raised on this run's outcomes, in order."""
 
 
-def _read_progress(path: Path, digest: str, run_id: str) -> tuple[dict[str, Any] | None, set[tuple[str, int]]]:
+def _read_progress(
+    path: Path, digest: str, run_id: str
+) -> tuple[dict[str, Any] | None, set[tuple[str, int]]]:
     plan: dict[str, Any] | None = None
     done: set[tuple[str, int]] = set()
     if not path.exists():
@@ -477,7 +508,10 @@ def _task_span(telemetry: Any, outcome: Outcome, start_s: float, end_s: float, c
         **_span_attributes(outcome),
     }
     span = telemetry.tracer.start_span(
-        f"invoke_agent {outcome.task}", kind=SpanKind.INTERNAL, attributes=attributes, start_time=int(start_s * 1e9)
+        f"invoke_agent {outcome.task}",
+        kind=SpanKind.INTERNAL,
+        attributes=attributes,
+        start_time=int(start_s * 1e9),
     )
     span.end(end_time=int(end_s * 1e9))
 
@@ -530,21 +564,26 @@ def run_suite(
     # An outcome written just before a kill, whose progress line was lost, still counts as done.
     for o in history:
         if o.labels.get("bench.run") == run_id and o.labels.get("bench.digest") == suite.digest and o.task_id:
-            name, _, rep = o.task_id.rpartition("#")
-            if rep.isdigit():
-                done.add((name, int(rep)))
+            name, _, number = o.task_id.rpartition("#")
+            if number.isdigit():
+                done.add((name, int(number)))
     if saved is not None:
         # A resumed run keeps the plan it started with, so a resume never changes what is sampled.
         plan = Plan({k: int(v) for k, v in saved["plan"].items()}, list(saved.get("reasons", [])))
         print(f"resuming run {run_id}: {len(done)} of {plan.total} task runs already done", file=out)
     else:
-        plan = plan_run(suite, latest_alerts(history, config), reps, budget)
-        _append(progress_path, {"suite": suite.digest, "run": run_id, "plan": plan.reps, "reasons": plan.reasons})
+        plan = plan_run(suite, detect(history, config)[0], reps, budget)
+        _append(
+            progress_path, {"suite": suite.digest, "run": run_id, "plan": plan.reps, "reasons": plan.reasons}
+        )
     for reason in plan.reasons:
         print(f"adaptive: {reason}", file=out)
     report.plan = plan
     todo = [
-        (t, rep) for t in suite.tasks for rep in range(1, plan.reps.get(t.name, 0) + 1) if (t.name, rep) not in done
+        (t, rep)
+        for t in suite.tasks
+        for rep in range(1, plan.reps.get(t.name, 0) + 1)
+        if (t.name, rep) not in done
     ]
     report.planned = plan.total
     report.skipped = plan.total - len(todo)
@@ -557,21 +596,23 @@ def run_suite(
     new: list[Outcome] = []
     _progress(err, run_id, 0, len(todo), 0)
     for i, (task, rep) in enumerate(todo, 1):
-        outcome = _run_one(suite, task, rep, run_id, command, fn, base_env, config, keep_workdirs, report, out)
+        outcome = _run_one(
+            suite, task, rep, run_id, command, fn, base_env, config, keep_workdirs, report, out
+        )
         _append(outcomes_path, outcome.to_dict())
         _append(progress_path, {"suite": suite.digest, "run": run_id, "task": task.name, "rep": rep})
         if telemetry is not None:
             try:
-                _task_span(telemetry, outcome, outcome.time - (outcome.latency_s or 0.0), outcome.time, config)
+                _task_span(
+                    telemetry, outcome, outcome.time - (outcome.latency_s or 0.0), outcome.time, config
+                )
             except Exception as exc:  # export must never stop the benchmark
                 report.warnings.append(f"could not export the span of {outcome.task_id}: {exc}")
         new.append(outcome)
         report.ran += 1
         report.passed += bool(outcome.success)
         _progress(err, run_id, i, len(todo), report.passed)
-    first_new = min((o.time for o in new), default=float("inf"))
-    report.alerts = latest_alerts(history + new, config)
-    report.new_alerts = [a for a in report.alerts if a.detected_at >= first_new]
+    report.alerts, report.new_alerts = detect(history, config, new)
     return report
 
 
@@ -589,7 +630,12 @@ def _run_one(
     out: TextIO,
 ) -> Outcome:
     task_id = f"{task.name}#{rep}"
-    labels = {"category": task.category, "bench.suite": suite.name, "bench.run": run_id, "bench.digest": suite.digest}
+    labels = {
+        "category": task.category,
+        "bench.suite": suite.name,
+        "bench.run": run_id,
+        "bench.digest": suite.digest,
+    }
     if suite.version:
         labels["version"] = suite.version
     outcome = Outcome(task=task.name, kind="task", service=config.service, task_id=task_id, model=suite.model)
@@ -617,7 +663,9 @@ def _run_one(
         if fn is not None:
             start = time.perf_counter()
             try:
-                result = fn(task.prompt, workdir, {k: env[k] for k in env if k.startswith("DRIFTWATCH_BENCH_")})
+                result = fn(
+                    task.prompt, workdir, {k: env[k] for k in env if k.startswith("DRIFTWATCH_BENCH_")}
+                )
             except Exception as exc:  # the agent's failure is this run's outcome, not the benchmark's end
                 result = None
                 agent_ok = False
@@ -628,7 +676,9 @@ def _run_one(
                 _apply_report(outcome, result, where, report.warnings)
         else:
             assert command is not None
-            rc, seconds = _run_command(command, workdir, env, task.prompt, task.timeout_s, scratch / "agent.out")
+            rc, seconds = _run_command(
+                command, workdir, env, task.prompt, task.timeout_s, scratch / "agent.out"
+            )
             outcome.latency_s = seconds
             if rc is None:
                 agent_ok = False

@@ -486,26 +486,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     bench_run.add_argument("suite", metavar="SUITE.yaml", help="the suite file (docs/bench.md)")
     bench_run.add_argument(
-        "--outcomes", metavar="PATH", help="outcome JSONL to append to and read history from (NAME.outcomes.jsonl)"
+        "--outcomes",
+        metavar="PATH",
+        help="outcome JSONL to append to and read history from (NAME.outcomes.jsonl)",
     )
-    bench_run.add_argument("--progress", metavar="PATH", help="progress file for resuming (OUTCOMES.progress)")
+    bench_run.add_argument(
+        "--progress", metavar="PATH", help="progress file for resuming (OUTCOMES.progress)"
+    )
     bench_run.add_argument("--run-id", metavar="ID", help="name of this run; the same id resumes (UTC date)")
     bench_run.add_argument("--repetitions", type=int, metavar="N", help="runs per task (the suite's)")
     bench_run.add_argument(
-        "--budget", type=int, metavar="N", help="most task runs in this run with adaptive extras (3 x the base)"
+        "--budget",
+        type=int,
+        metavar="N",
+        help="most task runs in this run with adaptive extras (3 x the base)",
     )
     bench_run.add_argument("--agent", metavar="CMD", help="agent shell command, overriding the suite's")
     bench_run.add_argument(
-        "--agent-callable", metavar="SPEC", help="agent as module:function or file.py:function (suite-relative)"
+        "--agent-callable",
+        metavar="SPEC",
+        help="agent as module:function or file.py:function (suite-relative)",
     )
-    bench_run.add_argument("--config", metavar="FILE", help="YAML config file for detection (warmup, budget, ...)")
+    bench_run.add_argument(
+        "--config", metavar="FILE", help="YAML config file for detection (warmup, budget, ...)"
+    )
     bench_run.add_argument(
         "--fail-on",
         choices=("never", "suspected", "confirmed"),
         default="confirmed",
         help="exit 1 when a stream of the suite has an open alert of this status (default confirmed)",
     )
-    bench_run.add_argument("--keep-workdirs", action="store_true", help="keep each run's folder and say where")
+    bench_run.add_argument(
+        "--keep-workdirs", action="store_true", help="keep each run's folder and say where"
+    )
     bench_run.set_defaults(run=_bench_run)
 
     args = parser.parse_args(argv)

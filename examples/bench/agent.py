@@ -18,7 +18,8 @@ RIGHT = {
     "add": "def add(a, b):\n    return a + b\n",
     "fizzbuzz": (
         "def fizzbuzz(n):\n"
-        "    return 'FizzBuzz' if n % 15 == 0 else 'Fizz' if n % 3 == 0 else 'Buzz' if n % 5 == 0 else str(n)\n"
+        "    if n % 15 == 0:\n        return 'FizzBuzz'\n"
+        "    return 'Fizz' if n % 3 == 0 else 'Buzz' if n % 5 == 0 else str(n)\n"
     ),
     "reverse": "def reverse_words(s):\n    return ' '.join(reversed(s.split()))\n",
     "vowels": "def count_vowels(s):\n    return sum(c in 'aeiou' for c in s.lower())\n",
@@ -27,7 +28,7 @@ WRONG = {
     "add": "def add(a, b):\n    return a - b\n",
     "fizzbuzz": "def fizzbuzz(n):\n    return str(n)\n",
     "reverse": "def reverse_words(s):\n    return s[::-1]\n",
-    "vowels": "def count_vowels(s):\n    return sum(c in 'aeiou' for c in s)\n",
+    "vowels": "def count_vowels(s):\n    return 0\n",
 }
 
 

@@ -29,7 +29,7 @@ def solve(prompt: str, workdir: Path, task: Mapping[str, str]) -> dict[str, Any]
     if _client is None:
         _client = driftwatch.watch(anthropic.Anthropic())
     message = _client.messages.create(
-        model=os.environ.get("BENCH_MODEL", "claude-sonnet-4-5"),
+        model=os.environ.get("BENCH_MODEL", "claude-sonnet-4-6"),
         max_tokens=1024,
         system="You write Python. Reply with only the full contents of solution.py in one code block.",
         messages=[{"role": "user", "content": prompt}],
