@@ -277,6 +277,10 @@ def _bench_run(args: argparse.Namespace) -> int:
     except (ConfigError, BenchError) as exc:
         print(f"driftwatch: {exc}", file=sys.stderr)
         return 2
+    for flag, value in (("--repetitions", args.repetitions), ("--budget", args.budget)):
+        if value is not None and value < 1:
+            print(f"driftwatch: {flag}: expected a whole number >= 1, got {value}", file=sys.stderr)
+            return 2
     outcomes = Path(args.outcomes or f"{suite.name}.outcomes.jsonl")
     progress = Path(args.progress or f"{outcomes}.progress")
     # One run per UTC day by default: a daily cron job that is re-run after a crash resumes it.
