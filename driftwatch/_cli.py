@@ -310,6 +310,9 @@ def _bench_run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"driftwatch: {exc.filename or ''}: {exc.strerror}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ndriftwatch: interrupted; the same command with --run-id {run_id} resumes", file=sys.stderr)
+        return 130
     for warning in report.warnings[:20]:
         print(f"driftwatch: {warning}", file=sys.stderr)
     if len(report.warnings) > 20:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 import shutil
 import subprocess
@@ -275,6 +276,33 @@ def test_runs_exported_as_spans_over_otlp(tmp_path: Path, monkeypatch: pytest.Mo
     assert {"invoke_agent add", "invoke_agent fizzbuzz", "invoke_agent reverse", "invoke_agent vowels"} <= (
         receiver.span_names()
     )
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path: Path) -> None:
+    """A terminal on stderr gets a progress bar ending at N/N; a pipe or file gets none."""
+    suite = load_suite(SUITE)
+    config = load_config(None, env={})
+    for err, run in ((_Tty(), "a"), (io.StringIO(), "b")):
+        run_suite(
+            suite,
+            outcomes_path=tmp_path / "o.jsonl",
+            progress_path=tmp_path / "p",
+            run_id=run,
+            config=config,
+            repetitions=1,
+            out=io.StringIO(),
+            err=err,
+        )
+        text = err.getvalue()
+        if isinstance(err, _Tty):
+            assert "] 4/4 (" in text and text.endswith("\n")
+        else:
+            assert text == ""
 
 
 def test_bench_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
