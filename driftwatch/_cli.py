@@ -304,6 +304,21 @@ def _bench_run(args: argparse.Namespace) -> int:
             keep_workdirs=args.keep_workdirs,
             telemetry=telemetry,
         )
+        for warning in report.warnings[:20]:
+            print(f"driftwatch: {warning}", file=sys.stderr)
+        if len(report.warnings) > 20:
+            print(f"driftwatch: ... and {len(report.warnings) - 20} more warnings", file=sys.stderr)
+        sinks: list[Any] = [_Printer()]
+        if args.alerts_out:
+            sinks.append(JsonlSink(args.alerts_out))
+        if telemetry is not None:
+            from driftwatch._otel import OtelAlertSink
+
+            sinks.append(OtelAlertSink(telemetry))
+        for sink in sinks:
+            for alert in report.new_alerts:
+                sink.export(alert)
+            sink.shutdown()
     except BenchError as exc:
         print(f"driftwatch: {exc}", file=sys.stderr)
         return 2
@@ -313,20 +328,9 @@ def _bench_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"\ndriftwatch: interrupted; the same command with --run-id {run_id} resumes", file=sys.stderr)
         return 130
-    for warning in report.warnings[:20]:
-        print(f"driftwatch: {warning}", file=sys.stderr)
-    if len(report.warnings) > 20:
-        print(f"driftwatch: ... and {len(report.warnings) - 20} more warnings", file=sys.stderr)
-    printer = _Printer()
-    for alert in report.new_alerts:
-        printer.export(alert)
-    if telemetry is not None:
-        from driftwatch._otel import OtelAlertSink
-
-        sink = OtelAlertSink(telemetry)
-        for alert in report.new_alerts:
-            sink.export(alert)
-        telemetry.shutdown()
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()  # flushes the spans and alert records
     open_alerts = [a for a in report.alerts if a.status in ("suspected", "confirmed")]
     rate = f"{report.passed}/{report.ran} passed" if report.ran else "nothing left to run"
     print(
@@ -467,7 +471,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench",
         help="run a fixed task suite against an agent (scheduled benchmark / canary)",
         description="Scheduled benchmarks. 'driftwatch bench run SUITE.yaml' runs every task of the suite "
-        "N times against the agent (docs/bench.md).",
+        "N times against the agent (docs/bench.md).\n\n"
+        "example: driftwatch bench run examples/bench/suite.yaml --outcomes bench.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="ACTION")
     bench_run = bench_sub.add_parser(
@@ -522,6 +528,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         choices=("never", "suspected", "confirmed"),
         default="confirmed",
         help="exit 1 when a stream of the suite has an open alert of this status (default confirmed)",
+    )
+    bench_run.add_argument(
+        "--alerts-out", metavar="PATH", help="also write this run's alert events as Alert JSON lines to PATH"
     )
     bench_run.add_argument(
         "--keep-workdirs", action="store_true", help="keep each run's folder and say where"

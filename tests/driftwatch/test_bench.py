@@ -107,7 +107,9 @@ def test_degraded_category_is_sampled_more_then_confirmed(
             break
     assert suspected_after is not None, "no suspicion after 5 degraded runs"
     assert "task=reverse" in out or "task=vowels" in out
-    code = bench(tmp_path, "--run-id", "adaptive", "--budget", "32")
+    code = bench(
+        tmp_path, "--run-id", "adaptive", "--budget", "32", "--alerts-out", str(tmp_path / "a.jsonl")
+    )
     out = capsys.readouterr().out
     assert "adaptive: category 'strings' is suspected" in out
     assert "sampling 20 more runs of its 2 task(s)" in out
@@ -117,6 +119,8 @@ def test_degraded_category_is_sampled_more_then_confirmed(
     assert "[confirmed]" in out and "success down" in out
     assert code == 1  # --fail-on confirmed is the default: a CI canary goes red
     assert "task=add" not in out and "task=fizzbuzz" not in out
+    written = outcomes_of(tmp_path / "a.jsonl")
+    assert any(a["status"] == "confirmed" and a["stream"]["task"] in ("reverse", "vowels") for a in written)
 
 
 def test_interrupted_run_resumes_without_duplicates(tmp_path: Path) -> None:
