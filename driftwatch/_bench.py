@@ -83,12 +83,6 @@ class Suite:
     model: str | None = None
     version: str | None = None
 
-    def categories(self) -> dict[str, list[BenchTask]]:
-        out: dict[str, list[BenchTask]] = {}
-        for t in self.tasks:
-            out.setdefault(t.category, []).append(t)
-        return out
-
 
 # -- the suite file ------------------------------------------------------------------------------
 
