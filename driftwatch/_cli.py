@@ -13,6 +13,7 @@ from driftwatch._alerts import Alert, InMemorySink, JsonlSink, describe
 from driftwatch._config import ConfigError, load_config
 from driftwatch._monitor import Monitor
 from driftwatch._outcome import format_time
+from driftwatch._progress import Progress
 from driftwatch.collectors._replay import ReadReport, read_outcomes
 
 __all__ = ["main"]
@@ -101,13 +102,10 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"serving metrics at {metrics.url}", flush=True)
     monitor = Monitor(config, sinks, threaded=False)  # type: ignore[arg-type]
     total = len(outcomes)
-    tty = sys.stderr.isatty()
+    progress = Progress(total, "outcomes replayed")
     for i, outcome in enumerate(outcomes, 1):
         monitor.process(outcome)
-        if tty and (i % 5000 == 0 or i == total):
-            sys.stderr.write(f"\r  replaying {i}/{total}")
-            if i == total:
-                sys.stderr.write("\n")
+        progress.update(i)
     monitor.shutdown()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
     print(
@@ -159,8 +157,10 @@ def _ingest_claude_code(args: argparse.Namespace) -> int:
     if args.alerts_out:
         sinks.append(JsonlSink(args.alerts_out))
     monitor = Monitor(config, sinks, threaded=False)  # type: ignore[arg-type]
-    for outcome in outcomes:
+    progress = Progress(len(outcomes), "outcomes through detection")
+    for i, outcome in enumerate(outcomes, 1):
         monitor.process(outcome)
+        progress.update(i)
     monitor.shutdown()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
     print(
@@ -448,7 +448,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     alert_sub = alert.add_subparsers(dest="alert_command", metavar="ACTION", required=True)
     alert_test = alert_sub.add_parser(
-        "test", help="send one synthetic alert and its resolve to every notifier"
+        "test",
+        help="send one synthetic alert and its resolve to every notifier",
+        description="Send one synthetic confirmed alert, then its resolve, through every configured "
+        "notifier and marker destination; print per destination whether each was delivered or why not; "
+        "exit 1 if any failed, 2 if none is configured.\n\n"
+        "example: DRIFTWATCH_SLACK_WEBHOOK_URL=https://hooks.slack.com/services/... driftwatch alert test",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     alert_test.add_argument("--config", metavar="FILE", help="YAML config file with a 'notifiers:' list")
     alert_test.add_argument(
