@@ -229,6 +229,11 @@ def report(results: dict[str, float]) -> None:
     for name, value in results.items():
         ratio = f"{value / base:6.2f}x" if base else ""
         print(f"{name:46s} {value:10.0f} req/s  {value * 100:10.0f} spans/s  {ratio}")
+    served_rate = results.get("serve: through detection (accept + drain)")
+    if base and served_rate:
+        got = served_rate / base
+        verdict = "met" if got >= 0.5 else f"MISSED by {0.5 / got:.0f}x"
+        print(f"ingest: serve through detection / ParseFromString = {got:.3f}x   (goal >= 0.5x: {verdict})")
 
 
 def served(body: bytes, seconds: float) -> dict[str, float]:
