@@ -118,6 +118,33 @@ class CountingExporter:
         self.exporter.shutdown()
 
 
+class _QueueFullCounter(logging.Filter):
+    """Counts the SDK batch processors' "Queue full, dropping ..." records; passes every record on.
+
+    The SDK offers no other hook that sees these drops (its processor metrics are off by default).
+    It must run before the SDK's own DuplicateFilter on that logger, which lets one identical record
+    through per 20 s (so the host's log is not flooded) and stops the rest from reaching later
+    filters. It sees every SDK batch processor in the process, the user's included.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Queue full, dropping"):
+            kind = str(record.args[0]) if isinstance(record.args, tuple) and record.args else "?"
+            with self._lock:
+                self.dropped[kind] = self.dropped.get(kind, 0) + 1
+        return True
+
+
+QUEUE_FULL = _QueueFullCounter()
+_sdk_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+_sdk_logger.filters.insert(0, QUEUE_FULL)  # ahead of the SDK's DuplicateFilter (see the class)
+
+
 def _bounded(what: Callable[[], object], timeout_s: float) -> bool:
     """Run ``what`` on a daemon thread and wait at most ``timeout_s``; True if it finished.
 
@@ -172,8 +199,20 @@ class Telemetry:
         self.owned.extend(providers)
 
     def export_counts(self) -> dict[str, dict[str, int]]:
-        """Items delivered and lost per signal by the OTLP exporters driftwatch owns."""
-        return {name: {"exported": e.exported, "failed": e.failed} for name, e in self.exporters.items()}
+        """Items delivered and lost per signal by the OTLP exporters driftwatch owns.
+
+        ``failed``: in batches the exporter gave up on; ``dropped_queue_full``: refused by the SDK's
+        full batch queue (counted process-wide, for every SDK batch processor).
+        """
+        kinds = {"traces": "Span", "logs": "Log"}
+        return {
+            name: {
+                "exported": e.exported,
+                "failed": e.failed,
+                "dropped_queue_full": QUEUE_FULL.dropped.get(kinds[name], 0),
+            }
+            for name, e in self.exporters.items()
+        }
 
     def force_flush(self, timeout_ms: int = 5000) -> bool:
         """Export what is queued, waiting at most ``timeout_ms`` in all; True if it finished in time."""
@@ -203,7 +242,11 @@ class Telemetry:
                     log.debug("driftwatch: shutdown failed", exc_info=True)
 
         finished = _bounded(stop, timeout) if owned else True
-        lost = {name: c["failed"] for name, c in self.export_counts().items() if c["failed"]}
+        lost = {
+            name: c["failed"] + c["dropped_queue_full"]
+            for name, c in self.export_counts().items()
+            if c["failed"] + c["dropped_queue_full"]
+        }
         if not finished or lost:
             log.warning(
                 "driftwatch: OTLP export %s; items lost by signal: %s",

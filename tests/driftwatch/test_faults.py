@@ -169,8 +169,45 @@ def test_agent_unaffected_by_a_bad_otlp_backend(
     traces = counts["traces"]
     if kind == "slow":
         assert traces["exported"] > 0 and traces["failed"] == 0
-    else:  # lost batches are counted (queue-full drops are the SDK's: a log line, bounded queue)
+    else:  # lost batches are counted, and so are the spans the full SDK queue refused
         assert traces["exported"] == 0 and traces["failed"] > 0
+        assert traces["dropped_queue_full"] > 0
+
+
+def test_queue_full_drops_are_counted_and_not_flooding(caplog: pytest.LogCaptureFixture) -> None:
+    """A full SDK batch queue: driftwatch counts every dropped span; the log shows at most one warning."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
+
+    from driftwatch._otel import QUEUE_FULL
+
+    release = threading.Event()
+
+    class Stuck:
+        """An exporter whose first export blocks until released: the queue behind it fills."""
+
+        def export(self, batch: object) -> SpanExportResult:
+            release.wait(10)
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            release.set()
+
+        def force_flush(self, timeout_millis: int = 0) -> bool:
+            return True
+
+    before = QUEUE_FULL.dropped.get("Span", 0)
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Stuck(), max_queue_size=8, max_export_batch_size=8))  # type: ignore[arg-type]
+    tracer = provider.get_tracer("t")
+    with caplog.at_level("WARNING", logger="opentelemetry.sdk._shared_internal"):
+        for _ in range(200):
+            tracer.start_span("s").end()
+    shown = [r for r in caplog.records if str(r.msg).startswith("Queue full")]
+    release.set()
+    provider.shutdown()
+    assert QUEUE_FULL.dropped.get("Span", 0) - before >= 150
+    assert len(shown) <= 1
 
 
 def _queue(multi: object) -> int:
