@@ -65,7 +65,7 @@ class Client(threading.Thread):
         super().__init__(daemon=True)
         self.port, self.interval = port, 1.0 / rate
         self.variants = Variants(payload(), client=0)
-        self.sent = self.ok = self.failed = 0
+        self.sent = self.ok = self.failed = self.resent = 0
         self.why: dict[str, int] = {}
         self.stop = threading.Event()
 
@@ -77,8 +77,15 @@ class Client(threading.Thread):
             body = self.variants.body(self.sent)
             self.sent += 1
             try:
-                conn.request("POST", "/v1/traces", body, headers)
-                response = conn.getresponse()
+                try:
+                    conn.request("POST", "/v1/traces", body, headers)
+                    response = conn.getresponse()
+                except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+                    # The server may close an idle keep-alive connection at any moment: resend once.
+                    self.resent += 1
+                    conn.close()
+                    conn.request("POST", "/v1/traces", body, headers)
+                    response = conn.getresponse()
                 response.read()
                 if response.status == 200:
                     self.ok += 1
@@ -161,7 +168,7 @@ def main() -> int:
             flat = abs(day) < FLAT * final
             print(
                 f"soak: {client.ok} acknowledged ({client.ok / elapsed:.1f}/s), "
-                f"{client.failed} failed {client.why or ''}; "
+                f"{client.failed} failed {client.why or ''}, {client.resent} resent on a new connection; "
                 f"RSS {points[0][1] / 1024:.1f} -> {final / 1024:.1f} MiB"
             )
             print(
