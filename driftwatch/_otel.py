@@ -269,6 +269,8 @@ def telemetry_from_env(env: Mapping[str, str] | None = None) -> Telemetry:
     """The user's global providers where registered; private OTLP ones where ``OTEL_*`` asks for them."""
     env = os.environ if env is None else env
     resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    # shutdown_on_exit=False: the SDK's own atexit shutdown is unbounded (16 s at exit against a
+    # backend that is down); driftwatch's atexit hook shuts these down within its timeout instead.
     owned: list[Any] = []
     exporters: dict[str, CountingExporter] = {}
     tp: Any = None
@@ -276,19 +278,19 @@ def telemetry_from_env(env: Mapping[str, str] | None = None) -> Telemetry:
     mp: Any = None
     try:
         if _is_default(trace.get_tracer_provider()) and _wanted(env, "TRACES"):
-            tp = TracerProvider(resource=resource)
+            tp = TracerProvider(resource=resource, shutdown_on_exit=False)
             exporters["traces"] = CountingExporter(_span_exporter(_protocol(env, "TRACES")))
             # CountingExporter is duck-typed (it wraps either exporter type), hence the ignores.
             tp.add_span_processor(BatchSpanProcessor(exporters["traces"]))  # type: ignore[arg-type]
             owned.append(tp)
         if _is_default(_logs.get_logger_provider()) and _wanted(env, "LOGS"):
-            lp = LoggerProvider(resource=resource)
+            lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
             exporters["logs"] = CountingExporter(_log_exporter(_protocol(env, "LOGS")))
             lp.add_log_record_processor(BatchLogRecordProcessor(exporters["logs"]))  # type: ignore[arg-type]
             owned.append(lp)
         if _is_default(metrics.get_meter_provider()) and _wanted(env, "METRICS"):
             reader = PeriodicExportingMetricReader(_metric_exporter(_protocol(env, "METRICS")))
-            mp = MeterProvider(resource=resource, metric_readers=[reader])
+            mp = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
             owned.append(mp)
     except Exception:
         log.warning("driftwatch: could not set up OTLP export from OTEL_* variables", exc_info=True)

@@ -8,11 +8,16 @@ variables (``telemetry_from_env``), pointed at a real local socket that misbehav
 from __future__ import annotations
 
 import http.server
+import json
+import os
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx2
@@ -20,7 +25,7 @@ import pytest
 
 import driftwatch
 from driftwatch._otel import Telemetry, telemetry_from_env
-from tests.conftest import make_handler
+from tests.conftest import make_handler, message_json
 
 CALLS = 300
 MAX_QUEUE = 64  # small SDK queues so that 300 calls overflow them: drops must happen, and be bounded
@@ -208,6 +213,39 @@ def test_queue_full_drops_are_counted_and_not_flooding(caplog: pytest.LogCapture
     provider.shutdown()
     assert QUEUE_FULL.dropped.get("Span", 0) - before >= 150
     assert len(shown) <= 1
+
+
+def test_host_exits_promptly_with_the_backend_down(tmp_path: Path) -> None:
+    """An agent that never calls driftwatch.shutdown() exits within seconds when the backend is down."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    script = tmp_path / "agent.py"
+    script.write_text(
+        "import json, anthropic, httpx2, driftwatch\n"
+        f"BODY = {json.dumps(message_json())!r}.encode()\n"
+        "def handler(request):\n"
+        "    return httpx2.Response(200, headers={'content-type': 'application/json'}, content=BODY)\n"
+        "http = httpx2.Client(transport=httpx2.MockTransport(handler))\n"
+        "client = driftwatch.watch(anthropic.Anthropic(api_key='t', base_url='http://api.test',"
+        " http_client=http, max_retries=0))\n"
+        "for i in range(100):\n"
+        "    with driftwatch.task('fix-tests') as t:\n"
+        "        client.messages.create(model='claude-sonnet-4-6', max_tokens=8,"
+        " messages=[{'role': 'user', 'content': 'hi'}])\n"
+        "        t.record(success=True)\n"
+        "print('calls done', flush=True)\n"
+    )
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+    start = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-P", str(script)], env=env, capture_output=True, text=True, timeout=60
+    )
+    took = time.monotonic() - start
+    assert done.returncode == 0 and "calls done" in done.stdout, done.stderr[-2000:]
+    # Start-up and the calls take about 2 s here; atexit's driftwatch.shutdown(2.0) bounds the rest.
+    assert took < 8, f"exit took {took:.1f} s"
 
 
 def _queue(multi: object) -> int:
