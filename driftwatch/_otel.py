@@ -7,6 +7,7 @@ export over OTLP (``http/protobuf`` or ``grpc`` per ``OTEL_EXPORTER_OTLP_PROTOCO
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -257,8 +258,6 @@ class Telemetry:
 
 
 def _takes_timeout(provider: Any) -> bool:
-    import inspect
-
     try:
         return "timeout_millis" in inspect.signature(provider.shutdown).parameters
     except (TypeError, ValueError):
