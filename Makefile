@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit rules prometheus-tools claude-code chromium report-example bench bench-detection bench-state calibrate clean
+.PHONY: install demo test lint typecheck unit rules prometheus-tools claude-code chromium report-example bench bench-detection bench-state soak calibrate clean
 
 install: $(STAMP)
 
@@ -86,8 +86,18 @@ report-example: install
 	  $(BIN)/python -P -m driftwatch._cli report out/aider-sonnet-outcomes.jsonl --out out/report-aider; \
 	fi
 
+# Issue 7's figures, each printed with its goal (about 5 minutes on 2 cores; docs/performance.md).
 bench: install
-	$(BIN)/python benchmarks/overhead.py
+	$(BIN)/python -P benchmarks/overhead.py
+	$(BIN)/python -P benchmarks/capacity.py
+	$(BIN)/python -P benchmarks/receiver.py
+	$(BIN)/python -P benchmarks/state.py
+
+# 30 minutes of `driftwatch serve` at half its measured capacity, RSS sampled; not in CI.
+# SOAK_MINUTES=3 make soak for a short run.
+SOAK_MINUTES ?= 30
+soak: install
+	$(BIN)/python -P benchmarks/soak.py --minutes $(SOAK_MINUTES)
 
 # Regenerates docs/detection.md: driftwatch against the CUSUM oracle, River and fixed windows
 # (seeded; several minutes on 2 cores; `--quick` for a smoke run).

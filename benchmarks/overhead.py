@@ -1,9 +1,15 @@
-"""Per-call overhead of driftwatch.watch() on the real anthropic SDK, against the bare client.
+"""Per-call overhead on the real anthropic SDK (mock transport): driftwatch against its peers.
 
-Both clients use the same httpx2.MockTransport (no network), in the same run, alternating rounds;
-detection runs on its background thread as in production. Prints medians and the ratio.
+One run, same process, alternating rounds, medians of rounds. Arms:
+  bare        the client as users make it (no tracer provider registered: the SDK's spans are no-ops)
+  sdk-otel    the SDK's own tracing: ``open_telemetry={"tracer_provider": tp}``
+  openllmetry ``opentelemetry-instrumentation-anthropic`` (OpenLLMetry), instrumented for its round only
+  driftwatch  ``driftwatch.watch()`` with detection running on its thread and the OTel sink on
+Every traced arm gets its own real TracerProvider with a BatchSpanProcessor and a no-op exporter, so
+span creation, attributes and batching are paid and nothing leaves the process. Prints each added
+cost over bare and the ratio driftwatch-added / OpenLLMetry-added against the goal (<= 0.15x).
 
-Run: make bench   (or: .venv/bin/python benchmarks/overhead.py --calls 2000 --rounds 7)
+Run: make bench   (or: .venv/bin/python -P benchmarks/overhead.py --calls 2000 --rounds 7)
 """
 
 from __future__ import annotations
@@ -12,12 +18,19 @@ import argparse
 import json
 import statistics
 import time
+from collections.abc import Callable, Sequence
+from importlib.metadata import version
+from typing import Any
 
 import anthropic
 import httpx2
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import driftwatch
+from driftwatch._otel import Telemetry
 
+GOAL = 0.15
 MESSAGE = {
     "id": "msg_1",
     "type": "message",
@@ -35,17 +48,45 @@ def handler(request: httpx2.Request) -> httpx2.Response:
     return httpx2.Response(200, headers={"content-type": "application/json"}, content=BODY)
 
 
-def make_client() -> anthropic.Anthropic:
+def make_client(**options: Any) -> anthropic.Anthropic:
     http = httpx2.Client(transport=httpx2.MockTransport(handler))
-    return anthropic.Anthropic(api_key="bench", base_url="http://api.test", http_client=http, max_retries=0)
+    return anthropic.Anthropic(
+        api_key="bench", base_url="http://api.test", http_client=http, max_retries=0, **options
+    )
 
 
-def per_call_us(client: anthropic.Anthropic, calls: int) -> float:
+class CountingNoopExporter(SpanExporter):
+    """Accepts every batch and only counts it: proves each arm really made spans."""
+
+    def __init__(self) -> None:
+        self.spans = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.spans += len(spans)
+        return SpanExportResult.SUCCESS
+
+
+def traced_provider() -> tuple[TracerProvider, CountingNoopExporter]:
+    exporter = CountingNoopExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    return provider, exporter
+
+
+CALL_PATH: dict[int, list[float]] = {}  # id(client) -> main-thread CPU us per call, per round
+
+
+def per_call_us(client: anthropic.Anthropic, calls: int) -> tuple[float, float]:
+    """Wall time and process CPU time (all threads: detection and span batching included) per call.
+
+    The calling thread's own CPU time goes to CALL_PATH: the part the agent waits for.
+    """
     messages = [{"role": "user", "content": "hi"}]
-    start = time.perf_counter()
+    start, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
     for _ in range(calls):
         client.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=messages)  # type: ignore[arg-type]
-    return (time.perf_counter() - start) / calls * 1e6
+    CALL_PATH.setdefault(id(client), []).append((time.thread_time() - own) / calls * 1e6)
+    return (time.perf_counter() - start) / calls * 1e6, (time.process_time() - cpu) / calls * 1e6
 
 
 def main() -> int:
@@ -55,24 +96,86 @@ def main() -> int:
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args()
-    driftwatch.configure(sinks=[], console=False)
+
+    from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
+
+    sdk_tp, sdk_spans = traced_provider()
+    ollm_tp, ollm_spans = traced_provider()
+    dw_tp, dw_spans = traced_provider()
+    instrumentor = AnthropicInstrumentor()
+
+    def openllmetry_round(calls: int) -> tuple[float, float]:
+        # It patches the SDK's classes (wrapt), so it is on only while its own round runs.
+        instrumentor.instrument(tracer_provider=ollm_tp)
+        try:
+            return per_call_us(ollm_client, calls)
+        finally:
+            instrumentor.uninstrument()
+
+    runtime = driftwatch.configure(telemetry=Telemetry(tracer_provider=dw_tp), console=False)
     bare = make_client()
+    sdk = make_client(open_telemetry={"tracer_provider": sdk_tp})
+    ollm_client = make_client()
     watched = driftwatch.watch(make_client())
-    per_call_us(bare, 200)
-    per_call_us(watched, 200)  # warm both
-    bare_t, watched_t = [], []
+    clients = {"bare": bare, "sdk-otel": sdk, "openllmetry": ollm_client, "driftwatch": watched}
+    arms: dict[str, Callable[[int], tuple[float, float]]] = {
+        "bare": lambda n: per_call_us(bare, n),
+        "sdk-otel": lambda n: per_call_us(sdk, n),
+        "openllmetry": openllmetry_round,
+        "driftwatch": lambda n: per_call_us(watched, n),
+    }
+    for run in arms.values():
+        run(200)  # warm every arm
+    wall: dict[str, list[float]] = {name: [] for name in arms}
+    cpu: dict[str, list[float]] = {name: [] for name in arms}
     for _ in range(args.rounds):
-        bare_t.append(per_call_us(bare, args.calls))
-        watched_t.append(per_call_us(watched, args.calls))
-    runtime = driftwatch.get_runtime()
-    assert runtime is not None
+        for name, run in arms.items():
+            w, c = run(args.calls)
+            wall[name].append(w)
+            cpu[name].append(c)
     runtime.monitor.flush(10)
     stats = runtime.monitor.stats
-    b, w = statistics.median(bare_t), statistics.median(watched_t)
-    print(f"anthropic {anthropic.__version__}, {args.rounds} rounds x {args.calls} calls, MockTransport")
-    print(f"  bare client      median {b:8.1f} us/call")
-    print(f"  driftwatch.watch median {w:8.1f} us/call   (+{w - b:.1f} us, ratio {w / b:.3f}x)")
-    print(f"  outcomes processed {stats.processed}, dropped {stats.dropped_queue_full}")
+    for tp in (sdk_tp, ollm_tp, dw_tp):
+        tp.force_flush()
+    print(
+        f"anthropic {anthropic.__version__}, opentelemetry-instrumentation-anthropic "
+        f"{version('opentelemetry-instrumentation-anthropic')}, "
+        f"opentelemetry-sdk {version('opentelemetry-sdk')}; "
+        f"{args.rounds} rounds x {args.calls} calls per arm, MockTransport"
+    )
+    spans = {"sdk-otel": sdk_spans.spans, "openllmetry": ollm_spans.spans, "driftwatch": dw_spans.spans}
+    ratios = {}
+    # CPU time of the whole process is the primary figure: it counts the background threads and is
+    # far less disturbed than wall time by other work on a shared machine.
+    for label, times in (("cpu", cpu), ("wall", wall)):
+        med = {name: statistics.median(t) for name, t in times.items()}
+        added = {name: med[name] - med["bare"] for name in arms}
+        print(f" {label} time per call (median of rounds; min-max of rounds):")
+        for name in arms:
+            extra = f"   +{added[name]:6.1f} us" if name != "bare" else ""
+            made = f"   spans {spans[name]}" if name in spans and label == "cpu" else ""
+            spread = f"({min(times[name]):.1f}-{max(times[name]):.1f})"
+            print(f"  {name:<12} {med[name]:8.1f} us {spread:>16}{extra}{made}")
+        ratios[label] = (
+            added["driftwatch"] / added["openllmetry"] if added["openllmetry"] > 0 else float("inf")
+        )
+        ratios[label + "-sdk"] = (
+            added["driftwatch"] / added["sdk-otel"] if added["sdk-otel"] > 0 else float("inf")
+        )
+    own = {name: statistics.median(CALL_PATH[id(c)][1:]) for name, c in clients.items()}
+    print(" calling thread's CPU per call (the call path; the rest of the cpu figure is background threads):")
+    for name in arms:
+        print(f"  {name:<12} {own[name]:8.1f} us   +{own[name] - own['bare']:6.1f} us")
+    print(f"  driftwatch outcomes processed {stats.processed}, dropped {stats.dropped_queue_full}")
+    verdict = "met" if ratios["cpu"] <= GOAL else f"MISSED by {ratios['cpu'] / GOAL:.1f}x"
+    print(
+        f"overhead: driftwatch-added / openllmetry-added = {ratios['cpu']:.3f}x cpu, "
+        f"{ratios['wall']:.3f}x wall   (goal <= {GOAL}x: {verdict})"
+    )
+    print(
+        f"overhead: driftwatch-added / sdk-otel-added    = {ratios['cpu-sdk']:.3f}x cpu, "
+        f"{ratios['wall-sdk']:.3f}x wall"
+    )
     driftwatch.shutdown()
     return 0
 

@@ -7,11 +7,14 @@ export over OTLP (``http/protobuf`` or ``grpc`` per ``OTEL_EXPORTER_OTLP_PROTOCO
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
 import os
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry import _logs, metrics, trace
@@ -29,7 +32,7 @@ from driftwatch._alerts import Alert
 from driftwatch._outcome import Outcome
 from driftwatch._prometheus import LATENCY_BUCKETS
 
-__all__ = ["OtelAlertSink", "Telemetry", "telemetry_from_env"]
+__all__ = ["CountingExporter", "OtelAlertSink", "Telemetry", "telemetry_from_env"]
 
 log = logging.getLogger("driftwatch")
 SCOPE = "driftwatch"
@@ -83,6 +86,87 @@ def _metric_exporter(protocol: str) -> Any:
     return Http()
 
 
+class CountingExporter:
+    """A span or log exporter that counts the items it delivered and the items a failed export lost.
+
+    The SDK's batch processors retry and then drop a failed batch with only a log line; these counts
+    make the loss readable (``Telemetry.export_counts``). Metrics are not wrapped: a metric export
+    carries cumulative values, so a failed one loses nothing the next successful one does not resend.
+    """
+
+    def __init__(self, exporter: Any) -> None:
+        self.exporter = exporter
+        self.exported = 0
+        self.failed = 0
+
+    def export(self, batch: Sequence[Any]) -> Any:
+        try:
+            result = self.exporter.export(batch)
+        except Exception:
+            self.failed += len(batch)
+            raise
+        # SpanExportResult and LogRecordExportResult both name success SUCCESS.
+        if getattr(result, "name", "") == "SUCCESS":
+            self.exported += len(batch)
+        else:
+            self.failed += len(batch)
+        return result
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return bool(self.exporter.force_flush(timeout_millis))
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+
+class _QueueFullCounter(logging.Filter):
+    """Counts the SDK batch processors' "Queue full, dropping ..." records; passes every record on.
+
+    The SDK offers no other hook that sees these drops (its processor metrics are off by default).
+    It must run before the SDK's own DuplicateFilter on that logger, which lets one identical record
+    through per 20 s (so the host's log is not flooded) and stops the rest from reaching later
+    filters. It sees every SDK batch processor in the process, the user's included.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dropped: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if str(record.msg).startswith("Queue full, dropping"):
+            kind = str(record.args[0]) if isinstance(record.args, tuple) and record.args else "?"
+            with self._lock:
+                self.dropped[kind] = self.dropped.get(kind, 0) + 1
+        return True
+
+
+QUEUE_FULL = _QueueFullCounter()
+_sdk_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+_sdk_logger.filters.insert(0, QUEUE_FULL)  # ahead of the SDK's DuplicateFilter (see the class)
+
+
+def _bounded(what: Callable[[], object], timeout_s: float) -> bool:
+    """Run ``what`` on a daemon thread and wait at most ``timeout_s``; True if it finished.
+
+    The SDK's ``force_flush`` ignores its timeout and its ``shutdown`` joins an export that can block
+    for the exporter's full timeout and retries (about 45 s against a backend that is down): the host
+    must not wait for that. An abandoned export goes on in the background and dies with the process.
+    """
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            what()
+        except Exception:
+            log.debug("driftwatch: telemetry flush or shutdown failed", exc_info=True)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="driftwatch-otel-stop", daemon=True).start()
+    return done.wait(max(0.0, timeout_s))
+
+
 def _is_default(provider: object) -> bool:
     """True for the API's placeholder providers (nothing registered by the user)."""
     name = type(provider).__name__
@@ -109,50 +193,109 @@ class Telemetry:
         self.logger = lp.get_logger(SCOPE, __version__)
         self.meter = mp.get_meter(SCOPE, __version__)
 
+        self.exporters: dict[str, CountingExporter] = {}
+        """The counting wrappers of the span and log exporters driftwatch built (``traces``, ``logs``)."""
+
     def own(self, *providers: Any) -> None:
         self.owned.extend(providers)
 
-    def force_flush(self, timeout_ms: int = 5000) -> None:
-        for provider in self.owned:
-            try:
-                provider.force_flush(timeout_ms)
-            except Exception:
-                log.debug("driftwatch: flush failed", exc_info=True)
+    def export_counts(self) -> dict[str, dict[str, int]]:
+        """Items delivered and lost per signal by the OTLP exporters driftwatch owns.
 
-    def shutdown(self) -> None:
-        for provider in self.owned:
-            try:
-                provider.shutdown()
-            except Exception:
-                log.debug("driftwatch: shutdown failed", exc_info=True)
-        self.owned = []
+        ``failed``: in batches the exporter gave up on; ``dropped_queue_full``: refused by the SDK's
+        full batch queue (counted process-wide, for every SDK batch processor).
+        """
+        kinds = {"traces": "Span", "logs": "Log"}
+        return {
+            name: {
+                "exported": e.exported,
+                "failed": e.failed,
+                "dropped_queue_full": QUEUE_FULL.dropped.get(kinds[name], 0),
+            }
+            for name, e in self.exporters.items()
+        }
+
+    def force_flush(self, timeout_ms: int = 5000) -> bool:
+        """Export what is queued, waiting at most ``timeout_ms`` in all; True if it finished in time."""
+        owned = list(self.owned)
+
+        def flush() -> None:
+            for provider in owned:
+                provider.force_flush(timeout_ms)
+
+        finished = _bounded(flush, timeout_ms / 1000) if owned else True
+        if not finished:
+            log.warning("driftwatch: OTLP flush did not finish in %d ms (backend down or slow?)", timeout_ms)
+        return finished
+
+    def shutdown(self, timeout: float = 5.0) -> bool:
+        """Stop the owned providers, waiting at most ``timeout`` seconds; True if they stopped in time."""
+        owned, self.owned = self.owned, []
+        deadline = time.monotonic() + timeout
+
+        def stop() -> None:
+            for provider in owned:
+                try:
+                    # Each provider gets what is left; the SDK's default would be 30 s each.
+                    left_ms = max(0, int((deadline - time.monotonic()) * 1000))
+                    provider.shutdown(**({"timeout_millis": left_ms} if _takes_timeout(provider) else {}))
+                except Exception:
+                    log.debug("driftwatch: shutdown failed", exc_info=True)
+
+        finished = _bounded(stop, timeout) if owned else True
+        lost = {
+            name: c["failed"] + c["dropped_queue_full"]
+            for name, c in self.export_counts().items()
+            if c["failed"] + c["dropped_queue_full"]
+        }
+        if not finished or lost:
+            log.warning(
+                "driftwatch: OTLP export %s; items lost by signal: %s",
+                f"did not finish in {timeout:.1f} s" if not finished else "finished",
+                lost or "none counted yet",
+            )
+        return finished
+
+
+def _takes_timeout(provider: Any) -> bool:
+    try:
+        return "timeout_millis" in inspect.signature(provider.shutdown).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def telemetry_from_env(env: Mapping[str, str] | None = None) -> Telemetry:
     """The user's global providers where registered; private OTLP ones where ``OTEL_*`` asks for them."""
     env = os.environ if env is None else env
     resource = Resource.create()  # reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    # shutdown_on_exit=False: the SDK's own atexit shutdown is unbounded (16 s at exit against a
+    # backend that is down); driftwatch's atexit hook shuts these down within its timeout instead.
     owned: list[Any] = []
+    exporters: dict[str, CountingExporter] = {}
     tp: Any = None
     lp: Any = None
     mp: Any = None
     try:
         if _is_default(trace.get_tracer_provider()) and _wanted(env, "TRACES"):
-            tp = TracerProvider(resource=resource)
-            tp.add_span_processor(BatchSpanProcessor(_span_exporter(_protocol(env, "TRACES"))))
+            tp = TracerProvider(resource=resource, shutdown_on_exit=False)
+            exporters["traces"] = CountingExporter(_span_exporter(_protocol(env, "TRACES")))
+            # CountingExporter is duck-typed (it wraps either exporter type), hence the ignores.
+            tp.add_span_processor(BatchSpanProcessor(exporters["traces"]))  # type: ignore[arg-type]
             owned.append(tp)
         if _is_default(_logs.get_logger_provider()) and _wanted(env, "LOGS"):
-            lp = LoggerProvider(resource=resource)
-            lp.add_log_record_processor(BatchLogRecordProcessor(_log_exporter(_protocol(env, "LOGS"))))
+            lp = LoggerProvider(resource=resource, shutdown_on_exit=False)
+            exporters["logs"] = CountingExporter(_log_exporter(_protocol(env, "LOGS")))
+            lp.add_log_record_processor(BatchLogRecordProcessor(exporters["logs"]))  # type: ignore[arg-type]
             owned.append(lp)
         if _is_default(metrics.get_meter_provider()) and _wanted(env, "METRICS"):
             reader = PeriodicExportingMetricReader(_metric_exporter(_protocol(env, "METRICS")))
-            mp = MeterProvider(resource=resource, metric_readers=[reader])
+            mp = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
             owned.append(mp)
     except Exception:
         log.warning("driftwatch: could not set up OTLP export from OTEL_* variables", exc_info=True)
     telemetry = Telemetry(tp, lp, mp)
     telemetry.own(*owned)
+    telemetry.exporters = exporters
     return telemetry
 
 
@@ -239,4 +382,5 @@ class OtelAlertSink:
                 self._confirmed.set(1 if alert.status == "confirmed" else 0, metric_attrs)
 
     def shutdown(self) -> None:
-        self.telemetry.force_flush()
+        # Short and bounded: Telemetry.shutdown exports what is left right after, with its own deadline.
+        self.telemetry.force_flush(1000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -60,8 +61,10 @@ class Runtime:
         return None
 
     def shutdown(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
         self.monitor.shutdown(timeout)
-        self.telemetry.shutdown()
+        # The exporters get what is left (at least 0.5 s): a dead backend must not hold the host's exit.
+        self.telemetry.shutdown(max(0.5, deadline - time.monotonic()))
 
 
 _lock = threading.Lock()

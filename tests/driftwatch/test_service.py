@@ -239,6 +239,51 @@ def test_kill_9_and_restart_lose_nothing_acknowledged(tmp_path: Path) -> None:
     assert killed == clean
 
 
+def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    """Two clients sending concurrently while the service is SIGKILLed three times: after restarts,
+    every outcome of every acknowledged payload went through detection, exactly once."""
+    import threading
+
+    passed = task_outcomes(300, 200, 0.85, 0.55, seed=6)
+    bodies = payloads(passed, per_request=10)
+    state, alerts, port = tmp_path / "state.db", tmp_path / "alerts.jsonl", free_port()
+    holder = {"proc": start_serve(state, alerts, port)}
+    acked = [0, 0]
+
+    def client(k: int) -> None:
+        for body in bodies[k::2]:
+            while post(port, body) != 200:  # not acknowledged (killed, restarting): retry
+                time.sleep(0.02)
+            acked[k] += 1
+
+    threads = [threading.Thread(target=client, args=(k,), daemon=True) for k in (0, 1)]
+    try:
+        for t in threads:
+            t.start()
+        rng = random.Random(4)
+        for _ in range(3):
+            time.sleep(0.1 + rng.random() * 0.3)
+            holder["proc"].send_signal(signal.SIGKILL)
+            holder["proc"].wait()
+            holder["proc"] = start_serve(state, alerts, port)
+        for t in threads:
+            t.join(60)
+        assert sum(acked) == len(bodies)
+        deadline = time.monotonic() + 30
+        while backlog(port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as r:
+            stats: dict[str, Any] = json.load(r)["handler"]
+        assert stats["backlog"] == 0
+        # Exactly once: none lost, and a resent payload (journalled, not acknowledged) skipped.
+        assert stats["monitor"]["processed"] == len(passed), stats
+        holder["proc"].send_signal(signal.SIGTERM)
+        assert holder["proc"].wait(20) == 0
+    finally:
+        if holder["proc"].poll() is None:
+            holder["proc"].kill()
+
+
 def test_fuzz_through_the_service_then_healthy(service: tuple[DriftService, Receiver, InMemorySink]) -> None:
     """300 malformed payloads over a real socket to the full service (journal, decoder, monitor): each
     answered 200 (full or partial success) or 4xx; then it is healthy and still detects."""
