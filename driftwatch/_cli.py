@@ -9,10 +9,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from driftwatch import __version__
-from driftwatch._alerts import Alert, InMemorySink, JsonlSink, describe
-from driftwatch._config import ConfigError, load_config
+from driftwatch._alerts import Alert, JsonlSink, describe
+from driftwatch._config import Config, ConfigError, load_config
 from driftwatch._monitor import Monitor
-from driftwatch._outcome import format_time
+from driftwatch._outcome import Outcome, format_time
 from driftwatch._progress import Progress
 from driftwatch.collectors._replay import ReadReport, read_outcomes
 
@@ -62,6 +62,38 @@ class _Printer:
         pass
 
 
+def write_outcomes(path: str, outcomes: Sequence[Outcome], append: bool = False) -> bool:
+    """Outcomes as outcome JSONL (the replay format); False, with the reason printed, when it fails."""
+    import json
+
+    try:
+        with open(path, "a" if append else "w", encoding="utf-8") as fh:
+            for outcome in outcomes:
+                fh.write(json.dumps(outcome.to_dict()) + "\n")
+    except OSError as exc:
+        print(f"driftwatch: cannot write {path}: {exc.strerror}", file=sys.stderr)
+        return False
+    return True
+
+
+def detect(
+    config: Config, outcomes: Sequence[Outcome], alerts_out: str | None, label: str, extra: Sequence[Any] = ()
+) -> tuple[Monitor, str]:
+    """Runs outcomes (in event order) through a monitor that prints each alert (and writes them to
+    ``alerts_out``), with a progress bar on a terminal; the monitor and its alert counts as text."""
+    sinks: list[Any] = [_Printer(), *extra]
+    if alerts_out:
+        sinks.append(JsonlSink(alerts_out))
+    monitor = Monitor(config, sinks, threaded=False)
+    progress = Progress(len(outcomes), label)
+    for i, outcome in enumerate(outcomes, 1):
+        monitor.process(outcome)
+        progress.update(i)
+    monitor.shutdown()
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
+    return monitor, counts
+
+
 def _replay(args: argparse.Namespace) -> int:
     try:
         config = load_config(args.config, **({"budget": args.budget} if args.budget else {}))
@@ -80,16 +112,13 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"driftwatch: ... and {len(report.errors) - 20} more bad lines", file=sys.stderr)
     # Event time: a stable sort keeps file order among equal times.
     outcomes.sort(key=lambda o: o.time)
-    memory = InMemorySink()
-    sinks: list[object] = [_Printer(), memory]
-    if args.alerts_out:
-        sinks.append(JsonlSink(args.alerts_out))
+    extra: list[Any] = []
     metrics = None
     if args.metrics_port is not None:
         from driftwatch._prometheus import PrometheusSink, serve_metrics
 
         prometheus = PrometheusSink()
-        sinks.append(prometheus)
+        extra.append(prometheus)
         try:
             metrics = serve_metrics(prometheus, args.metrics_host, args.metrics_port)
         except OSError as exc:
@@ -100,16 +129,9 @@ def _replay(args: argparse.Namespace) -> int:
             )
             return 2
         print(f"serving metrics at {metrics.url}", flush=True)
-    monitor = Monitor(config, sinks, threaded=False)  # type: ignore[arg-type]
-    total = len(outcomes)
-    progress = Progress(total, "outcomes replayed")
-    for i, outcome in enumerate(outcomes, 1):
-        monitor.process(outcome)
-        progress.update(i)
-    monitor.shutdown()
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
+    monitor, counts = detect(config, outcomes, args.alerts_out, "outcomes replayed", extra)
     print(
-        f"replayed {total} outcomes in {monitor.stream_count} streams; "
+        f"replayed {len(outcomes)} outcomes in {monitor.stream_count} streams; "
         f"{len(report.errors)} bad lines skipped; alerts: {counts}",
         flush=True,
     )
@@ -120,7 +142,6 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _ingest_claude_code(args: argparse.Namespace) -> int:
-    import json
     import os
 
     from driftwatch.collectors._claude_code import SessionLogReport, read_session_logs
@@ -144,25 +165,9 @@ def _ingest_claude_code(args: argparse.Namespace) -> int:
     if report.bad_lines > 20:
         print(f"driftwatch: ... and {report.bad_lines - 20} more bad lines", file=sys.stderr)
     outcomes.sort(key=lambda o: o.time)
-    if args.outcomes_out:
-        try:
-            with open(args.outcomes_out, "w", encoding="utf-8") as fh:
-                for outcome in outcomes:
-                    fh.write(json.dumps(outcome.to_dict()) + "\n")
-        except OSError as exc:
-            print(f"driftwatch: cannot write {args.outcomes_out}: {exc.strerror}", file=sys.stderr)
-            return 2
-    memory = InMemorySink()
-    sinks: list[object] = [_Printer(), memory]
-    if args.alerts_out:
-        sinks.append(JsonlSink(args.alerts_out))
-    monitor = Monitor(config, sinks, threaded=False)  # type: ignore[arg-type]
-    progress = Progress(len(outcomes), "outcomes through detection")
-    for i, outcome in enumerate(outcomes, 1):
-        monitor.process(outcome)
-        progress.update(i)
-    monitor.shutdown()
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
+    if args.outcomes_out and not write_outcomes(args.outcomes_out, outcomes):
+        return 2
+    monitor, counts = detect(config, outcomes, args.alerts_out, "outcomes through detection")
     print(
         f"ingested {report.files} session logs ({report.lines} lines): {len(outcomes)} outcomes in "
         f"{monitor.stream_count} streams; {report.bad_lines} bad lines skipped; alerts: {counts}"

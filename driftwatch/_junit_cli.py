@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
@@ -39,10 +38,8 @@ def add_junit_parser(ingest_sub: Any) -> None:
 
 
 def run_ingest_junit(args: argparse.Namespace) -> int:
-    from driftwatch._alerts import InMemorySink, JsonlSink
-    from driftwatch._cli import _Printer
+    from driftwatch._cli import detect, write_outcomes
     from driftwatch._config import ConfigError, load_config
-    from driftwatch._monitor import Monitor
     from driftwatch.collectors._junit import JunitReport, read_junit
 
     try:
@@ -69,22 +66,9 @@ def run_ingest_junit(args: argparse.Namespace) -> int:
     if len(report.errors) > 20:
         print(f"driftwatch: ... and {len(report.errors) - 20} more problems", file=sys.stderr)
     outcomes.sort(key=lambda o: o.time)
-    if args.outcomes_out:
-        try:
-            with open(args.outcomes_out, "a" if args.append else "w", encoding="utf-8") as fh:
-                for outcome in outcomes:
-                    fh.write(json.dumps(outcome.to_dict()) + "\n")
-        except OSError as exc:
-            print(f"driftwatch: cannot write {args.outcomes_out}: {exc.strerror}", file=sys.stderr)
-            return 2
-    sinks: list[object] = [_Printer(), InMemorySink()]
-    if args.alerts_out:
-        sinks.append(JsonlSink(args.alerts_out))
-    monitor = Monitor(config, sinks, threaded=False)  # type: ignore[arg-type]
-    for outcome in outcomes:
-        monitor.process(outcome)
-    monitor.shutdown()
-    counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
+    if args.outcomes_out and not write_outcomes(args.outcomes_out, outcomes, append=args.append):
+        return 2
+    monitor, counts = detect(config, outcomes, args.alerts_out, "outcomes through detection")
     print(
         f"ingested {report.files} of {len(args.files)} JUnit files ({report.suites} suites, {report.cases} "
         f"test cases): {len(outcomes)} outcomes in {monitor.stream_count} streams; "
