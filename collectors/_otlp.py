@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -366,28 +366,21 @@ class OtlpDecoder:
     # -- public -----------------------------------------------------------------------------------
     def traces(self, request: ExportTraceServiceRequest) -> Decoded:
         """Outcomes from the spans of one trace export request."""
-        dec = Decoded()
-        try:
-            self._traces(request, dec)
-        except Exception as exc:  # never raise into the receiver
-            dec.reject(f"request: could not decode ({type(exc).__name__}: {exc})")
-        return self._done(dec)
+        return self._guarded(self._traces, request)
 
     def logs(self, request: ExportLogsServiceRequest) -> Decoded:
         """Outcomes from the log records (events) of one logs export request."""
-        dec = Decoded()
-        try:
-            self._logs(request, dec)
-        except Exception as exc:
-            dec.reject(f"request: could not decode ({type(exc).__name__}: {exc})")
-        return self._done(dec)
+        return self._guarded(self._logs, request)
 
     def metrics(self, request: ExportMetricsServiceRequest) -> Decoded:
         """Claude Code metric points go into their session's totals; outcomes come out on expiry."""
+        return self._guarded(self._metrics, request)
+
+    def _guarded(self, decode: Callable[[Any, Decoded], None], request: Any) -> Decoded:
         dec = Decoded()
         try:
-            self._metrics(request, dec)
-        except Exception as exc:
+            decode(request, dec)
+        except Exception as exc:  # never raise into the receiver
             dec.reject(f"request: could not decode ({type(exc).__name__}: {exc})")
         return self._done(dec)
 
