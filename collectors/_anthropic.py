@@ -26,11 +26,12 @@ from anthropic._middleware import AsyncCallNext, CallNext, Middleware
 from anthropic._request import APIRequest
 from driftwatch.collectors._task import current_task
 from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanContext
 
 from driftwatch._monitor import stream_key
 from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
+from driftwatch._spans import CallSpan, start_call_span
 
 __all__ = ["DriftwatchMiddleware", "watch"]
 
@@ -115,17 +116,18 @@ class _Call:
             if current.is_recording() and isinstance(name, str) and name.startswith("anthropic.")
             else None
         )
-        self.own_span: Span | None = None
+        # Our own span only when the SDK's is off; it is emitted whole when the call ends (_spans.py).
+        self.own_span: CallSpan | None = None
         if self.sdk_span is None:
-            self.own_span = runtime.telemetry.tracer.start_span(
-                f"chat {self.request_model or 'unknown'}",
-                kind=SpanKind.CLIENT,
-                attributes={
-                    "gen_ai.operation.name": "chat",
-                    "gen_ai.provider.name": "anthropic",
-                    **({"gen_ai.request.model": self.request_model} if self.request_model else {}),
-                },
+            self.own_span = start_call_span(
+                runtime.telemetry.tracer, f"chat {self.request_model or 'unknown'}", self._start_attributes()
             )
+
+    def _start_attributes(self) -> dict[str, Any]:
+        attrs: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic"}
+        if self.request_model:
+            attrs["gen_ai.request.model"] = self.request_model
+        return attrs
 
     # -- reading the response ---------------------------------------------------------------------
     def read_message(self, data: Any) -> None:
@@ -230,21 +232,21 @@ class _Call:
             outcome.labels = dict(self.task.labels)
         if self.stream_end:
             outcome.labels["stream_end"] = self.stream_end
-        span = self.own_span or self.sdk_span
-        if span is not None:
-            ctx = span.get_span_context()
-            if ctx.is_valid:
-                outcome.trace_id = format(ctx.trace_id, "032x")
-                outcome.span_id = format(ctx.span_id, "016x")
-            if span.is_recording():
-                span.set_attributes(self._attributes(outcome))
-                span.set_attribute(
-                    "driftwatch.stream_key", stream_key(outcome, self.runtime.config.stream_labels)
-                )
+        key = stream_key(outcome, self.runtime.config.stream_labels)
+        ctx: SpanContext | None = None
         if self.own_span is not None:
-            if failed:
-                self.own_span.set_status(Status(StatusCode.ERROR, outcome.error_type))
-            self.own_span.end()
+            attrs = self._start_attributes()
+            attrs.update(self._attributes(outcome))
+            attrs["driftwatch.stream_key"] = key
+            ctx = self.own_span.end(attrs, outcome.error_type or "error" if failed else None)
+        elif self.sdk_span is not None:
+            ctx = self.sdk_span.get_span_context()
+            if self.sdk_span.is_recording():
+                self.sdk_span.set_attributes(self._attributes(outcome))
+                self.sdk_span.set_attribute("driftwatch.stream_key", key)
+        if ctx is not None and ctx.is_valid:
+            outcome.trace_id = format(ctx.trace_id, "032x")
+            outcome.span_id = format(ctx.span_id, "016x")
         if self.task is not None:
             self.task._add_call(outcome)
         self.runtime.monitor.submit(outcome)

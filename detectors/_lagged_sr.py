@@ -35,20 +35,35 @@ def log1p_exp(x: float) -> float:
 
 
 class _Arm:
-    """One alternative (shift size and direction): its Shiryaev–Roberts statistic (log scale), and a
-    CUSUM of the same likelihood ratios whose last zero estimates when the change began."""
+    """One alternative (shift size and direction): its Shiryaev–Roberts statistic, and a CUSUM of the
+    same likelihood ratios whose last zero estimates when the change began.
 
-    __slots__ = ("cusum", "direction", "log_r", "off", "shift", "since_zero", "zero_at", "zero_time")
+    Both are kept on the linear scale (``r``: R, ``w``: exp of the CUSUM), which needs no logarithm or
+    exponential per binary update. Neither can overflow: an alarm fires once the mixture's mean R
+    passes exp(threshold), so every R stays below ``k · exp(h)``, and ``w ≤ max(1, r)``.
+    ``mark`` holds the moments of every observation up to the CUSUM's last zero; the moments since
+    then are the detector's running moments minus these (one tuple copy per zero, no update per value).
+    """
+
+    __slots__ = ("direction", "mark", "off", "r", "shift", "w", "zero_at", "zero_time")
 
     def __init__(self, direction: str, shift: float) -> None:
         self.direction = direction
         self.shift = shift
         self.off = False  # an alternative outside the possible pass rates (see LaggedSR._choose_arms)
-        self.log_r = -math.inf
-        self.cusum = 0.0
-        self.since_zero = Moments()
+        self.r = 0.0
+        self.w = 1.0
+        self.mark: tuple[int, float, float] = (0, 0.0, 0.0)
         self.zero_at = 0
         self.zero_time = 0.0
+
+    @property
+    def log_r(self) -> float:
+        return math.log(self.r) if self.r > 0 else -math.inf
+
+    @property
+    def cusum(self) -> float:
+        return math.log(self.w)
 
 
 class LaggedSR(DriftDetector):
@@ -140,7 +155,8 @@ class LaggedSR(DriftDetector):
         self._all = Moments()
         self._arms = [_Arm(d, s) for s in self.shifts for d in ("up", "down")]
         self._log_k = math.log(len(self._arms))
-        self._stat = -math.inf
+        self._sum_r = 0.0  # the arms' R added up; the statistic is log(sum / arms on)
+        self._limit = math.inf  # sum_r above this is an alarm: arms on · exp(threshold)
         self._fired: _Arm | None = None
         self._h: float | None = self.threshold
 
@@ -157,7 +173,7 @@ class LaggedSR(DriftDetector):
     @property
     def statistic(self) -> float:
         """Log of the mixture statistic (compare with ``threshold_used``)."""
-        return self._stat
+        return math.log(self._sum_r) - self._log_k if self._sum_r > 0 else -math.inf
 
     @property
     def direction(self) -> str | None:
@@ -182,7 +198,8 @@ class LaggedSR(DriftDetector):
         """After a detection: moments of the observations before and after the estimated change."""
         if self._fired is None:
             return self._all, Moments()
-        return self._all.minus(self._fired.since_zero), self._fired.since_zero
+        before = Moments(*self._fired.mark)
+        return before, self._all.minus(before)
 
     @property
     def observed(self) -> Moments:
@@ -199,6 +216,8 @@ class LaggedSR(DriftDetector):
         self._n = baseline.n
         self._ref = Moments(baseline.n, baseline.mean, baseline.m2)
         self._all = Moments(baseline.n, baseline.mean, baseline.m2)
+        for arm in self._arms:
+            arm.mark = (baseline.n, baseline.mean, baseline.m2)
         if self._n >= self.warmup:
             self._choose_arms()
             if self._h is None:
@@ -214,8 +233,9 @@ class LaggedSR(DriftDetector):
         self._all.add(value)
         if self._n <= self.warmup:
             self._ref.add(value)
+            mark = (self._all.n, self._all.mean, self._all.m2)
             for arm in self._arms:
-                arm.zero_at, arm.zero_time = self._n, t
+                arm.zero_at, arm.zero_time, arm.mark = self._n, t, mark
             if self._n == self.warmup:
                 self._choose_arms()
                 if self._h is None:
@@ -247,14 +267,22 @@ class LaggedSR(DriftDetector):
             q = p + arm.shift * sd if arm.direction == "up" else p - arm.shift * sd
             arm.off = arm.shift != smallest and not 0.0 < q < 1.0
         self._log_k = math.log(sum(1 for arm in self._arms if not arm.off))
+        self._limit = math.inf  # recomputed from the new arm count at the next step
 
     def _calibrated(self) -> float:
         base = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
         return threshold_for(self.kind, base, self.budget, self.shifts)
 
     def _step(self, value: float, t: float) -> None:
-        h = self._h if self._h is not None else self._calibrated()
+        # The hot path (every outcome, every signal): arithmetic on locals, one exp per shift for
+        # numeric values and none for pass/fail. The same recurrences as the log-scale mirror in
+        # _calibrate.py, which tests/detectors checks alarm for alarm.
+        if self._h is None:
+            self._h = self._calibrated()
+        if self._limit == math.inf:
+            self._limit = math.exp(self._log_k + min(self._h, 700.0))
         m = self._ref.mean
+        arms = self._arms
         if self.kind == "binary":
             p = min(max(m, _P_FLOOR), 1 - _P_FLOOR)
             sd = math.sqrt(p * (1 - p))
@@ -262,34 +290,42 @@ class LaggedSR(DriftDetector):
             # At a floored base rate there is no room to move that way: a stream that always
             # passes must not read each pass as evidence that the pass rate went up.
             no_up, no_down = m >= 1 - _P_FLOOR, m <= _P_FLOOR
+            ratios = []
+            for arm in arms:
+                up = arm.direction == "up"
+                if arm.off or (no_up if up else no_down):
+                    ratios.append(0.0)
+                    continue
+                q = p + arm.shift * sd if up else p - arm.shift * sd
+                q = min(max(q, 1e-4), 1 - 1e-4)
+                ratios.append(q / p if hit else (1 - q) / (1 - p))
         else:
             sd = math.sqrt(self._ref.var) or 1.0
             z = max(-5.0, min(5.0, (value - m) / sd))
-        total = -math.inf
-        for arm in self._arms:
-            s = arm.shift
-            if self.kind == "binary":
-                q = p + s * sd if arm.direction == "up" else p - s * sd
-                q = min(max(q, 1e-4), 1 - 1e-4)
-                llr = math.log(q / p) if hit else math.log((1 - q) / (1 - p))
-                if arm.off or (no_up if arm.direction == "up" else no_down):
-                    llr = -math.inf
-            else:
-                llr = s * (z - s / 2) if arm.direction == "up" else s * (-z - s / 2)
-            arm.log_r = log1p_exp(arm.log_r) + llr
-            total = _log_add(total, arm.log_r)
-            arm.cusum = max(0.0, arm.cusum + llr)
-            if arm.cusum == 0.0:
-                arm.since_zero = Moments()
+            ratios = [
+                math.exp(arm.shift * (z if arm.direction == "up" else -z) - arm.shift * arm.shift / 2)
+                for arm in arms
+            ]
+        total = 0.0
+        mark: tuple[int, float, float] | None = None
+        for arm, ratio in zip(arms, ratios, strict=True):
+            arm.r = r = (1.0 + arm.r) * ratio
+            total += r
+            w = arm.w * ratio
+            if w <= 1.0:
+                arm.w = 1.0
+                if mark is None:
+                    mark = (self._all.n, self._all.mean, self._all.m2)
+                arm.mark = mark
                 arm.zero_at, arm.zero_time = self._n, t
             else:
-                arm.since_zero.add(value)
-        self._stat = total - self._log_k
-        if self._stat > h:
+                arm.w = w
+        self._sum_r = total
+        if total > self._limit:
             self._drift_detected = True
             # Direction and change time come from the alternative that dominates the mixture; its
             # CUSUM's last zero is where the evidence for it began to accumulate.
-            self._fired = max((a for a in self._arms if not a.off), key=lambda a: a.log_r)
+            self._fired = max((a for a in arms if not a.off), key=lambda a: a.r)
 
     def __getstate__(self) -> dict[str, Any]:
         # The lagged values are most of a checkpoint: packed as doubles they take 8 bytes each, not 9
@@ -314,15 +350,6 @@ class LaggedSR(DriftDetector):
             "baseline_mean": self._ref.mean,
             "baseline_n": self._ref.n,
             "threshold": self._h,
-            "statistic": round(self._stat, 4),
+            "statistic": round(self.statistic, 4),
             "alternatives": {f"{a.direction}{a.shift}": round(a.log_r, 4) for a in self._arms},
         }
-
-
-def _log_add(a: float, b: float) -> float:
-    """``log(exp(a) + exp(b))``."""
-    if a < b:
-        a, b = b, a
-    if b == -math.inf:
-        return a
-    return a + math.log1p(math.exp(b - a))
