@@ -1,6 +1,9 @@
 """Per-call overhead on the real anthropic SDK (mock transport): driftwatch against its peers.
 
-One run, same process, alternating rounds, medians of rounds. Arms:
+One run, same process. Many short rounds, every arm once per round in a shuffled order (seeded);
+each arm's cost in a round is paired with the bare client's in the same round, and the figure is
+the median of those paired differences, with a 95% bootstrap interval over rounds for the ratio.
+Pairing within a round cancels the slow swings of a shared machine. Arms:
   bare        the client as users make it (no tracer provider registered: the SDK's spans are no-ops)
   sdk-otel    the SDK's own tracing: ``open_telemetry={"tracer_provider": tp}``
   openllmetry ``opentelemetry-instrumentation-anthropic`` (OpenLLMetry), instrumented for its round only
@@ -9,13 +12,17 @@ Every traced arm gets its own real TracerProvider with a BatchSpanProcessor and 
 span creation, attributes and batching are paid and nothing leaves the process. Prints each added
 cost over bare and the ratio driftwatch-added / OpenLLMetry-added against the goal (<= 0.15x).
 
-Run: make bench   (or: .venv/bin/python -P benchmarks/overhead.py --calls 2000 --rounds 7)
+The driftwatch arm's time includes waiting for its monitor to process that round's outcomes
+(``monitor.flush()``), so detection is counted in the round that caused it.
+
+Run: make bench   (or: .venv/bin/python -P benchmarks/overhead.py --calls 200 --rounds 60)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -76,25 +83,55 @@ def traced_provider() -> tuple[TracerProvider, CountingNoopExporter]:
 CALL_PATH: dict[int, list[float]] = {}  # id(client) -> main-thread CPU us per call, per round
 
 
-def per_call_us(client: anthropic.Anthropic, calls: int) -> tuple[float, float]:
+def per_call_us(
+    client: anthropic.Anthropic, calls: int, settle: Callable[[], object] | None = None
+) -> tuple[float, float]:
     """Wall time and process CPU time (all threads: detection and span batching included) per call.
 
+    ``settle`` runs inside the timing after the calls (the driftwatch arm waits for its monitor).
     The calling thread's own CPU time goes to CALL_PATH: the part the agent waits for.
     """
     messages = [{"role": "user", "content": "hi"}]
     start, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
     for _ in range(calls):
         client.messages.create(model="claude-sonnet-4-6", max_tokens=64, messages=messages)  # type: ignore[arg-type]
-    CALL_PATH.setdefault(id(client), []).append((time.thread_time() - own) / calls * 1e6)
+    own_us = (time.thread_time() - own) / calls * 1e6
+    if settle is not None:
+        settle()
+    CALL_PATH.setdefault(id(client), []).append(own_us)
     return (time.perf_counter() - start) / calls * 1e6, (time.process_time() - cpu) / calls * 1e6
+
+
+def paired(times: dict[str, list[float]], arm: str) -> list[float]:
+    """The arm's cost minus the bare client's, round by round."""
+    return [a - b for a, b in zip(times[arm], times["bare"], strict=True)]
+
+
+def ratio_interval(
+    times: dict[str, list[float]], rng: random.Random, resamples: int = 2000
+) -> tuple[float, float]:
+    """95% bootstrap interval (over rounds) of median driftwatch-added / median OpenLLMetry-added."""
+    dw, ollm = paired(times, "driftwatch"), paired(times, "openllmetry")
+    rounds = range(len(dw))
+    ratios = []
+    for _ in range(resamples):
+        pick = [rng.choice(rounds) for _ in rounds]
+        den = statistics.median(ollm[i] for i in pick)
+        if den > 0:
+            ratios.append(statistics.median(dw[i] for i in pick) / den)
+    ratios.sort()
+    if not ratios:
+        return float("inf"), float("inf")
+    return ratios[int(0.025 * len(ratios))], ratios[int(0.975 * len(ratios)) - 1]
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--calls", type=int, default=200, help="calls per arm per round")
+    parser.add_argument("--rounds", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=20261201, help="arm order and bootstrap")
     args = parser.parse_args()
 
     from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor
@@ -122,15 +159,18 @@ def main() -> int:
         "bare": lambda n: per_call_us(bare, n),
         "sdk-otel": lambda n: per_call_us(sdk, n),
         "openllmetry": openllmetry_round,
-        "driftwatch": lambda n: per_call_us(watched, n),
+        "driftwatch": lambda n: per_call_us(watched, n, settle=runtime.monitor.flush),
     }
     for run in arms.values():
         run(200)  # warm every arm
     wall: dict[str, list[float]] = {name: [] for name in arms}
     cpu: dict[str, list[float]] = {name: [] for name in arms}
+    rng = random.Random(args.seed)
     for _ in range(args.rounds):
-        for name, run in arms.items():
-            w, c = run(args.calls)
+        order = list(arms)
+        rng.shuffle(order)
+        for name in order:
+            w, c = arms[name](args.calls)
             wall[name].append(w)
             cpu[name].append(c)
     runtime.monitor.flush(10)
@@ -149,28 +189,37 @@ def main() -> int:
     # far less disturbed than wall time by other work on a shared machine.
     for label, times in (("cpu", cpu), ("wall", wall)):
         med = {name: statistics.median(t) for name, t in times.items()}
-        added = {name: med[name] - med["bare"] for name in arms}
-        print(f" {label} time per call (median of rounds; min-max of rounds):")
+        added = {name: statistics.median(paired(times, name)) for name in arms}
+        print(f" {label} time per call (median of rounds; added: median of paired differences, IQR):")
         for name in arms:
-            extra = f"   +{added[name]:6.1f} us" if name != "bare" else ""
+            extra = ""
+            if name != "bare":
+                q1, _, q3 = statistics.quantiles(paired(times, name), n=4)
+                extra = f"   +{added[name]:6.1f} us ({q1:+.0f} to {q3:+.0f})"
             made = f"   spans {spans[name]}" if name in spans and label == "cpu" else ""
-            spread = f"({min(times[name]):.1f}-{max(times[name]):.1f})"
-            print(f"  {name:<12} {med[name]:8.1f} us {spread:>16}{extra}{made}")
+            print(f"  {name:<12} {med[name]:8.1f} us{extra}{made}")
         ratios[label] = (
             added["driftwatch"] / added["openllmetry"] if added["openllmetry"] > 0 else float("inf")
         )
         ratios[label + "-sdk"] = (
             added["driftwatch"] / added["sdk-otel"] if added["sdk-otel"] > 0 else float("inf")
         )
+    low, high = ratio_interval(cpu, random.Random(args.seed))
     own = {name: statistics.median(CALL_PATH[id(c)][1:]) for name, c in clients.items()}
+    own_added = {
+        name: statistics.median(
+            a - b for a, b in zip(CALL_PATH[id(c)][1:], CALL_PATH[id(bare)][1:], strict=True)
+        )
+        for name, c in clients.items()
+    }
     print(" calling thread's CPU per call (the call path; the rest of the cpu figure is background threads):")
     for name in arms:
-        print(f"  {name:<12} {own[name]:8.1f} us   +{own[name] - own['bare']:6.1f} us")
+        print(f"  {name:<12} {own[name]:8.1f} us   +{own_added[name]:6.1f} us")
     print(f"  driftwatch outcomes processed {stats.processed}, dropped {stats.dropped_queue_full}")
     verdict = "met" if ratios["cpu"] <= GOAL else f"MISSED by {ratios['cpu'] / GOAL:.1f}x"
     print(
-        f"overhead: driftwatch-added / openllmetry-added = {ratios['cpu']:.3f}x cpu, "
-        f"{ratios['wall']:.3f}x wall   (goal <= {GOAL}x: {verdict})"
+        f"overhead: driftwatch-added / openllmetry-added = {ratios['cpu']:.3f}x cpu "
+        f"(95% CI {low:.3f}-{high:.3f}), {ratios['wall']:.3f}x wall   (goal <= {GOAL}x: {verdict})"
     )
     print(
         f"overhead: driftwatch-added / sdk-otel-added    = {ratios['cpu-sdk']:.3f}x cpu, "

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -149,24 +149,23 @@ class _Call:
                 self.tool_calls += 1
 
     def _usage(self, usage: Any) -> None:
-        def value(name: str) -> int | None:
-            v = usage.get(name) if isinstance(usage, dict) else getattr(usage, name, None)
-            return v if isinstance(v, int) and not isinstance(v, bool) else None
-
-        self.input_tokens = value("input_tokens") if value("input_tokens") is not None else self.input_tokens
-        self.output_tokens = (
-            value("output_tokens") if value("output_tokens") is not None else self.output_tokens
+        read: Callable[[str], Any] = (
+            usage.get if isinstance(usage, dict) else lambda name: getattr(usage, name, None)
         )
-        self.cache_read = (
-            value("cache_read_input_tokens")
-            if value("cache_read_input_tokens") is not None
-            else (self.cache_read)
-        )
-        self.cache_write = (
-            value("cache_creation_input_tokens")
-            if value("cache_creation_input_tokens") is not None
-            else self.cache_write
-        )
+        # ``type(v) is int``: a count, not a bool; a field absent or null keeps what was seen before
+        # (a stream's message_delta repeats only some of message_start's usage).
+        v = read("input_tokens")
+        if type(v) is int:
+            self.input_tokens = v
+        v = read("output_tokens")
+        if type(v) is int:
+            self.output_tokens = v
+        v = read("cache_read_input_tokens")
+        if type(v) is int:
+            self.cache_read = v
+        v = read("cache_creation_input_tokens")
+        if type(v) is int:
+            self.cache_write = v
 
     def sse_event(self, event: bytes, data: bytes) -> None:
         """One kept server-sent event (not content deltas, which are never decoded)."""

@@ -230,7 +230,11 @@ class LaggedSR(DriftDetector):
             self._reset()
         value = float(x)
         self._n += 1
-        self._all.add(value)
+        moments = self._all  # Moments.add, inlined: this runs for every outcome and signal
+        moments.n += 1
+        delta = value - moments.mean
+        moments.mean += delta / moments.n
+        moments.m2 += delta * (value - moments.mean)
         if self._n <= self.warmup:
             self._ref.add(value)
             mark = (self._all.n, self._all.mean, self._all.m2)
@@ -282,33 +286,30 @@ class LaggedSR(DriftDetector):
         if self._limit == math.inf:
             self._limit = math.exp(self._log_k + min(self._h, 700.0))
         m = self._ref.mean
-        arms = self._arms
-        if self.kind == "binary":
+        binary = self.kind == "binary"
+        if binary:
             p = min(max(m, _P_FLOOR), 1 - _P_FLOOR)
             sd = math.sqrt(p * (1 - p))
             hit = value > 0.5
             # At a floored base rate there is no room to move that way: a stream that always
             # passes must not read each pass as evidence that the pass rate went up.
             no_up, no_down = m >= 1 - _P_FLOOR, m <= _P_FLOOR
-            ratios = []
-            for arm in arms:
-                up = arm.direction == "up"
-                if arm.off or (no_up if up else no_down):
-                    ratios.append(0.0)
-                    continue
-                q = p + arm.shift * sd if up else p - arm.shift * sd
-                q = min(max(q, 1e-4), 1 - 1e-4)
-                ratios.append(q / p if hit else (1 - q) / (1 - p))
         else:
             sd = math.sqrt(self._ref.var) or 1.0
             z = max(-5.0, min(5.0, (value - m) / sd))
-            ratios = [
-                math.exp(arm.shift * (z if arm.direction == "up" else -z) - arm.shift * arm.shift / 2)
-                for arm in arms
-            ]
         total = 0.0
         mark: tuple[int, float, float] | None = None
-        for arm, ratio in zip(arms, ratios, strict=True):
+        for arm in self._arms:
+            up = arm.direction == "up"
+            shift = arm.shift
+            if not binary:
+                ratio = math.exp(shift * (z if up else -z) - shift * shift / 2)
+            elif arm.off or (no_up if up else no_down):
+                ratio = 0.0
+            else:
+                q = p + shift * sd if up else p - shift * sd
+                q = min(max(q, 1e-4), 1 - 1e-4)
+                ratio = q / p if hit else (1 - q) / (1 - p)
             arm.r = r = (1.0 + arm.r) * ratio
             total += r
             w = arm.w * ratio
@@ -325,7 +326,7 @@ class LaggedSR(DriftDetector):
             self._drift_detected = True
             # Direction and change time come from the alternative that dominates the mixture; its
             # CUSUM's last zero is where the evidence for it began to accumulate.
-            self._fired = max((a for a in arms if not a.off), key=lambda a: a.r)
+            self._fired = max((a for a in self._arms if not a.off), key=lambda a: a.r)
 
     def __getstate__(self) -> dict[str, Any]:
         # The lagged values are most of a checkpoint: packed as doubles they take 8 bytes each, not 9

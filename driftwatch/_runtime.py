@@ -17,6 +17,7 @@ from driftwatch._otel import OtelAlertSink, Telemetry, telemetry_from_env
 __all__ = ["Runtime", "configure", "default_sinks", "get_runtime", "shutdown"]
 
 log = logging.getLogger("driftwatch")
+_UNSEEN = object()
 
 # List prices in USD per million tokens [input, output] by model-name prefix, longest prefix wins.
 # Prices change: override or extend them with `prices:` in the config. Cache reads cost 0.1x input,
@@ -42,6 +43,8 @@ class Runtime:
         self.telemetry = telemetry
         prices = {**DEFAULT_PRICES, **config.prices}
         self._prices = sorted(prices.items(), key=lambda kv: -len(kv[0]))
+        # Each model's prices once found (the longest matching prefix), so a call does no prefix scan.
+        self._model_prices: dict[str, Any] = {}
 
     def cost(
         self,
@@ -54,11 +57,16 @@ class Runtime:
         """List-price cost of one call, or None for a model without a known price."""
         if not model:
             return None
-        for prefix, (price_in, price_out) in self._prices:
-            if model.startswith(prefix):
-                tokens_in = (input_tokens or 0) + 0.1 * (cache_read or 0) + 1.25 * (cache_write or 0)
-                return (tokens_in * price_in + (output_tokens or 0) * price_out) / 1e6
-        return None
+        prices = self._model_prices.get(model, _UNSEEN)
+        if prices is _UNSEEN:
+            prices = next((p for prefix, p in self._prices if model.startswith(prefix)), None)
+            if len(self._model_prices) < 1024:  # model names are few; a flood of odd ones is not kept
+                self._model_prices[model] = prices
+        if prices is None:
+            return None
+        price_in, price_out = float(prices[0]), float(prices[1])
+        tokens_in = (input_tokens or 0) + 0.1 * (cache_read or 0) + 1.25 * (cache_write or 0)
+        return (tokens_in * price_in + (output_tokens or 0) * price_out) / 1e6
 
     def shutdown(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 __all__ = [
     "Comparison",
@@ -92,29 +93,53 @@ def student_t_sf(t: float, df: float) -> float:
     return tail if t >= 0 else 1.0 - tail
 
 
+def _student_t_pdf(t: float, df: float) -> float:
+    log_c = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    return math.exp(log_c - (df + 1) / 2 * math.log1p(t * t / df))
+
+
 def student_t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (bisection on the tail)."""
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom.
+
+    Newton's method on the exact tail from a Cornish–Fisher start, kept inside a shrinking bracket
+    (bisection when a step would leave it): 3–5 tail evaluations where plain bisection took ~60,
+    which made each new interval cost milliseconds on the monitor's thread.
+    """
     if not 0.0 < p < 1.0:
         raise ValueError(f"p: expected a probability strictly between 0 and 1, got {p!r}")
+    z = NormalDist().inv_cdf(p)
+    if not math.isfinite(df) or df > 1e7:
+        return z
+    target = 1.0 - p  # the upper tail the quantile leaves
     lo, hi = -1e6, 1e6
+    x = z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df * df)
+    if not lo < x < hi:
+        x = 0.0
     for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if 1.0 - student_t_sf(mid, df) < p:
-            lo = mid
+        excess = student_t_sf(x, df) - target  # decreasing in x
+        if excess == 0.0:
+            return x
+        if excess > 0:
+            lo = x
         else:
-            hi = mid
-        if hi - lo < 1e-12 * max(1.0, abs(mid)):
-            break
-    return 0.5 * (lo + hi)
+            hi = x
+        density = _student_t_pdf(x, df)
+        step = excess / density if density > 0 else math.inf
+        nxt = x + step
+        if not lo < nxt < hi:
+            nxt = 0.5 * (lo + hi)
+        if abs(nxt - x) <= 1e-13 * max(1.0, abs(x)):
+            return nxt
+        x = nxt
+    return x
 
 
 @functools.lru_cache(maxsize=4096)
 def _t95(df: float) -> float:
     """Half-width multiplier of a 95% t interval.
 
-    Cached: the quantile is a bisection of some 60 incomplete-beta evaluations and was most of
-    the monitor's time per outcome; the degrees of freedom repeat (sample sizes, often the same
-    Welch df), and a cached value is the very same float, so results do not change.
+    Cached: the degrees of freedom repeat (sample sizes, often the same Welch df), and a cached
+    value is the very same float, so results do not change.
     """
     return Z95 if not math.isfinite(df) or df > 1e7 else student_t_quantile(0.975, df)
 
