@@ -46,6 +46,8 @@ MIN_PAIRS = 10
 _BH_LOG_MAX = 10_000
 #: Longest an outcome waits in the queue before detection when the agent is quiet (see Monitor.submit).
 _BATCH_WAIT_S = 0.05
+#: ... and after a quiet spell, at most this long (the worker's wait doubles while nothing comes).
+_IDLE_WAIT_S = 1.0
 #: Format of ``Monitor.snapshot``; ``restore`` refuses other formats. A snapshot pickles the monitor's
 #: state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their attributes change.
 SNAPSHOT_FORMAT = 3
@@ -420,9 +422,15 @@ class Monitor:
 
     def _run(self) -> None:
         pending = self._queue
+        wait = _BATCH_WAIT_S
         while True:
-            self._wake.wait(_BATCH_WAIT_S)
+            self._wake.wait(wait)
             self._wake.clear()
+            if not pending:
+                # Quiet: wake less and less often (each wake-up takes the GIL from the agent).
+                wait = min(wait * 2, _IDLE_WAIT_S)
+                continue
+            wait = _BATCH_WAIT_S
             while pending:
                 item = pending.popleft()
                 if item is None:

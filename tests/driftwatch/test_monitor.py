@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+import time
 from collections import deque
 from typing import Any
 
@@ -208,3 +209,19 @@ def test_rebaseline_accepts_the_new_level() -> None:
     assert monitor.rebaseline("service=unknown_service;task=fix") == []  # nothing open any more
     later = run(monitor, [(0.5, 3000)], seed=9)
     assert "confirmed" not in [s for s, _ in drift(later)]
+
+
+def test_submitted_outcomes_are_processed_without_a_flush() -> None:
+    """The batching worker picks outcomes up on its own, also after a quiet spell (within ~1 s)."""
+    monitor = Monitor(Config())
+    try:
+        for pause in (0.0, 2.5):
+            time.sleep(pause)  # long enough for the worker's wait to back off to its longest
+            before = monitor.stats.processed
+            monitor.submit(Outcome(task="t", success=True))
+            deadline = time.monotonic() + 3.0
+            while monitor.stats.processed == before and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert monitor.stats.processed == before + 1
+    finally:
+        monitor.shutdown()
