@@ -267,7 +267,7 @@ class _Call:
             if outcome.output_tokens is not None:
                 attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
             if outcome.stop_reason:
-                attrs["gen_ai.response.finish_reasons"] = [outcome.stop_reason]
+                attrs["gen_ai.response.finish_reasons"] = (outcome.stop_reason,)
             if self.status is not None:
                 attrs["http.response.status_code"] = self.status
             if outcome.error_type:

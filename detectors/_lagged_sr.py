@@ -24,6 +24,10 @@ DEFAULT_WARMUP = 500
 DEFAULT_LAG = 300
 
 Kind = Literal["binary", "numeric"]
+#: Statistics are kept on the linear scale and held at _R_MAX, so a finite threshold must stay below
+#: log(_R_MAX / arms): a threshold of 650 already means one false alarm per e^650 observations.
+_R_MAX = 1e300
+_MAX_LOG_THRESHOLD = 650.0
 _P_FLOOR = 0.02  # a base rate of 0 or 1 has no spread; floor it so one failure is not infinite evidence
 
 
@@ -39,8 +43,9 @@ class _Arm:
     same likelihood ratios whose last zero estimates when the change began.
 
     Both are kept on the linear scale (``r``: R, ``w``: exp of the CUSUM), which needs no logarithm or
-    exponential per binary update. Neither can overflow: an alarm fires once the mixture's mean R
-    passes exp(threshold), so every R stays below ``k · exp(h)``, and ``w ≤ max(1, r)``.
+    exponential per binary update. An alarm fires once the mixture's mean R passes exp(threshold),
+    so before it every R is below ``k · exp(h)`` times one step's ratio, and ``w ≤ max(1, r)``; both
+    are held at ``_R_MAX`` (1e300), which only a threshold near its maximum (650) or inf can reach.
     ``mark`` holds the moments of every observation up to the CUSUM's last zero; the moments since
     then are the detector's running moments minus these (one tuple copy per zero, no update per value).
     """
@@ -138,6 +143,11 @@ class LaggedSR(DriftDetector):
             raise ValueError(f"shifts must be positive sizes in standard deviations, got {list(shifts)!r}")
         if not 0 < budget < 1:
             raise ValueError(f"budget is false alarms per observation, between 0 and 1; got {budget}")
+        if threshold is not None and not (threshold <= _MAX_LOG_THRESHOLD or threshold == math.inf):
+            raise ValueError(
+                f"threshold is on the log scale, at most {_MAX_LOG_THRESHOLD:g} (or inf: never alarm); "
+                f"got {threshold}"
+            )
         super().__init__()
         self.kind = kind
         self.warmup = warmup
@@ -283,8 +293,8 @@ class LaggedSR(DriftDetector):
         # _calibrate.py, which tests/detectors checks alarm for alarm.
         if self._h is None:
             self._h = self._calibrated()
-        if self._limit == math.inf:
-            self._limit = math.exp(self._log_k + min(self._h, 700.0))
+        if self._limit == math.inf and self._h != math.inf:
+            self._limit = math.exp(self._log_k + self._h)
         m = self._ref.mean
         binary = self.kind == "binary"
         if binary:
@@ -310,9 +320,12 @@ class LaggedSR(DriftDetector):
                 q = p + shift * sd if up else p - shift * sd
                 q = min(max(q, 1e-4), 1 - 1e-4)
                 ratio = q / p if hit else (1 - q) / (1 - p)
-            arm.r = r = (1.0 + arm.r) * ratio
+            r = (1.0 + arm.r) * ratio
+            if r > _R_MAX:  # only with a threshold near the maximum, or inf (never alarms)
+                r = _R_MAX
+            arm.r = r
             total += r
-            w = arm.w * ratio
+            w = min(arm.w * ratio, _R_MAX)
             if w <= 1.0:
                 arm.w = 1.0
                 if mark is None:

@@ -44,10 +44,14 @@ _OUTCOME_FIELDS = frozenset(f.name for f in dataclasses.fields(Outcome))
 MIN_PAIRS = 10
 #: Decided stage-two p-values kept for Benjamini–Hochberg; older ones count as p = 1 (conservative).
 _BH_LOG_MAX = 10_000
-#: Longest an outcome waits in the queue before detection when the agent is quiet (see Monitor.submit).
+#: How long the worker waits for more outcomes between batches while outcomes keep coming (see
+#: Monitor.submit); after a quiet spell its wait doubles up to _IDLE_WAIT_S, so the first outcome
+#: after one waits at most that long before detection.
 _BATCH_WAIT_S = 0.05
-#: ... and after a quiet spell, at most this long (the worker's wait doubles while nothing comes).
 _IDLE_WAIT_S = 1.0
+#: Queued outcomes that wake the worker at once: enough to share one wake-up among many outcomes,
+#: few enough that a burst is drained long before the queue (queue_size) overflows.
+_WAKE_AT = 256
 #: Format of ``Monitor.snapshot``; ``restore`` refuses other formats. A snapshot pickles the monitor's
 #: state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their attributes change.
 SNAPSHOT_FORMAT = 3
@@ -363,10 +367,10 @@ class Monitor:
         self._lock = threading.Lock()  # serialises process() between the worker and direct callers
         # A plain deque and a wake-up event, not queue.Queue: waking the worker for each outcome (a
         # condition variable, then a GIL hand-off) cost the calling thread more than detection itself.
-        # The worker drains in batches: when the queue is a quarter full, else every _BATCH_WAIT_S.
+        # The worker drains in batches: at _WAKE_AT queued (or a quarter of the queue), else on its timer.
         self._queue: deque[Outcome | threading.Event | None] = deque()
         self._wake = threading.Event()
-        self._wake_at = max(1, self.config.queue_size // 4)
+        self._wake_at = max(1, min(_WAKE_AT, self.config.queue_size // 4))
         self._thread: threading.Thread | None = None
         self._closed = False
         self._warned_cap = False

@@ -107,18 +107,22 @@ def student_t_quantile(p: float, df: float) -> float:
     """
     if not 0.0 < p < 1.0:
         raise ValueError(f"p: expected a probability strictly between 0 and 1, got {p!r}")
-    z = NormalDist().inv_cdf(p)
+    # Solve in the upper half for the smaller tail, then mirror: 1 - p would lose a tiny lower tail.
+    if p == 0.5:
+        return 0.0
+    tail = p if p < 0.5 else 1.0 - p
+    sign = -1.0 if p < 0.5 else 1.0
+    z = -NormalDist().inv_cdf(tail)
     if not math.isfinite(df) or df > 1e7:
-        return z
-    target = 1.0 - p  # the upper tail the quantile leaves
-    lo, hi = -1e6, 1e6
+        return sign * z
+    lo, hi = 0.0, math.inf  # the bracket; unbounded above until a step overshoots
     x = z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df * df)
-    if not lo < x < hi:
-        x = 0.0
+    if not 0.0 < x < 1e300:
+        x = 1.0
     for _ in range(200):
-        excess = student_t_sf(x, df) - target  # decreasing in x
+        excess = student_t_sf(x, df) - tail  # decreasing in x
         if excess == 0.0:
-            return x
+            return sign * x
         if excess > 0:
             lo = x
         else:
@@ -127,11 +131,11 @@ def student_t_quantile(p: float, df: float) -> float:
         step = excess / density if density > 0 else math.inf
         nxt = x + step
         if not lo < nxt < hi:
-            nxt = 0.5 * (lo + hi)
+            nxt = 0.5 * (lo + hi) if hi < math.inf else 2.0 * max(x, 1.0)
         if abs(nxt - x) <= 1e-13 * max(1.0, abs(x)):
-            return nxt
+            return sign * nxt
         x = nxt
-    return x
+    return sign * x
 
 
 @functools.lru_cache(maxsize=4096)

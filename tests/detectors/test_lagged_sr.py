@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import doctest
+import math
 import random
 import statistics
 
@@ -130,3 +131,16 @@ def _threshold(p: float | None) -> float:
     from driftwatch.detectors._thresholds import threshold_for
 
     return threshold_for("binary" if p is not None else "numeric", p or 0.0, 1e-4, DEFAULT_SHIFTS)
+
+
+def test_infinite_threshold_never_alarms_and_huge_ones_are_refused() -> None:
+    """threshold=inf never fires, even on a stream far from its baseline; above 650 is an error."""
+    d = LaggedSR(kind="numeric", warmup=10, lag=100_000, threshold=math.inf)
+    for i in range(10):
+        d.update(float(i % 2))
+    for _ in range(2000):
+        d.update(10.0)
+        assert not d.drift_detected
+    assert math.isfinite(d.statistic)
+    with pytest.raises(ValueError, match="at most 650"):
+        LaggedSR(threshold=700.0)

@@ -8,10 +8,17 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
 from driftwatch._spans import SCOPE, start_call_span
@@ -36,7 +43,6 @@ def otlp(span: ReadableSpan) -> ExportTraceServiceRequest:
             for s in ss.spans:
                 s.trace_id = s.span_id = s.parent_span_id = b""
                 s.start_time_unix_nano = s.end_time_unix_nano = 0
-                s.flags = 0
     return request
 
 
@@ -51,6 +57,9 @@ def test_exported_span_matches_start_span_path() -> None:
     api.end()
     ours, theirs = exported.get_finished_spans()
     assert otlp(ours) == otlp(theirs)
+    assert ours.context is not None and theirs.context is not None
+    assert ours.context.trace_flags == theirs.context.trace_flags  # sampled + random trace id
+    assert ours.instrumentation_scope == theirs.instrumentation_scope
     assert ours.status.status_code is StatusCode.ERROR
     assert ours.start_time is not None and ours.end_time is not None
     assert ours.start_time <= ours.end_time
@@ -102,7 +111,56 @@ class Exploding(SpanProcessor):
 
 
 def test_span_processor_error_is_swallowed() -> None:
-    """A processor that raises loses that span only; end() returns None instead of raising."""
+    """A processor that raises does not raise into the caller."""
     tp = TracerProvider()
     tp.add_span_processor(Exploding())
-    assert start_call_span(tp.get_tracer("d"), "chat m", START).end(END) is None
+    start_call_span(tp.get_tracer("d"), "chat m", START).end(END)
+
+
+def test_span_limits_apply_as_in_the_sdk() -> None:
+    """With attribute count and length limits set, the span is cut exactly as start_span cuts it."""
+    tp, exported = provider(span_limits=SpanLimits(max_span_attributes=3, max_attribute_length=4))
+    tracer = tp.get_tracer("d")
+    end = {**END, "driftwatch.task.label.note": "abcdefghij"}
+    start_call_span(tracer, "chat m", START).end(end)
+    api = tracer.start_span("chat m", kind=trace.SpanKind.CLIENT, attributes=START)
+    api.set_attributes(end)
+    api.end()
+    ours, theirs = exported.get_finished_spans()
+    assert dict(ours.attributes or {}) == dict(theirs.attributes or {})
+    assert len(ours.attributes or {}) == 3 and ours.dropped_attributes == theirs.dropped_attributes > 0
+
+
+class Tagging(Sampler):
+    """Samples everything, adds an attribute, and remembers what it was shown."""
+
+    def __init__(self) -> None:
+        self.shown: list[dict[str, Any]] = []
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> Any:
+        attributes = args[1] if len(args) > 1 else kwargs.get("attributes")
+        self.shown.append(dict(attributes or {}))
+        return SamplingResult(Decision.RECORD_AND_SAMPLE, {"k": "sampler", "only.sampler": 1})
+
+    def get_description(self) -> str:
+        return "Tagging"
+
+
+def test_sampler_sees_start_attributes_and_the_call_wins_over_its_attributes() -> None:
+    """Like start_span: the sampler is shown the start attributes; a call attribute overwrites its own."""
+    sampler = Tagging()
+    tp, exported = provider(sampler=sampler)
+    start_call_span(tp.get_tracer("d"), "chat m", START).end({**END, "k": "end"})
+    (span,) = exported.get_finished_spans()
+    assert sampler.shown == [START]
+    attributes = dict(span.attributes or {})
+    assert attributes["k"] == "end" and attributes["only.sampler"] == 1
+
+
+def test_processor_error_keeps_the_context() -> None:
+    """A processor that raises does not cost the call its ids (another may have taken the span)."""
+    tp, exported = provider()
+    tp.add_span_processor(Exploding())
+    context = start_call_span(tp.get_tracer("d"), "chat m", START).end(END)
+    assert context is not None and context.is_valid
+    assert len(exported.get_finished_spans()) == 1

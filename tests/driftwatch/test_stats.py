@@ -118,6 +118,6 @@ def test_student_t_quantile_matches_scipy_across_df_and_tails() -> None:
     from scipy import stats
 
     for df in (1, 1.5, 2, 3, 4.7, 10, 29, 57.31, 120, 1000, 12345.6, 1e6):
-        for p in (1e-6, 0.001, 0.025, 0.3, 0.5, 0.7, 0.975, 0.999999):
+        for p in (1e-15, 1e-6, 0.001, 0.025, 0.3, 0.5, 0.7, 0.975, 0.999999):
             expected = float(stats.t.ppf(p, df))
             assert student_t_quantile(p, df) == pytest.approx(expected, rel=1e-9, abs=1e-12), (df, p)
