@@ -1,16 +1,18 @@
 """Soak: ``driftwatch serve`` at half of its measured capacity for 30 minutes, memory sampled.
 
 Starts the real ``driftwatch serve`` (a subprocess: its RSS is the service's alone) on free ports
-with a fresh state file, then one client sends distinct 100-span OTLP/HTTP requests (the payload and
-``Variants`` of benchmarks/receiver.py) at a paced rate over a keep-alive connection. Every
+with a fresh state file, then paced clients (3 keep-alive connections sharing the rate: one alone
+waits on each acknowledgement and reached only ~49/s) send distinct 100-span OTLP/HTTP requests
+(the payload and ``Variants`` of benchmarks/receiver.py). Every
 ``--sample`` seconds it prints the server's RSS (``/proc/PID/status``) and its ``/stats`` backlog;
 at the end, the RSS slope over the second half of the run (Theil-Sen: the median of pairwise
 slopes, so one transient peak does not decide; least squares beside it) and a verdict.
 
-The default rate, 35 requests/s (3,500 spans/s), is half of the 71 requests/s that
-``benchmarks/receiver.py --serve-only`` measured through detection (docs/serve.md). Not in CI.
+The default rate, 78 requests/s (7,800 spans/s), is half of the 153–162 requests/s that
+``benchmarks/receiver.py`` (and ``--serve-only``) measured through detection (docs/serve.md).
+Not in CI.
 
-Run: make soak   (or: .venv/bin/python -P benchmarks/soak.py --minutes 3 [--rate 35])
+Run: make soak   (or: .venv/bin/python -P benchmarks/soak.py --minutes 3 [--rate 78])
 """
 
 from __future__ import annotations
@@ -62,10 +64,10 @@ def get_json(port: int, path: str) -> Any:
 class Client(threading.Thread):
     """Sends at ``rate`` requests/s until stopped; counts what was acknowledged and what was not."""
 
-    def __init__(self, port: int, rate: float) -> None:
+    def __init__(self, port: int, rate: float, number: int = 0) -> None:
         super().__init__(daemon=True)
         self.port, self.interval = port, 1.0 / rate
-        self.variants = Variants(payload(), client=0)
+        self.variants = Variants(payload(), client=number)  # distinct ids per client
         self.sent = self.ok = self.failed = self.resent = 0
         self.why: dict[str, int] = {}
         self.stop = threading.Event()
@@ -132,8 +134,14 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--rate", type=float, default=35.0, help="requests/s of 100 spans (default 35)")
+    parser.add_argument("--rate", type=float, default=78.0, help="requests/s of 100 spans (default 78)")
     parser.add_argument("--sample", type=float, default=30.0, help="seconds between RSS samples")
+    parser.add_argument(
+        "--clients",
+        type=int,
+        default=3,
+        help="paced connections sharing the rate (default 3: one waits on each acknowledgement)",
+    )
     args = parser.parse_args()
     http_port, grpc_port = free_port(), free_port()
     driftwatch = Path(sys.executable).parent / "driftwatch"
@@ -150,12 +158,14 @@ def main() -> int:
                         f"driftwatch serve did not become ready: {Path(tmp, 'serve.log').read_text()}"
                     )
                 time.sleep(0.2)
-            client = Client(http_port, args.rate)
+            clients = [Client(http_port, args.rate / args.clients, i) for i in range(args.clients)]
             start = time.monotonic()
-            client.start()
+            for client in clients:
+                client.start()
             points: list[tuple[float, int]] = [(0.0, rss_kib(server.pid))]
             print(
-                f"soak: {args.rate:g} requests/s x 100 spans for {args.minutes:g} min; serve pid {server.pid}"
+                f"soak: {args.rate:g} requests/s x 100 spans over {args.clients} connections for "
+                f"{args.minutes:g} min; serve pid {server.pid}"
             )
             print(f"  {'t (s)':>7} {'RSS (MiB)':>10} {'sent':>8} {'acked':>8} {'failed':>6} {'backlog':>8}")
             end = start + args.minutes * 60
@@ -166,13 +176,21 @@ def main() -> int:
                 stats = get_json(http_port, "/stats") or {}
                 backlog = (stats.get("handler") or {}).get("backlog", "?")
                 print(
-                    f"  {t:7.0f} {points[-1][1] / 1024:10.1f} {client.sent:8d} {client.ok:8d} "
-                    f"{client.failed:6d} {backlog!s:>8}",
+                    f"  {t:7.0f} {points[-1][1] / 1024:10.1f} {sum(c.sent for c in clients):8d} "
+                    f"{sum(c.ok for c in clients):8d} {sum(c.failed for c in clients):6d} {backlog!s:>8}",
                     flush=True,
                 )
-            client.stop.set()
-            client.join(10)
+            for client in clients:
+                client.stop.set()
+            for client in clients:
+                client.join(10)
             elapsed = time.monotonic() - start
+            ok, failed = sum(c.ok for c in clients), sum(c.failed for c in clients)
+            resent = sum(c.resent for c in clients)
+            why: dict[str, int] = {}
+            for client in clients:
+                for k, v in client.why.items():
+                    why[k] = why.get(k, 0) + v
             # Warm-up: the first half (stream state, SQLite page cache and journal fill in first).
             warm = [p for p in points if p[0] >= elapsed / 2]
             slope = theil_sen_per_min(warm) if len(warm) >= 2 else float("nan")
@@ -181,8 +199,8 @@ def main() -> int:
             day = slope * 60 * 24
             flat = abs(day) < FLAT * final
             print(
-                f"soak: {client.ok} acknowledged ({client.ok / elapsed:.1f}/s), "
-                f"{client.failed} failed {client.why or ''}, {client.resent} resent on a new connection; "
+                f"soak: {ok} acknowledged ({ok / elapsed:.1f}/s of {args.rate:g} asked), "
+                f"{failed} failed {why or ''}, {resent} resent on a new connection; "
                 f"RSS {points[0][1] / 1024:.1f} -> {final / 1024:.1f} MiB "
                 f"(max {max(p[1] for p in points) / 1024:.1f})"
             )
@@ -192,7 +210,7 @@ def main() -> int:
                 f"{len(warm)} samples): "
                 f"{'flat' if flat else 'NOT FLAT'} (goal: < {FLAT:.0%} of RSS per day)"
             )
-            return 0 if flat and client.failed == 0 else 1
+            return 0 if flat and failed == 0 else 1
         finally:
             server.terminate()
             try:
