@@ -39,6 +39,13 @@ log = logging.getLogger("driftwatch")
 ClientT = TypeVar("ClientT", Anthropic, AsyncAnthropic)
 
 _SSE_KEPT = {b"message_start", b"message_delta", b"content_block_start", b"error"}
+#: Usage fields of a Message (or message_delta) and the _Call slot each goes to.
+_USAGE_FIELDS = (
+    ("input_tokens", "input_tokens"),
+    ("output_tokens", "output_tokens"),
+    ("cache_read_input_tokens", "cache_read"),
+    ("cache_creation_input_tokens", "cache_write"),
+)
 _MAX_LINE = 1 << 20  # longest SSE line kept while scanning; longer (content) lines are skipped
 
 
@@ -154,18 +161,10 @@ class _Call:
         )
         # ``type(v) is int``: a count, not a bool; a field absent or null keeps what was seen before
         # (a stream's message_delta repeats only some of message_start's usage).
-        v = read("input_tokens")
-        if type(v) is int:
-            self.input_tokens = v
-        v = read("output_tokens")
-        if type(v) is int:
-            self.output_tokens = v
-        v = read("cache_read_input_tokens")
-        if type(v) is int:
-            self.cache_read = v
-        v = read("cache_creation_input_tokens")
-        if type(v) is int:
-            self.cache_write = v
+        for name, slot in _USAGE_FIELDS:
+            v = read(name)
+            if type(v) is int:
+                setattr(self, slot, v)
 
     def sse_event(self, event: bytes, data: bytes) -> None:
         """One kept server-sent event (not content deltas, which are never decoded)."""
