@@ -31,7 +31,7 @@ from opentelemetry.trace import Span, SpanContext
 from driftwatch._monitor import stream_key
 from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
-from driftwatch._spans import CallSpan, start_call_span
+from driftwatch._spans import CallSpan
 
 __all__ = ["DriftwatchMiddleware", "watch"]
 
@@ -126,7 +126,7 @@ class _Call:
         # Our own span only when the SDK's is off; it is emitted whole when the call ends (_spans.py).
         self.own_span: CallSpan | None = None
         if self.sdk_span is None:
-            self.own_span = start_call_span(
+            self.own_span = CallSpan(
                 runtime.telemetry.tracer, f"chat {self.request_model or 'unknown'}", self._start_attributes()
             )
 
@@ -230,18 +230,22 @@ class _Call:
             outcome.labels = dict(self.task.labels)
         if self.stream_end:
             outcome.labels["stream_end"] = self.stream_end
-        key = stream_key(outcome, self.runtime.config.stream_labels)
         ctx: SpanContext | None = None
         if self.own_span is not None:
-            attrs = self._start_attributes()
-            attrs.update(self._attributes(outcome))
-            attrs["driftwatch.stream_key"] = key
+            # Attributes only for a span that can keep them (no tracer set up: a no-op span).
+            attrs: dict[str, Any] = {}
+            if self.own_span.recording:
+                attrs = self._start_attributes()
+                attrs.update(self._attributes(outcome))
+                attrs["driftwatch.stream_key"] = stream_key(outcome, self.runtime.config.stream_labels)
             ctx = self.own_span.end(attrs, outcome.error_type or "error" if failed else None)
         elif self.sdk_span is not None:
             ctx = self.sdk_span.get_span_context()
             if self.sdk_span.is_recording():
                 self.sdk_span.set_attributes(self._attributes(outcome))
-                self.sdk_span.set_attribute("driftwatch.stream_key", key)
+                self.sdk_span.set_attribute(
+                    "driftwatch.stream_key", stream_key(outcome, self.runtime.config.stream_labels)
+                )
         if ctx is not None and ctx.is_valid:
             outcome.trace_id = format(ctx.trace_id, "032x")
             outcome.span_id = format(ctx.span_id, "016x")

@@ -128,7 +128,7 @@ def alarm_times(
 
 
 def _log1p_exp(x: FloatArray) -> FloatArray:
-    """``log(1 + exp(x))`` as ``log1p_exp`` computes it."""
+    """``log(1 + exp(x))`` without overflow: the Shiryaev–Roberts step ``R ← (1 + R)`` in log space."""
     with np.errstate(over="ignore"):
         out: FloatArray = np.where(
             x > 0, x + np.log1p(np.exp(-np.abs(x))), np.log1p(np.exp(np.minimum(x, 0)))

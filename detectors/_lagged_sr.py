@@ -13,7 +13,7 @@ from river.base import DriftDetector
 
 from driftwatch._stats import Moments
 
-__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "LaggedSR", "log1p_exp"]
+__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "LaggedSR"]
 
 #: Shift sizes the mixture covers, in standard deviations of the watched value. A pass rate falling
 #: 0.51 → 0.38 is 0.26 sd; 0.90 → 0.765 is 0.45 sd; +30% latency at a log-sd of 0.5 is 0.52 sd.
@@ -29,13 +29,6 @@ Kind = Literal["binary", "numeric"]
 _R_MAX = 1e300
 _MAX_LOG_THRESHOLD = 650.0
 _P_FLOOR = 0.02  # a base rate of 0 or 1 has no spread; floor it so one failure is not infinite evidence
-
-
-def log1p_exp(x: float) -> float:
-    """``log(1 + exp(x))`` without overflow: the Shiryaev–Roberts step ``R ← (1 + R)`` in log space."""
-    if x == -math.inf:
-        return 0.0
-    return x + math.log1p(math.exp(-x)) if x > 0 else math.log1p(math.exp(x))
 
 
 class _Arm:
@@ -65,10 +58,6 @@ class _Arm:
     @property
     def log_r(self) -> float:
         return math.log(self.r) if self.r > 0 else -math.inf
-
-    @property
-    def cusum(self) -> float:
-        return math.log(self.w)
 
 
 class LaggedSR(DriftDetector):

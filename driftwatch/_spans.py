@@ -33,7 +33,7 @@ from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, Trace
 
 from driftwatch import __version__
 
-__all__ = ["CallSpan", "start_call_span"]
+__all__ = ["CallSpan"]
 
 log = logging.getLogger("driftwatch")
 SCOPE = InstrumentationScope("driftwatch", __version__)
@@ -49,7 +49,10 @@ def _sdk_tracer(tracer: trace.Tracer) -> SdkTracer | None:
 
 
 class CallSpan:
-    """A span that exists only once it ends: its start, its parent and its tracer, until ``end``."""
+    """A span that exists only once it ends: its start, its parent and its tracer, until ``end``.
+
+    ``attributes`` are those known at the start (what the sampler is shown).
+    """
 
     __slots__ = ("_api_span", "_parent", "_start_attributes", "_start_ns", "_tracer", "name")
 
@@ -62,6 +65,14 @@ class CallSpan:
         self._api_span: trace.Span | None = None
         if self._tracer is None:
             self._api_span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+
+    @property
+    def recording(self) -> bool:
+        """False when the span is known to keep nothing (a no-op tracer): its attributes can be skipped.
+
+        The SDK path decides at ``end`` (sampling), so it counts as recording until then.
+        """
+        return self._api_span is None or self._api_span.is_recording()
 
     def end(self, attributes: Mapping[str, Any], error: str | None = None) -> SpanContext | None:
         """Emit the span with all of its ``attributes`` (start ones included); its context, or None.
@@ -142,8 +153,3 @@ class CallSpan:
             # An earlier processor may have taken the span already: the outcome keeps its ids.
             log.debug("driftwatch: a span processor failed on a call span", exc_info=True)
         return context
-
-
-def start_call_span(tracer: trace.Tracer, name: str, attributes: Mapping[str, Any]) -> CallSpan:
-    """Begin a client call span; ``attributes`` are the ones known at its start."""
-    return CallSpan(tracer, name, attributes)

@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
 
-from driftwatch._spans import SCOPE, start_call_span
+from driftwatch._spans import SCOPE, CallSpan
 
 START = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic"}
 END = {**START, "gen_ai.usage.output_tokens": 40, "driftwatch.latency_s": 0.25, "driftwatch.task.name": "fix"}
@@ -50,7 +50,7 @@ def test_exported_span_matches_start_span_path() -> None:
     """Encoded as OTLP, the emitted span equals what start_span/set_attributes/end exports."""
     tp, exported = provider()
     tracer = tp.get_tracer(SCOPE.name, SCOPE.version)
-    start_call_span(tracer, "chat m", START).end(END, error="overloaded_error")
+    CallSpan(tracer, "chat m", START).end(END, error="overloaded_error")
     api = tracer.start_span("chat m", kind=trace.SpanKind.CLIENT, attributes=START)
     api.set_attributes(END)
     api.set_status(trace.Status(StatusCode.ERROR, "overloaded_error"))
@@ -70,7 +70,7 @@ def test_parent_and_trace_come_from_the_context_at_start() -> None:
     tp, exported = provider()
     tracer = tp.get_tracer("driftwatch")
     with tracer.start_as_current_span("task") as task:
-        call = start_call_span(tracer, "chat m", START)
+        call = CallSpan(tracer, "chat m", START)
     context = call.end(END)
     assert context is not None and context.is_valid
     span = next(s for s in exported.get_finished_spans() if s.name == "chat m")
@@ -83,7 +83,7 @@ def test_sampler_decides_and_nothing_is_exported_when_it_drops() -> None:
     """ALWAYS_OFF and ratio 0 export nothing; the call still gets a valid, unsampled context."""
     for sampler in (ALWAYS_OFF, TraceIdRatioBased(0.0)):
         tp, exported = provider(sampler=sampler)
-        context = start_call_span(tp.get_tracer("d"), "chat m", START).end(END)
+        context = CallSpan(tp.get_tracer("d"), "chat m", START).end(END)
         assert exported.get_finished_spans() == ()
         assert context is not None and context.is_valid and not context.trace_flags.sampled
 
@@ -93,7 +93,7 @@ def test_unsampled_parent_is_followed() -> None:
     tp, exported = provider(sampler=ParentBased(TraceIdRatioBased(1.0)))
     parent = SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=TraceFlags(TraceFlags.DEFAULT))
     with trace.use_span(NonRecordingSpan(parent)):
-        call = start_call_span(tp.get_tracer("d"), "chat m", START)
+        call = CallSpan(tp.get_tracer("d"), "chat m", START)
     context = call.end(END)
     assert exported.get_finished_spans() == ()
     assert context is not None and context.trace_id == 0x1234
@@ -101,7 +101,7 @@ def test_unsampled_parent_is_followed() -> None:
 
 def test_tracer_that_is_not_the_sdk_gets_the_start_span_path() -> None:
     """The API's no-op tracer works through start_span: no error, a context back."""
-    context = start_call_span(trace.NoOpTracer(), "chat m", START).end(END, error="x")
+    context = CallSpan(trace.NoOpTracer(), "chat m", START).end(END, error="x")
     assert context is not None and not context.is_valid
 
 
@@ -114,7 +114,7 @@ def test_span_processor_error_is_swallowed() -> None:
     """A processor that raises does not raise into the caller."""
     tp = TracerProvider()
     tp.add_span_processor(Exploding())
-    start_call_span(tp.get_tracer("d"), "chat m", START).end(END)
+    CallSpan(tp.get_tracer("d"), "chat m", START).end(END)
 
 
 def test_span_limits_apply_as_in_the_sdk() -> None:
@@ -122,7 +122,7 @@ def test_span_limits_apply_as_in_the_sdk() -> None:
     tp, exported = provider(span_limits=SpanLimits(max_span_attributes=3, max_attribute_length=4))
     tracer = tp.get_tracer("d")
     end = {**END, "driftwatch.task.label.note": "abcdefghij"}
-    start_call_span(tracer, "chat m", START).end(end)
+    CallSpan(tracer, "chat m", START).end(end)
     api = tracer.start_span("chat m", kind=trace.SpanKind.CLIENT, attributes=START)
     api.set_attributes(end)
     api.end()
@@ -150,7 +150,7 @@ def test_sampler_sees_start_attributes_and_the_call_wins_over_its_attributes() -
     """Like start_span: the sampler is shown the start attributes; a call attribute overwrites its own."""
     sampler = Tagging()
     tp, exported = provider(sampler=sampler)
-    start_call_span(tp.get_tracer("d"), "chat m", START).end({**END, "k": "end"})
+    CallSpan(tp.get_tracer("d"), "chat m", START).end({**END, "k": "end"})
     (span,) = exported.get_finished_spans()
     assert sampler.shown == [START]
     attributes = dict(span.attributes or {})
@@ -161,6 +161,13 @@ def test_processor_error_keeps_the_context() -> None:
     """A processor that raises does not cost the call its ids (another may have taken the span)."""
     tp, exported = provider()
     tp.add_span_processor(Exploding())
-    context = start_call_span(tp.get_tracer("d"), "chat m", START).end(END)
+    context = CallSpan(tp.get_tracer("d"), "chat m", START).end(END)
     assert context is not None and context.is_valid
     assert len(exported.get_finished_spans()) == 1
+
+
+def test_no_op_tracer_span_is_not_recording_and_sdk_span_is() -> None:
+    """recording lets the caller skip building attributes a no-op span would drop."""
+    tp, _ = provider()
+    assert CallSpan(tp.get_tracer("d"), "chat m", START).recording
+    assert not CallSpan(trace.NoOpTracer(), "chat m", START).recording
