@@ -15,7 +15,7 @@ import structlog
 from driftwatch._outcome import Outcome, format_time
 from driftwatch._stats import Estimate
 
-__all__ = ["Alert", "AlertSink", "ConsoleSink", "InMemorySink", "JsonlSink", "alert_id"]
+__all__ = ["Alert", "AlertSink", "ConsoleSink", "InMemorySink", "JsonlSink", "alert_id", "resolved_at"]
 
 Status = Literal["suspected", "confirmed", "resolved", "annotation"]
 
@@ -80,8 +80,24 @@ class Alert:
             "detector": dict(self.detector),
             "delay": self.delay,
             "message": self.message,
+            **({"resolved_at": format_time(at)} if (at := resolved_at(self)) is not None else {}),
             **({"extra": self.extra} if self.extra else {}),
         }
+
+
+def resolved_at(alert: Alert) -> float | None:
+    """When a ``resolved`` alert resolved (epoch seconds; event time of the deciding outcome), else None."""
+    if alert.status != "resolved":
+        return None
+    at = alert.extra.get("resolved_at")
+    return float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None
+
+
+def stamp_resolved(alert: Alert, at: float) -> Alert:
+    """``alert`` with ``extra.resolved_at = at`` if it is a resolve that does not say when yet."""
+    if alert.status != "resolved" or "resolved_at" in alert.extra:
+        return alert
+    return replace(alert, extra={**alert.extra, "resolved_at": at})
 
 
 @runtime_checkable

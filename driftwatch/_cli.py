@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from driftwatch import __version__
-from driftwatch._alerts import Alert, JsonlSink, describe
+from driftwatch._alerts import Alert, JsonlSink, describe, resolved_at
 from driftwatch._config import Config, ConfigError, load_config
 from driftwatch._monitor import Monitor
 from driftwatch._outcome import Outcome, format_time
@@ -51,6 +51,15 @@ class _Printer:
     """Prints each alert as it is raised, in event time, to stdout."""
 
     def export(self, alert: Alert) -> None:
+        resolved = resolved_at(alert)
+        if resolved is not None:
+            # A resolve is news at the time it resolved, not at the old detection time.
+            print(f"[{alert.status}] {format_time(resolved)} {describe(alert)}")
+            print(
+                f"    resolved at {format_time(resolved)}; detected at {format_time(alert.detected_at)}, "
+                f"change at {format_time(alert.change_at)}; id {alert.id}"
+            )
+            return
         print(f"[{alert.status}] {format_time(alert.detected_at)} {describe(alert)}")
         print(
             f"    change at {format_time(alert.change_at)}, {alert.delay} observations before detection; "
@@ -77,7 +86,12 @@ def write_outcomes(path: str, outcomes: Sequence[Outcome], append: bool = False)
 
 
 def detect(
-    config: Config, outcomes: Sequence[Outcome], alerts_out: str | None, label: str, extra: Sequence[Any] = ()
+    config: Config,
+    outcomes: Sequence[Outcome],
+    alerts_out: str | None,
+    label: str,
+    extra: Sequence[Any] = (),
+    flush_timeout: float = 30.0,
 ) -> tuple[Monitor, str]:
     """Runs outcomes (in event order) through a monitor that prints each alert (and writes them to
     ``alerts_out``), with a progress bar on a terminal; the monitor and its alert counts as text."""
@@ -89,6 +103,10 @@ def detect(
     for i, outcome in enumerate(outcomes, 1):
         monitor.process(outcome)
         progress.update(i)
+    for sink in extra:  # notifiers: deliver what is queued before shutting down
+        flush = getattr(sink, "flush", None)
+        if callable(flush):
+            flush(flush_timeout)
     monitor.shutdown()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
     return monitor, counts
@@ -129,12 +147,37 @@ def _replay(args: argparse.Namespace) -> int:
             )
             return 2
         print(f"serving metrics at {metrics.url}", flush=True)
-    monitor, counts = detect(config, outcomes, args.alerts_out, "outcomes replayed", extra)
+    notifiers: list[Any] = []
+    if config.notifiers and not args.no_notify:
+        from driftwatch._notify import build_notifiers
+
+        notifiers = build_notifiers(config)
+        print(
+            "paging: alerts also go to "
+            + ", ".join(n.name for n in notifiers)
+            + " (the notifiers in the config; --no-notify to only print them)",
+            flush=True,
+        )
+    elif config.notifiers:
+        print(
+            f"not paging: --no-notify; the {len(config.notifiers)} notifiers in the config get nothing",
+            flush=True,
+        )
+    extra += notifiers
+    if metrics is not None and notifiers:
+        from driftwatch._notify import delivery_metrics
+
+        prometheus.collectors.append(lambda: delivery_metrics(notifiers))
+    monitor, counts = detect(
+        config, outcomes, args.alerts_out, "outcomes replayed", extra, flush_timeout=args.notify_timeout
+    )
     print(
         f"replayed {len(outcomes)} outcomes in {monitor.stream_count} streams; "
         f"{len(report.errors)} bad lines skipped; alerts: {counts}",
         flush=True,
     )
+    for notifier in notifiers:
+        print(f"notifier {notifier.summary()}", flush=True)
     if metrics is not None:
         _hold(args.hold)
         metrics.close()
@@ -381,7 +424,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Run the production detection path over a recorded outcome stream in event time and "
         "print every alert. One JSON object per line: time, task, success, score, latency_s, input_tokens, "
         "output_tokens, cost_usd, tool_calls, labels (all but time and task optional). Bad lines are "
-        "reported with their line number and skipped.\n\n"
+        "reported with their line number and skipped. Alerts are printed, written to --alerts-out and "
+        "sent to the notifiers configured in --config (PagerDuty, Slack, webhook; or by "
+        "DRIFTWATCH_PAGERDUTY_ROUTING_KEY / DRIFTWATCH_SLACK_WEBHOOK_URL): a replay pages like the "
+        "service does, with a delivery summary per notifier at the end; --no-notify only prints.\n\n"
         "example: driftwatch replay outcomes.jsonl --alerts-out alerts.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -389,6 +435,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
     replay.add_argument("--config", metavar="FILE", help="YAML config file")
     replay.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
+    replay.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="do not send alerts to the configured notifiers (PagerDuty, Slack, webhook); only print them",
+    )
+    replay.add_argument(
+        "--notify-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="at the end, wait this long for notifiers to deliver what is queued (default 30)",
+    )
     replay.add_argument(
         "--metrics-port",
         type=int,

@@ -64,6 +64,10 @@ class Config:
     """USD per million tokens by model prefix: [input, output]; merged over the built-in table."""
     notifiers: list[NotifierSpec] = field(default_factory=list)
     """On-call notifiers (PagerDuty, Slack, webhook); see ``driftwatch._notify_config.NotifierSpec``."""
+    runbook_url: str | None = None
+    """Runbook link sent with every page (each notifier can override it with its own ``runbook_url``)."""
+    dashboard_url: str | None = None
+    """Dashboard link sent with every page (each notifier can override it with its own ``dashboard_url``)."""
     # `driftwatch serve` (the OTLP receiver)
     host: str = "127.0.0.1"
     """Address the receiver binds; anything but loopback needs ``token``."""
@@ -120,6 +124,7 @@ _ENV = {
 
 _PATHS = ("alerts_out", "tls_cert", "tls_key")
 _PORTS = ("http_port", "grpc_port")
+_LINKS = ("runbook_url", "dashboard_url")
 
 
 def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> Any:
@@ -139,6 +144,10 @@ def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> 
         if value is None or isinstance(value, str):
             return value
         raise ConfigError(f"{where}: key '{name}': expected a file path, got {value!r}")
+    if name in _LINKS:
+        if value is None or (isinstance(value, str) and value.startswith(("http://", "https://"))):
+            return value
+        raise ConfigError(f"{where}: key '{name}': expected an http:// or https:// URL, got {value!r}")
     if name == "token":
         if value is None or (isinstance(value, str) and value and value.isprintable() and " " not in value):
             return value

@@ -20,7 +20,7 @@ import anthropic
 import driftwatch
 from driftwatch._alerts import Alert, ConsoleSink, InMemorySink, describe
 from driftwatch._fake_api import FakeMessagesAPI, Reply
-from driftwatch._otel import OtelAlertSink, telemetry_from_env
+from driftwatch._otel import telemetry_from_env
 
 __all__ = ["run_demo"]
 
@@ -68,8 +68,13 @@ def run_demo(
     memory = InMemorySink()
     telemetry = telemetry_from_env()
     driftwatch.configure(
-        sinks=[OtelAlertSink(telemetry), ConsoleSink(out), memory],
+        # Added to the configured sinks (OTLP among them): the demo prints to `out` itself and pages
+        # nobody, whatever notifiers or markers the environment configures.
+        sinks=[ConsoleSink(out), memory],
         telemetry=telemetry,
+        console=False,
+        notifiers=[],
+        markers=[],
         service="demo-agent",
         # The fake API's latency is this machine's, not a model's: watch what the model controls.
         signals=["success", "output_tokens"],

@@ -13,12 +13,13 @@ import dataclasses
 import logging
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftwatch._alerts import Alert, AlertSink, Status, alert_id, changes_text, describe
+from driftwatch._alerts import Alert, AlertSink, Status, alert_id, changes_text, describe, stamp_resolved
 from driftwatch._config import Config
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind
 from driftwatch._snapshot import dumps, loads
@@ -656,6 +657,8 @@ class Monitor:
             if self._side:  # alerts closed along the way (a recovery's suspicion, a superseded page)
                 alerts += self._side
                 self._side = []
+        if alerts:  # a resolve says when it resolved: at this outcome's event time
+            alerts = [stamp_resolved(alert, outcome.time) for alert in alerts]
         for alert in alerts:
             self._emit(alert)
         return alerts
@@ -765,7 +768,7 @@ class Monitor:
                     alert.with_status(
                         "resolved",
                         message=f"{describe(alert)}: re-baselined; the current level is the new baseline",
-                        extra={**alert.extra, "resolved_by": "rebaseline"},
+                        extra={**alert.extra, "resolved_by": "rebaseline", "resolved_at": time.time()},
                     )
                 )
             for alert in alerts:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -31,7 +32,7 @@ import httpx2 as httpx
 from opentelemetry import context as otel_context
 
 from driftwatch import __version__
-from driftwatch._alerts import Alert, describe
+from driftwatch._alerts import Alert, describe, resolved_at
 from driftwatch._config import Config
 from driftwatch._notify_config import PAGERDUTY_URL, NotifierSpec
 from driftwatch._outcome import format_time
@@ -45,6 +46,8 @@ __all__ = [
     "SlackSink",
     "WebhookSink",
     "build_notifiers",
+    "delivery_metrics",
+    "delivery_summary",
     "synthetic_alert",
 ]
 
@@ -150,6 +153,8 @@ class Notifier:
     """
 
     kind: ClassVar[str] = "notifier"
+    improvements_by_default: ClassVar[bool] = True
+    """Whether an improvement (a stream getting better) notifies when ``page_improvements`` is unset."""
 
     def __init__(
         self,
@@ -164,6 +169,10 @@ class Notifier:
         backoff_s: float = 1.0,
         max_backoff_s: float = 60.0,
         shutdown_timeout_s: float = 3.0,
+        page_improvements: bool | None = None,
+        runbook_url: str | None = None,
+        dashboard_url: str | None = None,
+        label: str | None = None,
     ) -> None:
         if min_status not in _RANK:
             raise ValueError(f"min_status: expected one of {', '.join(_RANK)}, got {min_status!r}")
@@ -177,6 +186,13 @@ class Notifier:
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.page_improvements = (
+            self.improvements_by_default if page_improvements is None else page_improvements
+        )
+        self.links = {
+            k: v for k, v in (("runbook", runbook_url), ("dashboard", dashboard_url)) if v is not None
+        }
+        self._label = label
         self.stats = NotifierStats()
         self._results: deque[Delivery] = deque(maxlen=1000)
         self._lock = threading.Lock()
@@ -202,7 +218,12 @@ class Notifier:
     @property
     def name(self) -> str:
         """A label for reports: the type and host, never a path or key (Slack's path is its secret)."""
-        return f"{self.kind} ({urlsplit(self.url).netloc})"
+        return self._label or f"{self.kind} ({urlsplit(self.url).netloc})"
+
+    @property
+    def destination(self) -> str:
+        """The host alone (a metric label): never a path or key."""
+        return urlsplit(self.url).netloc
 
     # -- AlertSink ---------------------------------------------------------------------------------
 
@@ -248,6 +269,51 @@ class Notifier:
             self._queue.clear()
             self._idle.notify_all()
         self._thread.join(max(0.05, timeout - (time.monotonic() - start)))
+        if self.undelivered():
+            # A short-lived process (a replay, a script) logs each failure at most once as it happens;
+            # this line at the end says what the whole run did not deliver, and why the last one failed.
+            log.warning("driftwatch: %s", self.summary())
+
+    def undelivered(self) -> int:
+        """Notifications given up or dropped (rate limit, full queue, shutdown) so far."""
+        st = self.stats
+        return st.failed + st.dropped_queue_full + st.dropped_rate_limited + st.dropped_shutdown
+
+    def counters(self) -> dict[str, int]:
+        """Delivery counters for ``/stats`` and ``/metrics``: sent, retried, failed, dropped by reason."""
+        st = self.stats
+        return {
+            "sent": st.delivered,
+            "retried": st.retries,
+            "failed": st.failed,
+            "dropped_queue_full": st.dropped_queue_full,
+            "dropped_rate_limited": st.dropped_rate_limited,
+            "dropped_shutdown": st.dropped_shutdown,
+        }
+
+    def summary(self) -> str:
+        """One line: what was sent, retried, failed and dropped, with the last failure's reason."""
+        st = self.stats
+        dropped = st.dropped_queue_full + st.dropped_rate_limited + st.dropped_shutdown
+        text = (
+            f"{self.name}: {st.delivered} sent, {st.retries} retried, {st.failed} failed, {dropped} dropped"
+        )
+        reasons = [
+            f"{n} {why}"
+            for n, why in (
+                (st.dropped_rate_limited, "rate-limited (rate_per_minute)"),
+                (st.dropped_queue_full, "queue full"),
+                (st.dropped_shutdown, "at shutdown"),
+            )
+            if n
+        ]
+        if reasons:
+            text += f" ({', '.join(reasons)})"
+        with self._lock:
+            failure = next((d for d in reversed(self._results) if not d.ok and d.attempts), None)
+        if failure is not None:
+            text += f"; last failure: {failure.action} {failure.alert_id}: {failure.reason}"
+        return text
 
     # -- deciding (detection thread, under the lock) ----------------------------------------------
 
@@ -277,7 +343,9 @@ class Notifier:
                 return []
             self._remember(self._seen, key)
             return [_Request(alert, "note")]
-        if _RANK.get(alert.status, 0) < _RANK[self.min_status]:
+        if _RANK.get(alert.status, 0) < _RANK[self.min_status] or (
+            not self.page_improvements and alert.kind != "version_change" and not _is_degradation(alert)
+        ):
             self.stats.filtered += 1
             return []
         if alert.id not in self._open and not self._bucket.take():
@@ -420,13 +488,30 @@ def _test_mark(alert: Alert) -> str:
     return "[TEST] " if alert.extra.get("test") else ""
 
 
+def _round(value: Any, digits: int = 4) -> Any:
+    """Floats to ``digits`` significant digits, recursively: people read these, not 16-digit floats."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: _round(v, digits) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_round(v, digits) for v in value]
+    return value
+
+
+def _resolved_text(alert: Alert) -> str:
+    """``resolved at <RFC 3339>`` when the alert says when it resolved, else empty."""
+    at = resolved_at(alert)
+    return "" if at is None else f"resolved at {format_time(at)}"
+
+
 def _stream_text(alert: Alert) -> str:
     return ", ".join(f"{k}={v}" for k, v in alert.stream.items())
 
 
 def _details(alert: Alert) -> dict[str, Any]:
-    """The statistics, flat enough to read in PagerDuty's incident view."""
-    return {
+    """The statistics, flat enough to read in PagerDuty's incident view (rounded for reading)."""
+    details = {
         "alert_id": alert.id,
         "kind": alert.kind,
         "status": alert.status,
@@ -446,6 +531,9 @@ def _details(alert: Alert) -> dict[str, Any]:
         "detector": dict(alert.detector),
         "message": alert.message,
     }
+    rounded: dict[str, Any] = _round(details)
+    rounded["p_value"] = _round(alert.p_value, 2)
+    return rounded
 
 
 class PagerDutySink(Notifier):
@@ -457,6 +545,7 @@ class PagerDutySink(Notifier):
     """
 
     kind = "pagerduty"
+    improvements_by_default = False  # an improvement is news, not a reason to wake someone
 
     def __init__(
         self,
@@ -497,9 +586,11 @@ class PagerDutySink(Notifier):
                 "component": alert.stream.get("task", alert.signal),
                 "group": alert.stream.get("service", "driftwatch"),
                 "class": f"driftwatch.{alert.kind}.{alert.signal}",
-                "custom_details": _details(alert),
+                "custom_details": {**_details(alert), **{f"{k}_url": v for k, v in self.links.items()}},
             }
             event["client"] = "driftwatch"
+            if self.links:
+                event["links"] = [{"href": v, "text": k.capitalize()} for k, v in self.links.items()]
         return event
 
 
@@ -522,17 +613,24 @@ class SlackSink(Notifier):
         super().__init__(webhook_url, **options)
 
     def render(self, alert: Alert, action: Action) -> dict[str, Any] | None:
-        text = _cut(_escape(f"{_test_mark(alert)}driftwatch {alert.status}: {describe(alert)}"), 3000)
-        context = {
-            "type": "context",
-            "elements": [{"type": "mrkdwn", "text": _cut(f"driftwatch · alert id `{alert.id}`", 3000)}],
-        }
+        mark = _test_mark(alert)
+        text = _cut(_escape(f"{mark}driftwatch {alert.status}: {describe(alert)}"), 3000)
+        footer = f"driftwatch · alert id `{alert.id}`"
+        if self.links:
+            footer += " · " + " · ".join(f"<{v}|{k.capitalize()}>" for k, v in self.links.items())
+        if mark:
+            footer = f"*TEST* from `driftwatch alert test`: not a real drift, no action needed · {footer}"
+        context = {"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(footer, 3000)}]}
         if action == "resolve":
-            line = f":white_check_mark: *Resolved* {_escape(describe(alert))}"
+            line = f":white_check_mark: *{mark}Resolved* {_escape(describe(alert))}"
             if "resolved_by" in alert.extra:
                 line += f" — back to {_level(alert.signal, alert.current)}"
+            when = _resolved_text(alert)  # "resolved at …" or ""
+            if when:
+                line += f"\nR{when[1:]}"
             section = {"type": "section", "text": {"type": "mrkdwn", "text": _cut(line, 3000)}}
-            return {"text": _cut(_escape(f"resolved: {describe(alert)}"), 3000), "blocks": [section, context]}
+            fallback = f"{mark}{when or 'resolved'}: {describe(alert)}"
+            return {"text": _cut(_escape(fallback), 3000), "blocks": [section, context]}
         if action == "note":
             section = {
                 "type": "section",
@@ -577,7 +675,7 @@ class SlackSink(Notifier):
             "blocks": [
                 {
                     "type": "header",
-                    "text": {"type": "plain_text", "text": _cut(f"{icon} {title}", 150), "emoji": True},
+                    "text": {"type": "plain_text", "text": _cut(f"{icon} {mark}{title}", 150), "emoji": True},
                 },
                 {
                     "type": "section",
@@ -592,17 +690,24 @@ class SlackSink(Notifier):
 
 
 class WebhookSink(Notifier):
-    """POSTs the Alert JSON (``alert.to_dict()``) to ``url`` with optional ``headers``."""
+    """POSTs the Alert JSON (``alert.to_dict()``, with ``resolved_at`` on a resolve and ``links`` when
+    ``runbook_url`` / ``dashboard_url`` are set) to ``url`` with optional ``headers``. Full precision:
+    this body is for programs."""
 
     kind = "webhook"
 
     def render(self, alert: Alert, action: Action) -> dict[str, Any] | None:
-        return alert.to_dict()
+        body = alert.to_dict()
+        if self.links:
+            body["links"] = dict(self.links)
+        return body
 
 
 def build_notifiers(config: Config | Iterable[NotifierSpec]) -> list[Notifier]:
     """The notifiers a configuration asks for (the runtime and the service both call this)."""
     specs = config.notifiers if isinstance(config, Config) else list(config)
+    runbook = config.runbook_url if isinstance(config, Config) else None
+    dashboard = config.dashboard_url if isinstance(config, Config) else None
     out: list[Notifier] = []
     for spec in specs:
         options: dict[str, Any] = {
@@ -610,6 +715,9 @@ def build_notifiers(config: Config | Iterable[NotifierSpec]) -> list[Notifier]:
             "rate_per_minute": spec.rate_per_minute,
             "timeout_s": spec.timeout_s,
             "max_attempts": spec.max_attempts,
+            "page_improvements": spec.page_improvements,
+            "runbook_url": spec.runbook_url or runbook,
+            "dashboard_url": spec.dashboard_url or dashboard,
         }
         if spec.type == "pagerduty":
             assert spec.routing_key  # load_config guarantees it
@@ -628,7 +736,48 @@ def build_notifiers(config: Config | Iterable[NotifierSpec]) -> list[Notifier]:
         else:
             assert spec.url
             out.append(WebhookSink(spec.url, headers=spec.headers, **options))
+    # Two notifiers of a type on one host (two Slack channels, say) get distinct names: the names label
+    # the delivery counters in /stats and /metrics.
+    seen: dict[str, int] = {}
+    for notifier in out:
+        name = notifier.name
+        seen[name] = seen.get(name, 0) + 1
+        if seen[name] > 1:
+            notifier._label = f"{name} #{seen[name]}"
     return out
+
+
+#: The delivery counters as Prometheus metrics (all labelled ``notifier`` = type, ``destination`` = name).
+DELIVERY_METRICS = (
+    ("sent", "driftwatch_notifications_sent_total", "Notifications delivered (2xx)"),
+    ("retried", "driftwatch_notifications_retried_total", "Delivery attempts retried (429, 5xx, timeout)"),
+    ("failed", "driftwatch_notifications_failed_total", "Notifications given up (4xx, or max_attempts used)"),
+    ("dropped", "driftwatch_notifications_dropped_total", "Notifications not sent, by reason"),
+)
+
+
+def delivery_metrics(notifiers: Iterable[Notifier]) -> list[str]:
+    """The notifiers' delivery counters in the Prometheus text format, every series from 0 on."""
+    from driftwatch._prometheus import _escape as escape
+
+    notifiers = list(notifiers)
+    lines: list[str] = []
+    for key, name, help_text in DELIVERY_METRICS:
+        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} counter"]
+        for notifier in notifiers:
+            counts = notifier.counters()
+            base = f'destination="{escape(notifier.name)}",notifier="{notifier.kind}"'
+            if key == "dropped":
+                for reason in ("queue_full", "rate_limited", "shutdown"):
+                    lines.append(f'{name}{{{base},reason="{reason}"}} {counts["dropped_" + reason]}')
+            else:
+                lines.append(f"{name}{{{base}}} {counts[key]}")
+    return lines
+
+
+def delivery_summary(notifiers: Iterable[Notifier]) -> list[str]:
+    """One line per notifier for the end of a short-lived run: sent, retried, failed, dropped, why."""
+    return [n.summary() for n in notifiers]
 
 
 def synthetic_alert(service: str = "driftwatch") -> Alert:

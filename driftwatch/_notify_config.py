@@ -49,6 +49,14 @@ class NotifierSpec:
     degradations, ``info`` for improvements."""
     source: str | None = None
     """PagerDuty ``payload.source``; unset: the alert's service."""
+    page_improvements: bool | None = None
+    """Notify when a stream gets *better* (pass rate up, latency down …). Unset: off for PagerDuty (an
+    improvement is news, not a reason to wake someone), on for Slack and webhooks."""
+    runbook_url: str | None = None
+    """Link sent with every page (PagerDuty ``links``, a Slack link, webhook ``links.runbook``); unset:
+    the config's top-level ``runbook_url``."""
+    dashboard_url: str | None = None
+    """Like ``runbook_url``, for a dashboard; unset: the config's top-level ``dashboard_url``."""
     where: str = field(default="", compare=False)
     """Where this entry was written (file:line), for later messages."""
 
@@ -100,11 +108,13 @@ def _entry(raw: Any, where: str, at: Any) -> NotifierSpec:
                 f"{here}: unknown key '{key}' in a {kind} notifier; "
                 f"valid keys are: {', '.join(sorted(_FIELDS))}"
             )
-        if key in ("url", "routing_key", "source"):
+        if key in ("url", "routing_key", "source", "runbook_url", "dashboard_url"):
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{here}: key '{key}': expected a non-empty string, got {value!r}")
-            if key == "url" and not value.startswith(("http://", "https://")):
-                raise ConfigError(f"{here}: key 'url': expected an http:// or https:// URL, got {value!r}")
+            if key in ("url", "runbook_url", "dashboard_url") and not value.startswith(
+                ("http://", "https://")
+            ):
+                raise ConfigError(f"{here}: key '{key}': expected an http:// or https:// URL, got {value!r}")
             values[key] = value
         elif key == "headers":
             if not isinstance(value, Mapping) or not all(
@@ -115,6 +125,10 @@ def _entry(raw: Any, where: str, at: Any) -> NotifierSpec:
                     f"such as {{Authorization: Bearer …}}; got {value!r}"
                 )
             values[key] = dict(value)
+        elif key == "page_improvements":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{here}: key 'page_improvements': expected true or false, got {value!r}")
+            values[key] = value
         elif key == "min_status":
             if value not in MIN_STATUSES:
                 raise ConfigError(

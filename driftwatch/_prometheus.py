@@ -38,7 +38,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -252,6 +252,8 @@ class PrometheusSink:
         ]
         # Open drift alerts by (stream, signal, direction) series: id -> status. Bounded by max_series.
         self._open: dict[LabelKey, dict[str, str]] = {}
+        #: More exposition lines at each scrape, from elsewhere (the notifiers' delivery counters).
+        self.collectors: list[Callable[[], list[str]]] = []
 
     # -- the Monitor's side ------------------------------------------------------------------------
 
@@ -316,6 +318,8 @@ class PrometheusSink:
             f"# TYPE {name} counter",
             f"{name} {dropped}",
         ]
+        for collect in list(self.collectors):
+            lines += collect()
         return ("\n".join(lines) + "\n").encode()
 
     def metric_names(self) -> set[str]:

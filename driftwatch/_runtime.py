@@ -99,7 +99,9 @@ def default_sinks(config: Config, telemetry: Telemetry) -> list[AlertSink]:
 
 def _build(config: Config, sinks: Iterable[AlertSink] | None, telemetry: Telemetry | None) -> Runtime:
     telemetry = telemetry or telemetry_from_env()
-    chosen = default_sinks(config, telemetry) if sinks is None else list(sinks)
+    # Passed sinks come on top of the configured ones: a Prometheus sink added in code must not turn
+    # off the notifiers the config file asks for.
+    chosen = [*default_sinks(config, telemetry), *(sinks or ())]
     return Runtime(config, Monitor(config, chosen), telemetry)
 
 
@@ -113,8 +115,11 @@ def configure(
     """Set up the in-process monitor (replacing any earlier one) and return it.
 
     ``settings`` are Config fields (``service=``, ``budget=``, ``alerts_out=`` …) and win over
-    ``DRIFTWATCH_*`` variables, which win over the YAML file at ``config_path``. ``sinks`` replaces
-    the default sinks (OTLP when configured, console, JSONL when ``alerts_out`` is set).
+    ``DRIFTWATCH_*`` variables, which win over the YAML file at ``config_path``. ``sinks`` are added
+    to the configured ones (OTLP when configured, the console unless ``console=False``, JSONL when
+    ``alerts_out`` is set, the ``notifiers:`` and ``markers:``): passing a ``PrometheusSink`` keeps
+    the configured PagerDuty and Slack notifiers paging. To leave a configured sink out, turn it off
+    in the settings: ``console=False``, ``notifiers=[]``, ``markers=[]``.
     Configuration errors raise ``ConfigError`` here, at set-up time, never later on the call path.
     """
     global _runtime

@@ -14,6 +14,7 @@ import hashlib
 import logging
 import math
 import signal as signals
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -220,7 +221,16 @@ class DriftService:
             "duplicates_skipped": self.decoder.duplicates,
             "state": self.config.state,
             "state_error": None if self._failed is None else str(self._failed),
+            # Per notifier (by name): sent, retried, failed, dropped_* and the full NotifierStats.
+            "notifiers": {n.name: {**n.counters(), "stats": n.stats.to_dict()} for n in self.notifiers()},
         }
+
+    def notifiers(self) -> list[Any]:
+        """The notifiers among the sinks (PagerDuty, Slack, webhook)."""
+        module = sys.modules.get("driftwatch._notify")
+        if module is None:
+            return []  # never imported, so there are none (and the HTTP client stays unloaded)
+        return [sink for sink in self.monitor.sinks if isinstance(sink, module.Notifier)]
 
 
 def run_serve(config: Config, stop: threading.Event | None = None) -> int:
@@ -234,6 +244,11 @@ def run_serve(config: Config, stop: threading.Event | None = None) -> int:
     prometheus = PrometheusSink()
     service = DriftService(config, [*default_sinks(config, telemetry), prometheus])
     receiver = Receiver(service, config)
+    notifiers = service.notifiers()
+    if notifiers:
+        from driftwatch._notify import delivery_metrics
+
+        prometheus.collectors.append(lambda: delivery_metrics(notifiers))
     receiver.routes["/metrics"] = lambda: (200, CONTENT_TYPE, prometheus.render())
     if threading.current_thread() is threading.main_thread():
         # Before start(): a SIGTERM right after the "listening" log line must stop us cleanly too.

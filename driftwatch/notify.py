@@ -1,6 +1,7 @@
 """On-call notifiers: PagerDuty Events API v2, Slack incoming webhooks and a generic JSON webhook.
 
-Usually configured with a ``notifiers:`` list in the YAML config; for code, pass them as sinks:
+Usually configured with a ``notifiers:`` list in the YAML config (keys: docs/destinations/notifiers.md);
+for code, pass them as sinks (added to the configured ones):
 
 >>> from driftwatch.notify import PagerDutySink, SlackSink          # doctest: +SKIP
 >>> driftwatch.configure(sinks=[PagerDutySink(routing_key), SlackSink(webhook_url)])  # doctest: +SKIP

@@ -2,7 +2,7 @@
 
 >>> from driftwatch.prometheus import PrometheusSink, serve_metrics    # doctest: +SKIP
 >>> sink = PrometheusSink()                                              # doctest: +SKIP
->>> driftwatch.configure(sinks=[sink, driftwatch.ConsoleSink()])        # doctest: +SKIP
+>>> driftwatch.configure(sinks=[sink])  # added to the configured sinks  # doctest: +SKIP
 >>> server = serve_metrics(sink, "127.0.0.1", 9464)                     # doctest: +SKIP
 
 ``sink.render()`` returns the exposition bytes (``CONTENT_TYPE``) for mounting at ``/metrics`` on any

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import random
+import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx2 as httpx
 import pytest
 
 import driftwatch
@@ -16,11 +21,13 @@ import driftwatch.notify
 from driftwatch import Alert, Config, ConfigError, Monitor, Outcome, load_config
 from driftwatch._cli import main
 from driftwatch._notify import synthetic_alert
+from driftwatch._outcome import format_time
 from driftwatch._stats import Estimate
 from driftwatch.notify import Notifier, PagerDutySink, SlackSink, WebhookSink, build_notifiers
 from tests.notify_servers import FakeService
 
 FAST = {"backoff_s": 0.01, "timeout_s": 2.0}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -501,8 +508,9 @@ def test_bad_argument_entry_is_named() -> None:
 
 
 def test_paging_on_suspicion_closes_both_pages_on_recovery(pd: FakeService) -> None:
-    """min_status suspected, a drop and recovery: the drop and the suspicion of the way back both resolve."""
-    sink = PagerDutySink("key", url=pd.url, min_status="suspected", **FAST)
+    """min_status suspected, a drop and recovery: the drop and the suspicion of the way back both resolve
+    (with page_improvements on: the way back is an improvement)."""
+    sink = PagerDutySink("key", url=pd.url, min_status="suspected", page_improvements=True, **FAST)
     monitor = Monitor(Config(signals=["success"]), [sink], threaded=False)
     alerts = run_stream(monitor, [(0.8, 800), (0.5, 600), (0.8, 1500)])
     monitor.shutdown()
@@ -516,3 +524,331 @@ def test_paging_on_suspicion_closes_both_pages_on_recovery(pd: FakeService) -> N
         ("resolve", down, None),
     ]
     assert pd.invalid == []
+
+
+# -- issue 13: on-call delivery --------------------------------------------------------------------
+
+
+def write_outcomes(path: Path, rates: list[tuple[float, int]], seed: int = 5) -> None:
+    rng = random.Random(seed)
+    with path.open("w") as fh:
+        i = 0
+        for rate, count in rates:
+            for _ in range(count):
+                i += 1
+                fh.write(
+                    json.dumps({"time": T0 + 60 * i, "task": "fix", "success": rng.random() < rate}) + "\n"
+                )
+
+
+T0 = 1_767_225_600
+
+
+def test_replay_pages_the_configured_notifiers(
+    tmp_path: Path, hook: FakeService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`replay --config` sends its alerts to the config's notifiers and sums up delivery at the end;
+    --no-notify sends nothing and says so."""
+    stream = tmp_path / "outcomes.jsonl"
+    write_outcomes(stream, [(0.8, 800), (0.5, 600), (0.8, 1500)])
+    path = tmp_path / "c.yaml"
+    path.write_text(f"console: false\nnotifiers:\n  - {{type: webhook, url: '{hook.url}'}}\n")
+    assert main(["replay", str(stream), "--config", str(path), "--no-notify"]) == 0
+    assert hook.requests == [] and "not paging: --no-notify" in capsys.readouterr().out
+    assert main(["replay", str(stream), "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    posted = [(a["status"], a["signal"], a["direction"]) for a in hook.bodies()]
+    assert posted == [("confirmed", "success", "down"), ("resolved", "success", "down")]
+    assert "paging: alerts also go to webhook (127.0.0.1:" in out
+    assert "2 sent, 0 retried, 0 failed, 0 dropped" in out and hook.invalid == []
+
+
+def test_replay_summarises_failed_deliveries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A notifier that cannot deliver is named at the end of a replay with the count and the reason."""
+    stream = tmp_path / "outcomes.jsonl"
+    write_outcomes(stream, [(0.8, 800), (0.5, 600)])
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"console: false\nnotifiers:\n  - {{type: webhook, url: '{dead_url()}', max_attempts: 2}}\n"
+    )
+    assert main(["replay", str(stream), "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"notifier webhook \(127\.0\.0\.1:\d+\): 0 sent, 1 retried, 1 failed, 0 dropped", out)
+    assert "last failure: trigger" in out and "cannot connect" in out
+
+
+def test_replay_help_says_it_pages(capsys: pytest.CaptureFixture[str]) -> None:
+    """`replay --help` says where alerts go and how not to page."""
+    with pytest.raises(SystemExit):
+        main(["replay", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "sent to the notifiers configured in --config" in out and "--no-notify" in out
+
+
+def test_configure_sinks_add_to_the_configured_notifiers(tmp_path: Path, hook: FakeService) -> None:
+    """configure(path, sinks=[…]) as in docs/destinations/grafana-prometheus.md: the config's notifiers
+    still page (the passed sinks are added, not put in their place)."""
+    from driftwatch.prometheus import PrometheusSink
+
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        f"console: false\nsignals: [success]\nnotifiers:\n  - {{type: webhook, url: '{hook.url}'}}\n"
+    )
+    prometheus, memory = PrometheusSink(), driftwatch.InMemorySink()
+    runtime = driftwatch.configure(str(path), sinks=[prometheus, memory])
+    try:
+        run_stream(runtime.monitor, [(0.8, 800), (0.5, 600)])
+        (notifier,) = [s for s in runtime.monitor.sinks if isinstance(s, WebhookSink)]
+        assert notifier.flush(5)
+    finally:
+        driftwatch.shutdown(1.0)
+    assert prometheus in runtime.monitor.sinks and memory.by_status("confirmed")
+    assert [a["status"] for a in hook.bodies()] == ["confirmed"]
+
+
+def test_configure_docstring_says_sinks_are_added() -> None:
+    """The documented behaviour of configure(sinks=…) is the one implemented."""
+    doc = " ".join((driftwatch.configure.__doc__ or "").split())
+    assert "are added to the configured ones" in doc and "replaces" not in doc
+
+
+def test_grafana_prometheus_doc_keeps_notifiers_and_merges_prometheus_yml() -> None:
+    """The docs' snippet adds the Prometheus sink, says merge (not append) and sets an evaluation interval."""
+    text = (ROOT / "docs" / "destinations" / "grafana-prometheus.md").read_text()
+    assert "ConsoleSink()" not in text  # the console is a configured sink already; passing it doubles it
+    assert "Merge into" in text and "Add to `/etc/prometheus/prometheus.yml`" not in text
+    assert re.search(r"global:\n\s+evaluation_interval: 15s", text)
+
+
+def test_improvements_do_not_page_pagerduty_by_default(pd: FakeService, slack: FakeService) -> None:
+    """A confirmed improvement: not sent to PagerDuty unless page_improvements is on; Slack gets it."""
+    better = drift(1, direction="up")  # pass rate up
+    sinks: list[Notifier] = [
+        PagerDutySink("key", url=pd.url, **FAST),
+        PagerDutySink("key", url=pd.url, page_improvements=True, **FAST),
+        SlackSink(slack.url, **FAST),
+    ]
+    for sink in sinks:
+        sink.export(better)
+        sink.export(better.with_status("resolved", extra={"resolved_at": 1.0}))
+        assert sink.flush(5)
+        sink.shutdown()
+    assert sinks[0].stats.filtered == 1 and sinks[0].stats.resolves_skipped == 1
+    assert [(e["event_action"], e.get("payload", {}).get("severity")) for e in pd.bodies()] == [
+        ("trigger", "info"),
+        ("resolve", None),
+    ]
+    assert len(slack.requests) == 2 and pd.invalid == slack.invalid == []
+
+
+def test_page_improvements_from_yaml(tmp_path: Path) -> None:
+    """page_improvements is a per-notifier key: unset means off for PagerDuty, on for Slack and webhooks."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "notifiers:\n"
+        "  - {type: pagerduty, routing_key: k}\n"
+        "  - {type: pagerduty, routing_key: k, page_improvements: true}\n"
+        "  - {type: slack, url: 'https://hooks.slack.com/x'}\n"
+        "  - {type: webhook, url: 'https://example.com/x', page_improvements: false}\n"
+    )
+    sinks = build_notifiers(load_config(str(path), env={}))
+    try:
+        assert [s.page_improvements for s in sinks] == [False, True, True, False]
+        assert sinks[1].name == "pagerduty (events.pagerduty.com) #2"  # distinct names for the counters
+    finally:
+        for sink in sinks:
+            sink.shutdown(0.1)
+    path.write_text("notifiers:\n  - {type: slack, url: 'https://x', page_improvements: yes please}\n")
+    with pytest.raises(ConfigError, match=r"c.yaml:2: key 'page_improvements': expected true or false"):
+        load_config(str(path), env={})
+
+
+def test_resolves_say_when_they_resolved(
+    tmp_path: Path, pd: FakeService, slack: FakeService, hook: FakeService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recovery's resolve carries its resolve time (RFC 3339) to Slack, the webhook and the CLI."""
+    sinks: list[Notifier] = [
+        PagerDutySink("key", url=pd.url, **FAST),
+        SlackSink(slack.url, **FAST),
+        WebhookSink(hook.url, **FAST),
+    ]
+    monitor = Monitor(Config(signals=["success"]), sinks, threaded=False)
+    alerts = run_stream(monitor, [(0.8, 800), (0.5, 600), (0.8, 1500)])
+    monitor.shutdown()
+    down = next(a for a in alerts if a.status == "confirmed")
+    resolve = next(a for a in alerts if a.status == "resolved" and a.id == down.id)
+    when = datetime.fromtimestamp(resolve.extra["decided_at"], UTC).isoformat(timespec="milliseconds")
+    when = when.replace("+00:00", "Z")
+    assert when > format_time(down.detected_at)
+    assert hook.bodies()[-1]["resolved_at"] == when
+    assert f"Resolved at {when}" in slack.bodies()[-1]["blocks"][0]["text"]["text"]
+    assert slack.bodies()[-1]["text"].startswith(f"resolved at {when}: ")
+    assert pd.bodies()[-1]["event_action"] == "resolve" and pd.invalid == slack.invalid == hook.invalid == []
+
+    stream = tmp_path / "outcomes.jsonl"
+    write_outcomes(stream, [(0.8, 800), (0.5, 600), (0.8, 1500)])
+    out = tmp_path / "alerts.jsonl"
+    assert main(["replay", str(stream), "--alerts-out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    resolved = [json.loads(line) for line in out.read_text().splitlines() if '"resolved"' in line]
+    assert resolved and all("resolved_at" in a for a in resolved)
+    for a in resolved:
+        assert f"[resolved] {a['resolved_at']} " in printed and f"resolved at {a['resolved_at']}" in printed
+
+
+def test_pagerduty_details_are_rounded_for_reading(pd: FakeService) -> None:
+    """custom_details (read by people in PagerDuty) carry no 16-digit floats."""
+    sink = PagerDutySink("key", url=pd.url, **FAST)
+    monitor = Monitor(Config(signals=["success"]), [sink], threaded=False)
+    run_stream(monitor, [(0.8, 800), (0.5, 600)])
+    monitor.shutdown()
+    details = pd.bodies()[0]["payload"]["custom_details"]
+    floats: list[float] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, float):
+            floats.append(value)
+        elif isinstance(value, dict):
+            for v in value.values():
+                walk(v)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v)
+
+    walk(details)
+    assert len(floats) > 5 and all(float(f"{f:.4g}") == f for f in floats), floats
+    assert 0 < details["p_value"] < 0.01
+
+
+def test_runbook_and_dashboard_links(
+    tmp_path: Path, pd: FakeService, slack: FakeService, hook: FakeService
+) -> None:
+    """runbook_url / dashboard_url (global, or per notifier) go out with every page."""
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "runbook_url: https://wiki.example.com/runbooks/driftwatch\n"
+        "dashboard_url: https://grafana.example.com/d/driftwatch-overview\n"
+        "notifiers:\n"
+        f"  - {{type: pagerduty, routing_key: k, url: '{pd.url}'}}\n"
+        f"  - {{type: slack, url: '{slack.url}', runbook_url: 'https://wiki.example.com/slack'}}\n"
+        f"  - {{type: webhook, url: '{hook.url}'}}\n"
+    )
+    sinks = build_notifiers(load_config(str(path), env={}))
+    for sink in sinks:
+        sink.export(drift())
+        assert sink.flush(5)
+        sink.shutdown()
+    event = pd.bodies()[0]
+    assert event["links"] == [
+        {"href": "https://wiki.example.com/runbooks/driftwatch", "text": "Runbook"},
+        {"href": "https://grafana.example.com/d/driftwatch-overview", "text": "Dashboard"},
+    ]
+    assert event["payload"]["custom_details"]["runbook_url"] == "https://wiki.example.com/runbooks/driftwatch"
+    footer = slack.bodies()[0]["blocks"][-1]["elements"][0]["text"]
+    assert "<https://wiki.example.com/slack|Runbook>" in footer
+    assert "<https://grafana.example.com/d/driftwatch-overview|Dashboard>" in footer
+    assert hook.bodies()[0]["links"] == {
+        "runbook": "https://wiki.example.com/runbooks/driftwatch",
+        "dashboard": "https://grafana.example.com/d/driftwatch-overview",
+    }
+    assert pd.invalid == slack.invalid == hook.invalid == []
+    path.write_text("runbook_url: wiki/runbook\n")
+    with pytest.raises(ConfigError, match="key 'runbook_url': expected an http:// or https:// URL"):
+        load_config(str(path), env={})
+
+
+def test_slack_test_message_is_visibly_a_test(slack: FakeService) -> None:
+    """The synthetic alert of `driftwatch alert test` says TEST in the blocks people see, not only in
+    the notification text."""
+    sink = SlackSink(slack.url, **FAST)
+    alert = synthetic_alert("agent")
+    sink.export(alert)
+    sink.export(alert.with_status("resolved"))
+    assert sink.flush(5)
+    sink.shutdown()
+    trigger, resolve = slack.bodies()
+    assert trigger["blocks"][0]["text"]["text"].split(" ", 1)[1].startswith("[TEST] ")
+    assert "not a real drift" in trigger["blocks"][-1]["elements"][0]["text"]
+    assert "[TEST] Resolved" in resolve["blocks"][0]["text"]["text"] and slack.invalid == []
+
+
+def test_serve_shows_delivery_counters_in_stats_and_metrics(tmp_path: Path, hook: FakeService) -> None:
+    """`driftwatch serve` with a working and a dead notifier: /stats and /metrics count sent, retried,
+    failed and dropped per destination."""
+    from driftwatch._service import run_serve
+    from tests.driftwatch.test_service import free_port, payloads, task_outcomes
+
+    http_port = free_port()
+    config = load_config(
+        None,
+        env={},
+        http_port=http_port,
+        grpc_port=free_port(),
+        state=str(tmp_path / "state.db"),
+        console=False,
+        signals=["success"],
+        notifiers=[
+            {"type": "webhook", "url": hook.url},
+            {"type": "webhook", "url": dead_url(), "max_attempts": 2},
+        ],
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=run_serve, args=(config, stop), daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{http_port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "serve did not become ready"
+            time.sleep(0.1)
+        for body in payloads(task_outcomes(800, 600, 0.8, 0.5, seed=3)):
+            response = httpx.post(
+                f"{base}/v1/traces", content=body, headers={"Content-Type": "application/x-protobuf"}
+            )
+            assert response.status_code == 200
+        deadline = time.monotonic() + 30
+        while True:
+            notifiers = httpx.get(f"{base}/stats", timeout=5).json()["handler"]["notifiers"]
+            counts = sorted((v["sent"], v["failed"]) for v in notifiers.values())
+            if counts == [(0, 1), (1, 0)]:
+                break
+            assert time.monotonic() < deadline, notifiers
+            time.sleep(0.2)
+        dead = next(v for v in notifiers.values() if v["failed"])
+        assert dead["retried"] == 1 and dead["stats"]["failed"] == 1
+        metrics = httpx.get(f"{base}/metrics", timeout=5).text
+    finally:
+        stop.set()
+        thread.join(20)
+    host = hook.url.split("/")[2]
+    assert (
+        f'driftwatch_notifications_sent_total{{destination="webhook ({host})",notifier="webhook"}} 1'
+        in metrics
+    )
+    assert re.search(
+        r'driftwatch_notifications_failed_total\{destination="webhook \(127[^"]+\)",notifier="webhook"\} 1',
+        metrics,
+    )
+    assert re.search(r"driftwatch_notifications_retried_total\{[^}]+\} 1", metrics)
+    assert (
+        "driftwatch_notifications_dropped_total"
+        f'{{destination="webhook ({host})",notifier="webhook",reason="rate_limited"}} 0' in metrics
+    )
+
+
+def test_notifier_docs_list_every_key() -> None:
+    """docs/destinations/notifiers.md names every notifier key and the global link keys."""
+    from dataclasses import fields
+
+    from driftwatch.notify import NotifierSpec
+
+    text = (ROOT / "docs" / "destinations" / "notifiers.md").read_text()
+    keys = [f.name for f in fields(NotifierSpec) if f.name != "where"]
+    assert [k for k in keys if f"`{k}`" not in text] == []
+    for name in ("DRIFTWATCH_PAGERDUTY_ROUTING_KEY", "DRIFTWATCH_SLACK_WEBHOOK_URL", "type: webhook"):
+        assert name in text
