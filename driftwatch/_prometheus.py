@@ -21,6 +21,10 @@ export what a paging rule and a dashboard need:
   ``driftwatch.outcome.tokens`` -> ``driftwatch_outcome_tokens_total`` (``gen_ai_token_type`` =
   input/output), ``driftwatch.outcome.cost`` -> ``driftwatch_outcome_cost_total`` (USD).
 
+Every series carries the stream's labels (``service``, ``task``, ``kind="call"`` on call streams, the
+configured ``stream_labels``); ``driftwatch_alerts_total`` adds ``signal``, ``direction``, ``status`` and
+``driftwatch_alert_kind`` (``drift``, ``version_change``, ``version_comparison``).
+
 The scrape also shows ``driftwatch_drift_confirmed 0`` for a stream that is only suspected (the OTLP
 gauge has no point there) and counts its own drops in ``driftwatch_metrics_series_dropped_total``.
 
@@ -46,6 +50,7 @@ from driftwatch._alerts import Alert
 from driftwatch._outcome import Outcome
 
 __all__ = [
+    "ALERT_KIND",
     "CONTENT_TYPE",
     "LATENCY_BUCKETS",
     "MetricsServer",
@@ -68,6 +73,10 @@ _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
 _RUNS = re.compile(r"__+")
 
 LabelKey = tuple[tuple[str, str], ...]
+
+#: The attribute (label ``driftwatch_alert_kind``) for an alert's kind on ``driftwatch.alerts``: not
+#: ``kind``, which is the stream's own label on call streams (``kind="call"``).
+ALERT_KIND = "driftwatch.alert.kind"
 
 
 def metric_name(name: str, kind: str, unit: str = "") -> str:
@@ -277,7 +286,7 @@ class PrometheusSink:
         series = _labels({**alert.stream, "signal": alert.signal, "direction": alert.direction})
         counted = _labels(
             {**alert.stream, "signal": alert.signal, "direction": alert.direction}
-            | {"status": alert.status, "kind": alert.kind}
+            | {"status": alert.status, ALERT_KIND: alert.kind}
         )
         with self._lock:
             self._alerts.add(counted, 1)

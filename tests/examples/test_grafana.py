@@ -111,7 +111,7 @@ def test_dashboard_has_stream_variables_and_version_annotations() -> None:
         )
     assert "window" in variables
     annotations = {a["name"]: a for a in dashboard["annotations"]["list"]}
-    assert 'kind="version_change"' in annotations["Version changes"]["expr"]
+    assert 'driftwatch_alert_kind="version_change"' in annotations["Version changes"]["expr"]
     assert 'status="confirmed"' in annotations["Change points (confirmed drift)"]["expr"]
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
     for word in ("pass rate", "latency", "tokens", "cost", "open drift alerts"):
