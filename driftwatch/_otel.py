@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from driftwatch import __version__
 from driftwatch._alerts import Alert
 from driftwatch._outcome import Outcome
-from driftwatch._prometheus import LATENCY_BUCKETS
+from driftwatch._prometheus import ALERT_KIND, FOLLOWING, LATENCY_BUCKETS
 
 __all__ = ["CountingExporter", "OtelAlertSink", "Telemetry", "telemetry_from_env"]
 
@@ -374,8 +374,12 @@ class OtelAlertSink:
             event_name="driftwatch.drift",
         )
         metric_attrs = {**alert.stream, "signal": alert.signal, "direction": alert.direction}
-        self._alerts.add(1, {**metric_attrs, "status": alert.status, "kind": alert.kind})
+        # The alert's kind under its own name: the stream's labels can hold a ``kind`` (call streams).
+        counted = {**metric_attrs, "status": alert.status, ALERT_KIND: alert.kind}
+        self._alerts.add(1, counted)
         if alert.kind == "drift":
+            for later in FOLLOWING.get(alert.status, ()):
+                self._alerts.add(0, {**counted, "status": later})  # at 0 for increase(): see FOLLOWING
             # Version events have no open state to close later: the gauge tracks drift episodes only.
             self._active.set(0 if alert.status == "resolved" else 1, metric_attrs)
             if alert.status in ("confirmed", "resolved"):

@@ -21,6 +21,14 @@ export what a paging rule and a dashboard need:
   ``driftwatch.outcome.tokens`` -> ``driftwatch_outcome_tokens_total`` (``gen_ai_token_type`` =
   input/output), ``driftwatch.outcome.cost`` -> ``driftwatch_outcome_cost_total`` (USD).
 
+Every series carries the stream's labels (``service``, ``task``, ``kind="call"`` on call streams, the
+configured ``stream_labels``); ``driftwatch_alerts_total`` adds ``signal``, ``direction``, ``status`` and
+``driftwatch_alert_kind`` (``drift``, ``version_change``, ``version_comparison``). When a drift episode
+opens, the counts of the statuses it can still reach start at 0 (``FOLLOWING``), so that ``increase()``
+sees its confirmation and resolution; a series' very first count (the first ``suspected`` of a stream,
+signal and direction) still appears at 1, and the dashboard's queries count series born in their window
+(``x unless x offset window``).
+
 The scrape also shows ``driftwatch_drift_confirmed 0`` for a stream that is only suspected (the OTLP
 gauge has no point there) and counts its own drops in ``driftwatch_metrics_series_dropped_total``.
 
@@ -46,7 +54,9 @@ from driftwatch._alerts import Alert
 from driftwatch._outcome import Outcome
 
 __all__ = [
+    "ALERT_KIND",
     "CONTENT_TYPE",
+    "FOLLOWING",
     "LATENCY_BUCKETS",
     "MetricsServer",
     "PrometheusSink",
@@ -68,6 +78,14 @@ _INVALID_LABEL = re.compile(r"[^a-zA-Z0-9_]")
 _RUNS = re.compile(r"__+")
 
 LabelKey = tuple[tuple[str, str], ...]
+
+#: The attribute (label ``driftwatch_alert_kind``) for an alert's kind on ``driftwatch.alerts``: not
+#: ``kind``, which is the stream's own label on call streams (``kind="call"``).
+ALERT_KIND = "driftwatch.alert.kind"
+#: The statuses a drift episode can still reach from each status. Their ``driftwatch.alerts`` series
+#: are created at 0 as soon as the episode opens: a counter series that first appears at 1 is invisible
+#: to ``increase()`` and ``rate()``, which need a sample before the step.
+FOLLOWING: dict[str, tuple[str, ...]] = {"suspected": ("confirmed", "resolved"), "confirmed": ("resolved",)}
 
 
 def metric_name(name: str, kind: str, unit: str = "") -> str:
@@ -279,12 +297,14 @@ class PrometheusSink:
         series = _labels({**alert.stream, "signal": alert.signal, "direction": alert.direction})
         counted = _labels(
             {**alert.stream, "signal": alert.signal, "direction": alert.direction}
-            | {"status": alert.status, "kind": alert.kind}
+            | {"status": alert.status, ALERT_KIND: alert.kind}
         )
         with self._lock:
             self._alerts.add(counted, 1)
             if alert.kind != "drift":
                 return  # version events have no open state (as in the OTLP sink)
+            for later in FOLLOWING.get(alert.status, ()):
+                self._alerts.add(_labels(dict(counted) | {"status": later}), 0)
             open_ids = self._open.get(series)
             if alert.status == "resolved":
                 if open_ids is not None:

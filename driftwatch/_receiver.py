@@ -2,9 +2,10 @@
 
 The receiver parses and validates each export request, then hands it to a :class:`Handler` (the
 service's decoder and journal). Responses follow the OTLP specification: full or partial success,
-400 for malformed payloads, 401 without the configured bearer token, 413 for bodies over the limit
-(after decompression too), 415 for unknown content types or encodings, 503 with ``Retry-After`` (gRPC
-``UNAVAILABLE`` with ``RetryInfo``) when the handler is saturated, so that exporters retry.
+400 (gRPC ``INVALID_ARGUMENT``) for malformed payloads, 401 without the configured bearer token, 413
+for bodies over the limit (after decompression too), 415 for unknown content types or encodings, 503
+with ``Retry-After`` (gRPC ``UNAVAILABLE`` with ``RetryInfo``) when the handler is saturated, so that
+exporters retry.
 
 Every queue is bounded: HTTP connections wait in a fixed-size queue for a fixed pool of workers (a
 full queue is answered 503 at once), gRPC limits concurrent RPCs. Everything refused or dropped is
@@ -41,9 +42,9 @@ import structlog
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
-from opentelemetry.proto.collector.logs.v1 import logs_service_pb2, logs_service_pb2_grpc
-from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
 from driftwatch._config import Config, ConfigError
 
@@ -68,6 +69,11 @@ _REQUESTS: dict[Signal, type[Message]] = {
     "traces": trace_service_pb2.ExportTraceServiceRequest,
     "logs": logs_service_pb2.ExportLogsServiceRequest,
     "metrics": metrics_service_pb2.ExportMetricsServiceRequest,
+}
+_GRPC_SERVICES: dict[Signal, str] = {
+    "traces": trace_service_pb2.DESCRIPTOR.services_by_name["TraceService"].full_name,
+    "logs": logs_service_pb2.DESCRIPTOR.services_by_name["LogsService"].full_name,
+    "metrics": metrics_service_pb2.DESCRIPTOR.services_by_name["MetricsService"].full_name,
 }
 _RESPONSES: dict[Signal, type[Message]] = {
     "traces": trace_service_pb2.ExportTraceServiceResponse,
@@ -593,9 +599,24 @@ class Receiver:
             # Bounded like the HTTP side: RPCs beyond this are refused by gRPC (RESOURCE_EXHAUSTED).
             maximum_concurrent_rpcs=config.workers + config.max_pending,
         )
-        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_Servicer(self, "traces"), server)  # type: ignore[no-untyped-call]
-        logs_service_pb2_grpc.add_LogsServiceServicer_to_server(_Servicer(self, "logs"), server)  # type: ignore[no-untyped-call]
-        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_Servicer(self, "metrics"), server)  # type: ignore[no-untyped-call]
+        # Registered by hand rather than with the generated add_*Servicer_to_server: those decode the
+        # request inside gRPC, which answers a payload that does not decode INTERNAL (as for a crash).
+        # The servicer gets the raw bytes and answers INVALID_ARGUMENT, as the OTLP specification asks.
+        server.add_generic_rpc_handlers(
+            [
+                grpc.method_handlers_generic_handler(
+                    _GRPC_SERVICES[signal],
+                    {
+                        "Export": grpc.unary_unary_rpc_method_handler(
+                            _Servicer(self, signal).Export,
+                            request_deserializer=None,
+                            response_serializer=_RESPONSES[signal].SerializeToString,
+                        )
+                    },
+                )
+                for signal in SIGNALS
+            ]
+        )
         address = (
             f"[{config.host}]:{config.grpc_port}"
             if ":" in config.host
@@ -1043,13 +1064,13 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
 
 
 class _Servicer:
-    """The Export method of one OTLP gRPC service (the generated *_service_pb2_grpc registers it)."""
+    """The Export method of one OTLP gRPC service; it decodes the request bytes itself."""
 
     def __init__(self, receiver: Receiver, signal: Signal) -> None:
         self._receiver = receiver
         self._signal = signal
 
-    def Export(self, request: Any, context: grpc.ServicerContext) -> Message:
+    def Export(self, payload: bytes, context: grpc.ServicerContext) -> Message:
         receiver, signal = self._receiver, self._signal
         stats = receiver.stats
         metadata = dict(context.invocation_metadata())
@@ -1059,7 +1080,21 @@ class _Servicer:
                 "driftwatch.receiver.refused", transport="grpc", status="UNAUTHENTICATED", peer=context.peer()
             )
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong 'authorization: Bearer <token>'")
-        wire = request.ByteSize()
+        wire = len(payload)
+        request = _REQUESTS[signal]()
+        try:
+            request.ParseFromString(payload)
+        except Exception as exc:  # DecodeError and friends: every failure here is the payload's fault.
+            reason = f"protobuf payload: cannot decode a {type(request).__name__}: {str(exc)[:200]}"
+            stats.count("grpc", "INVALID_ARGUMENT", wire=wire)
+            receiver.warnings.warning(
+                "driftwatch.receiver.refused",
+                transport="grpc",
+                status="INVALID_ARGUMENT",
+                peer=context.peer(),
+                reason=reason,
+            )
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, reason)
         try:
             items, dropped = limit_items(signal, request, receiver.config.max_attributes)
             accepted = receiver.dispatch(signal, request)

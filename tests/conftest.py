@@ -45,6 +45,29 @@ class Harness:
         return self.outcomes
 
 
+LIVE_CLAUDE_CODE = "test_claude_code_live.py"
+LIVE_SKIPPED = "live Claude Code skipped"
+
+
+def pytest_report_teststatus(report: pytest.TestReport, config: pytest.Config) -> tuple[str, str, str] | None:
+    """The live Claude Code tests, when skipped (no npm, or npm could not install the CLI), count under
+    their own name: pytest's final line then says "N live Claude Code skipped", not just "N skipped"."""
+    if report.skipped and not hasattr(report, "wasxfail") and LIVE_CLAUDE_CODE in report.nodeid:
+        return LIVE_SKIPPED, "s", "SKIPPED (live Claude Code)"
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Why the live Claude Code tests did not run, right above the final line."""
+    skipped = terminalreporter.stats.get(LIVE_SKIPPED, [])
+    if not skipped:
+        return
+    longrepr = skipped[0].longrepr
+    reason = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr).removeprefix("Skipped: ")
+    terminalreporter.write_sep("=", "the live Claude Code test did not run", yellow=True, bold=True)
+    terminalreporter.write_line(f"{len(skipped)} tests in tests/{LIVE_CLAUDE_CODE} skipped: {reason}")
+
+
 @pytest.fixture
 def harness() -> Iterator[Harness]:
     spans = InMemorySpanExporter()

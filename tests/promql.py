@@ -40,8 +40,9 @@ class Query:
 
 
 def substitute(expr: str) -> str:
-    """Grafana variables replaced by values PromQL accepts: ranges by 5m, label values by .*."""
+    """Grafana variables replaced by values PromQL accepts: ranges and offsets by 5m, label values by .*."""
     expr = re.sub(r"\[\$\{?\w+\}?\]", "[5m]", expr)
+    expr = re.sub(r"(offset\s+)\$\{?\w+\}?", r"\g<1>5m", expr)
     return re.sub(r"\$\{?\w+\}?", ".*", expr)
 
 

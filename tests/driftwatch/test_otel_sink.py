@@ -49,6 +49,7 @@ def test_version_events_are_tagged_and_not_active_drift() -> None:
     assert records[0].severity_text == "INFO" and records[1].severity_text == "WARN"
     assert metric_points(reader, "driftwatch.drift.active") == []
     counted = {
-        (p.attributes["kind"], p.attributes["status"]) for p in metric_points(reader, "driftwatch.alerts")
+        (p.attributes["driftwatch.alert.kind"], p.attributes["status"])
+        for p in metric_points(reader, "driftwatch.alerts")
     }
     assert counted == {("version_change", "annotation"), ("version_comparison", "confirmed")}

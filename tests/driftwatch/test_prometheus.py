@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import doctest
 import shutil
 import subprocess
@@ -231,3 +232,58 @@ def test_replay_serves_metrics_and_names_a_busy_port(
         busy.close()
     err = capsys.readouterr().err
     assert f"cannot serve /metrics on 127.0.0.1:{busy.port}" in err and "choose a free port" in err
+
+
+def test_call_and_task_stream_alerts_are_separate_series() -> None:
+    """An alert on a call stream (stream label kind=call) and one on the task stream of the same task
+    are two `driftwatch_alerts_total` series, in the scrape and in the OTLP metrics alike: the alert's
+    kind is `driftwatch_alert_kind` and leaves the stream's `kind` alone."""
+    reader = InMemoryMetricReader()
+    otlp = OtelAlertSink(Telemetry(meter_provider=MeterProvider(metric_readers=[reader])))
+    scrape = PrometheusSink()
+    task = alert("suspected", "task-episode")
+    call = dataclasses.replace(alert("suspected", "call-episode"), stream={**task.stream, "kind": "call"})
+    for sink in (otlp, scrape):
+        sink.export(task)
+        sink.export(call)
+    expected = [
+        ({"service": "s", "task": "t", "signal": "success", "direction": "down", "status": "suspected"}, 1.0),
+        (
+            {**task.stream, "kind": "call", "signal": "success", "direction": "down", "status": "suspected"},
+            1.0,
+        ),
+    ]
+    expected = [({**labels, "driftwatch_alert_kind": "drift"}, value) for labels, value in expected]
+    for exposition in (parse_exposition(scrape.render().decode()), otel_as_prometheus(reader)):
+        counted = [(labels, value) for labels, value in exposition["driftwatch_alerts_total"] if value]
+        assert normal(counted) == normal(expected)
+        # The gauges were already apart (they carry no alert kind); they stay so.
+        assert len(exposition["driftwatch_drift_active"]) == 2
+
+
+def test_an_opened_episode_starts_its_later_counts_at_zero() -> None:
+    """Suspected: the episode's confirmed and resolved counts appear at 0 (so that `increase()` sees
+    their first count); confirmed: resolved stays 0; version events add no zero series. Scrape and
+    OTLP metrics alike."""
+    reader = InMemoryMetricReader()
+    otlp = OtelAlertSink(Telemetry(meter_provider=MeterProvider(metric_readers=[reader])))
+    scrape = PrometheusSink()
+
+    def counts() -> list[dict[str, float]]:
+        return [
+            {labels["status"]: value for labels, value in exposition["driftwatch_alerts_total"]}
+            for exposition in (parse_exposition(scrape.render().decode()), otel_as_prometheus(reader))
+        ]
+
+    for sink in (otlp, scrape):
+        sink.export(alert("suspected"))
+    assert counts() == [{"suspected": 1, "confirmed": 0, "resolved": 0}] * 2
+    for sink in (otlp, scrape):
+        sink.export(alert("confirmed"))
+    assert counts() == [{"suspected": 1, "confirmed": 1, "resolved": 0}] * 2
+    for sink in (otlp, scrape):
+        sink.export(alert("resolved"))
+    assert counts() == [{"suspected": 1, "confirmed": 1, "resolved": 1}] * 2
+    other = PrometheusSink()
+    other.export(dataclasses.replace(alert("annotation"), kind="version_change", direction="none"))
+    assert [v for _, v in parse_exposition(other.render().decode())["driftwatch_alerts_total"]] == [1]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 import yaml
 
 from tests.prometheus_data import degrading_sink, parse_exposition
-from tests.promql import problems, promtool_parse, read
+from tests.promql import problems, promtool_parse, read, substitute
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "examples" / "grafana" / "driftwatch-dashboard.json"
@@ -111,7 +112,7 @@ def test_dashboard_has_stream_variables_and_version_annotations() -> None:
         )
     assert "window" in variables
     annotations = {a["name"]: a for a in dashboard["annotations"]["list"]}
-    assert 'kind="version_change"' in annotations["Version changes"]["expr"]
+    assert 'driftwatch_alert_kind="version_change"' in annotations["Version changes"]["expr"]
     assert 'status="confirmed"' in annotations["Change points (confirmed drift)"]["expr"]
     titles = " ".join(p["title"] for p in dashboard["panels"]).lower()
     for word in ("pass rate", "latency", "tokens", "cost", "open drift alerts"):
@@ -202,3 +203,71 @@ def test_the_expression_reader_catches_unknown_names(
     ]
     if shutil.which("promtool"):
         assert promtool_parse(["sum by (service (driftwatch_outcomes_total)"], tmp_path) is not None
+
+
+def _alerts_series(task: str, status: str) -> str:
+    return (
+        f'driftwatch_alerts_total{{service="agent",task="{task}",signal="success",direction="down",'
+        f'status="{status}",driftwatch_alert_kind="drift"}}'
+    )
+
+
+def test_alert_count_queries_under_promtool(tmp_path: Path) -> None:
+    """The panel "Alerts raised by status and kind" and the change-point annotation, evaluated by
+    Prometheus' own engine (promtool test rules) over counter series as driftwatch exposes them: a series
+    first seen at 1 inside the window counts (increase() alone gives 0), one started at 0 counts its
+    increase, a reset (restart) counts, a count before the window does not; a confirmed count created
+    at 0 when the episode opens is no change point until it turns 1."""
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.skip("promtool not installed (make prometheus-tools installs Debian's prometheus package)")
+    dashboard = json.loads(DASHBOARD.read_text())
+    panel = next(p for p in dashboard["panels"] if p["title"] == "Alerts raised by status and kind")
+    annotation = next(
+        a for a in dashboard["annotations"]["list"] if a["name"] == "Change points (confirmed drift)"
+    )
+    (tmp_path / "none.yml").write_text("groups: []\n")
+    suite = {
+        "rule_files": ["none.yml"],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [
+                    # Samples at 0m..10m; the window is 5m, evaluated at 10m.
+                    {"series": _alerts_series("fix", "confirmed"), "values": "_ _ _ 0 0 0 1 1 1 1 1"},
+                    {"series": _alerts_series("fix", "suspected"), "values": "_ _ _ _ _ _ _ 1 1 1 1"},
+                    {"series": _alerts_series("old", "suspected"), "values": "1 1 1 1 1 1 1 1 1 1 1"},
+                    {"series": _alerts_series("restart", "suspected"), "values": "2 2 2 2 2 2 2 1 1 1 1"},
+                ],
+                "promql_expr_test": [
+                    {
+                        "expr": substitute(panel["targets"][0]["expr"]),
+                        "eval_time": "10m",
+                        "exp_samples": [
+                            {"labels": '{status="confirmed",driftwatch_alert_kind="drift"}', "value": 1},
+                            {"labels": '{status="suspected",driftwatch_alert_kind="drift"}', "value": 2},
+                        ],
+                    },
+                    {"expr": substitute(annotation["expr"]), "eval_time": "4m", "exp_samples": []},
+                    {
+                        "expr": substitute(annotation["expr"]),
+                        "eval_time": "6m",
+                        "exp_samples": [
+                            {
+                                "labels": _alerts_series("fix", "confirmed").removeprefix(
+                                    "driftwatch_alerts_total"
+                                ),
+                                "value": 1,
+                            }
+                        ],
+                    },
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(suite, sort_keys=False))
+    result = subprocess.run(
+        [promtool, "test", "rules", "test.yml"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
