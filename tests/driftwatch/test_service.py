@@ -238,12 +238,15 @@ def run_serve_over(
                     proc = start_serve(state, alerts, port, config)
             if i in kill_at:
                 seq = wait_for_checkpoint(state, port) if i in checkpointed else None
+                processed = handler_stats(port)["monitor"]["processed"]
                 time.sleep(rng.random() * 0.05)  # anywhere: mid-detection, mid-checkpoint, idle
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 proc = start_serve(state, alerts, port, config)
-                if seq is not None:
-                    assert handler_stats(port)["restored_checkpoint_seq"] == seq
+                if seq is not None:  # restored, not re-learnt from the journal after the checkpoint
+                    restored = handler_stats(port)
+                    assert restored["restored_checkpoint_seq"] == seq
+                    assert restored["monitor"]["processed"] == processed
         deadline = time.monotonic() + 30
         while backlog(port) and time.monotonic() < deadline:
             time.sleep(0.05)
