@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol, TextIO, runtime_checkable
 
@@ -15,7 +16,16 @@ import structlog
 from driftwatch._outcome import Outcome, format_time
 from driftwatch._stats import Estimate
 
-__all__ = ["Alert", "AlertSink", "ConsoleSink", "InMemorySink", "JsonlSink", "alert_id", "resolved_at"]
+__all__ = [
+    "Alert",
+    "AlertSink",
+    "ConsoleSink",
+    "InMemorySink",
+    "JsonlSink",
+    "RestoringSink",
+    "alert_id",
+    "resolved_at",
+]
 
 Status = Literal["suspected", "confirmed", "resolved", "annotation"]
 
@@ -107,6 +117,20 @@ class AlertSink(Protocol):
     def export(self, alert: Alert) -> None: ...
 
     def shutdown(self) -> None: ...
+
+
+@runtime_checkable
+class RestoringSink(Protocol):
+    """A sink with state of its own about open alerts (a gauge, a dashboard), rebuilt after a restart.
+
+    Optional beside ``AlertSink``. After a monitor restores a checkpoint (``Monitor.restore``,
+    ``driftwatch serve`` on start), it calls ``restore(alerts)`` once with the drift alerts open in
+    it (confirmed and still suspected): the sink takes them as open without announcing them again
+    (no count, no log record, no page). Alerts raised after that come through ``export`` as usual.
+    Like ``export``, it must not raise or block for long; the monitor guards it anyway.
+    """
+
+    def restore(self, alerts: Sequence[Alert]) -> None: ...
 
 
 class OutcomeObserver(Protocol):

@@ -113,6 +113,8 @@ class Durable:
         self._last_checkpoint = clock()
         self._started = False
         self._work_lock = threading.Lock()
+        #: Journal position of the checkpoint restored by ``start`` (None: none, replayed from the start).
+        self.restored_seq: int | None = None
 
     @property
     def processed_seq(self) -> int:
@@ -146,6 +148,7 @@ class Durable:
                 seq, blob = saved
                 self._restore(blob)
                 self._seq = seq
+                self.restored_seq = seq
             self._started = True
             replayed = self._drain(None)
             self.stats.replayed = replayed

@@ -331,6 +331,18 @@ def _marker_value(outcome: Outcome, name: str) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def _open_alerts(streams: Iterable[_Stream]) -> list[Alert]:
+    """The open drift alerts of ``streams``: each confirmed one not yet resolved, each suspected one."""
+    out: list[Alert] = []
+    for stream in streams:
+        for watch in stream.watches.values():
+            if watch.open is not None:
+                out.append(watch.open.alert)
+            if watch.active is not None:
+                out.append(watch.active)
+    return out
+
+
 def _neutral(kind: SignalKind) -> float:
     """The effect of no change: a ratio of 1 on log scales, else a difference of 0."""
     return 1.0 if kind in ("log", "count") else 0.0
@@ -515,6 +527,7 @@ class Monitor:
             for f in dataclasses.fields(MonitorStats):
                 setattr(self.stats, f.name, getattr(saved, f.name))
             self._warned_cap = bool(state["warned_cap"])
+        self._announce_restored(streams.values())
 
     def merge(self, blob: bytes, keys: Iterable[str] | None = None) -> list[str]:
         """Add the streams of a ``snapshot`` (full or ``keys=…``) taken on another monitor; their keys.
@@ -556,7 +569,28 @@ class Monitor:
                 self._bh_open.add(self._bh_events)
             self._streams.update(incoming)
             # Not cached: merging may have renumbered candidates, so the blobs differ from the source's.
+        self._announce_restored(incoming.values())
         return list(incoming)
+
+    def open_alerts(self) -> list[Alert]:
+        """The drift alerts open now: confirmed and not yet resolved, or suspected awaiting confirmation."""
+        with self._lock:
+            return _open_alerts(self._streams.values())
+
+    def _announce_restored(self, streams: Iterable[_Stream]) -> None:
+        """Hand restored open alerts to the sinks that keep state about them (``RestoringSink``).
+
+        Without this a gauge such as ``driftwatch_drift_confirmed`` would start empty after a
+        restart and close the page it drives. Only ``restore`` is called: nothing is announced
+        again, so notifiers do not page twice.
+        """
+        restorers = [r for r in (getattr(s, "restore", None) for s in self.sinks) if callable(r)]
+        if not restorers:
+            return
+        alerts = _open_alerts(streams)
+        if alerts:
+            for restore in restorers:
+                self._guard(restore, alerts)
 
     @staticmethod
     def _read_streams(state: dict[str, Any]) -> dict[str, _Stream]:

@@ -7,6 +7,11 @@ Everything not delivered is counted in ``Notifier.stats``: a full queue, the rat
 shutdown. The same (alert id, status) is sent at most once, and ``resolved`` goes out only for an
 alert this notifier announced, so a page is always closed by the key that opened it.
 
+That memory is in-process unless a state file is attached (``attach_state``; ``driftwatch serve``
+attaches its own): then each page is recorded there before it is queued and again once it is sent,
+so after a restart an open page is still closed by its resolve (same dedup key), an alert replayed
+from the journal is not sent twice, and a page queued but not sent before the crash is sent.
+
 The monitor resolves a suspected alert that fresh data does not confirm, and a confirmed one when its
 stream is back at its baseline (or is re-baselined), with the same id: the page that opened is the
 page that closes.
@@ -15,6 +20,7 @@ page that closes.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import json
 import logging
 import math
@@ -36,6 +42,8 @@ from driftwatch._alerts import Alert, describe, resolved_at
 from driftwatch._config import Config
 from driftwatch._notify_config import PAGERDUTY_URL, NotifierSpec
 from driftwatch._outcome import format_time
+from driftwatch._snapshot import dumps, loads
+from driftwatch._state import StateStore
 from driftwatch._stats import Estimate
 
 __all__ = [
@@ -206,6 +214,7 @@ class Notifier:
         self._open: OrderedDict[str, Alert] = OrderedDict()  # announced, not yet resolved
         self._announced: OrderedDict[str, None] = OrderedDict()  # delivered triggers (worker side)
         self._rng = random.Random()
+        self._store: StateStore | None = None  # where pages are recorded (attach_state)
         self._thread = threading.Thread(target=self._run, name=f"driftwatch-{self.kind}", daemon=True)
         self._thread.start()
 
@@ -224,6 +233,65 @@ class Notifier:
     def destination(self) -> str:
         """The host alone (a metric label): never a path or key."""
         return urlsplit(self.url).netloc
+
+    @property
+    def identity(self) -> str:
+        """This destination in the state file: its type and a digest of its URL (and routing key)."""
+        secret = f"{self.url}\x1f{getattr(self, 'routing_key', '')}"
+        return f"{self.kind}:{hashlib.sha256(secret.encode()).hexdigest()[:16]}"
+
+    # -- state across restarts ---------------------------------------------------------------------
+
+    def attach_state(self, store: StateStore) -> None:
+        """Record pages in ``store`` from now on, and take up those recorded there before a restart.
+
+        Call before any alert is exported (``driftwatch serve`` does, before restoring its
+        checkpoint). Open pages are remembered (their resolve goes out with the same key), statuses
+        already sent are not sent again, and what was queued but not sent is queued again.
+        """
+        pages = store.pages(self.identity)
+        with self._lock:
+            for page in pages:
+                alert = None
+                if page.alert is not None:
+                    try:
+                        alert = loads(page.alert, f"{self.name}: page {page.alert_id} in {store.path}")
+                    except Exception as exc:
+                        log.warning("driftwatch: %s", exc)
+                if not isinstance(alert, Alert | None):
+                    continue
+                if page.status == "resolved":
+                    done = ["suspected", "confirmed", "resolved"]
+                else:
+                    done = [s for s in ("suspected", "confirmed") if _RANK[s] <= _RANK.get(page.status, 0)]
+                for status in done:
+                    self._remember(self._seen, (page.alert_id, status))
+                if page.announced:
+                    self._remember(self._announced, page.alert_id)
+                if page.status == "resolved":
+                    self._open_pop(page.alert_id)
+                elif alert is not None:
+                    self._open_add(alert)
+                if page.queued and alert is not None:
+                    self.stats.accepted += 1
+                    self._queue.append(_Request(alert, "resolve" if page.status == "resolved" else "trigger"))
+            self._store = store
+            self._idle.notify_all()
+
+    def _record(self, request: _Request, sent: Delivery | None = None) -> None:
+        """Note a queued (``sent`` None) or finished request in the attached state file. Never raises."""
+        store, alert = self._store, request.alert
+        if store is None or request.action == "note":
+            return
+        try:
+            if sent is None:
+                store.put_page(self.identity, alert.id, alert.status, dumps(alert))
+            else:
+                ok = sent.ok and request.action == "trigger"
+                store.page_sent(self.identity, alert.id, alert.status, announced=ok)
+        except Exception:
+            self.stats.internal_errors += 1
+            log.warning("driftwatch: %s could not record alert %s in the state file", self.name, alert.id)
 
     # -- AlertSink ---------------------------------------------------------------------------------
 
@@ -377,6 +445,7 @@ class Notifier:
             self._seen.pop((request.alert.id, request.alert.status), None)
             return
         self.stats.accepted += 1
+        self._record(request)
         self._queue.append(request)
         self._idle.notify_all()
 
@@ -407,6 +476,7 @@ class Notifier:
                     result = Delivery(
                         request.alert.id, request.alert.status, request.action, False, 0, repr(exc)
                     )
+                self._record(request, result)  # before flush() can see the queue idle
                 with self._idle:
                     self._results.append(result)
                     if result.ok:

@@ -385,6 +385,15 @@ class OtelAlertSink:
             if alert.status in ("confirmed", "resolved"):
                 self._confirmed.set(1 if alert.status == "confirmed" else 0, metric_attrs)
 
+    def restore(self, alerts: Sequence[Alert]) -> None:
+        """Alerts open after a restart (``RestoringSink``): their gauges again, no log record or count."""
+        for alert in alerts:
+            if alert.kind == "drift" and alert.status != "resolved":
+                metric_attrs = {**alert.stream, "signal": alert.signal, "direction": alert.direction}
+                self._active.set(1, metric_attrs)
+                if alert.status == "confirmed":
+                    self._confirmed.set(1, metric_attrs)
+
     def shutdown(self) -> None:
         # Short and bounded: Telemetry.shutdown exports what is left right after, with its own deadline.
         self.telemetry.force_flush(1000)

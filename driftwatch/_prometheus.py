@@ -46,7 +46,7 @@ import logging
 import math
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -305,20 +305,32 @@ class PrometheusSink:
                 return  # version events have no open state (as in the OTLP sink)
             for later in FOLLOWING.get(alert.status, ()):
                 self._alerts.add(_labels(dict(counted) | {"status": later}), 0)
-            open_ids = self._open.get(series)
-            if alert.status == "resolved":
-                if open_ids is not None:
-                    open_ids.pop(alert.id, None)
-            elif open_ids is not None or len(self._open) < self.max_series:
-                self._open.setdefault(series, {})[alert.id] = alert.status
-            else:
-                self.series_dropped += 1
-                return
-            open_ids = self._open.get(series, {})
-            self._active.set(series, 1 if open_ids else 0)
-            self._confirmed.set(series, 1 if "confirmed" in open_ids.values() else 0)
-            if not open_ids:
-                self._open.pop(series, None)
+            self._track(series, alert)
+
+    def restore(self, alerts: Sequence[Alert]) -> None:
+        """Alerts still open after a restart (``RestoringSink``): their gauges again, without a count."""
+        with self._lock:
+            for alert in alerts:
+                if alert.kind == "drift" and alert.status != "resolved":
+                    series = _labels({**alert.stream, "signal": alert.signal, "direction": alert.direction})
+                    self._track(series, alert)
+
+    def _track(self, series: LabelKey, alert: Alert) -> None:
+        """Open or close ``alert`` on its series and set the ``active`` / ``confirmed`` gauges (locked)."""
+        open_ids = self._open.get(series)
+        if alert.status == "resolved":
+            if open_ids is not None:
+                open_ids.pop(alert.id, None)
+        elif open_ids is not None or len(self._open) < self.max_series:
+            self._open.setdefault(series, {})[alert.id] = alert.status
+        else:
+            self.series_dropped += 1
+            return
+        open_ids = self._open.get(series, {})
+        self._active.set(series, 1 if open_ids else 0)
+        self._confirmed.set(series, 1 if "confirmed" in open_ids.values() else 0)
+        if not open_ids:
+            self._open.pop(series, None)
 
     def shutdown(self) -> None:
         pass

@@ -117,6 +117,12 @@ class DriftService:
         self.monitor = Monitor(config, sinks, threaded=False)
         self.decoder = ServiceDecoder(config)
         self.store = StateStore(config.state)
+        # Sinks that keep delivery state (notifiers' open pages) keep it in the state file, taken up
+        # before the checkpoint is restored and the journal replayed.
+        for sink in self.monitor.sinks:
+            attach = getattr(sink, "attach_state", None)
+            if callable(attach):
+                attach(self.store)
         self.durable = Durable(
             self.store,
             self.monitor,
@@ -146,8 +152,15 @@ class DriftService:
             log.error("driftwatch: cannot restore state from %s: %s", self.config.state, exc)
             self._ready.set()
             return
-        if replayed:
-            log.info("driftwatch: restored state and replayed %d journal entries", replayed)
+        restored = self.durable.restored_seq
+        if restored is not None or replayed:
+            log.info(
+                "driftwatch: restored the checkpoint at journal entry %s (%d open alerts) and replayed "
+                "%d journal entries",
+                restored,
+                len(self.monitor.open_alerts()),
+                replayed,
+            )
         self._ready.set()
         while not self._stop.is_set():
             try:
@@ -181,11 +194,12 @@ class DriftService:
         self._stop.set()
         if self._worker is not None:
             self._worker.join(timeout)
+        # Sinks first: notifiers record what they send in the state file, so it closes after them.
+        self.monitor.shutdown(timeout)
         if self._failed is None:
             self.durable.close()
         else:
             self.store.close()
-        self.monitor.shutdown(timeout)
 
     # -- the receiver's side ---------------------------------------------------------------------
     def ready(self) -> bool:
@@ -214,6 +228,7 @@ class DriftService:
             "max_streams": self.config.max_streams,
             "backlog": self.durable.backlog(),
             "processed_seq": self.durable.processed_seq,
+            "restored_checkpoint_seq": self.durable.restored_seq,
             "durable": vars(self.durable.stats).copy(),
             "monitor": self.monitor.stats.as_dict(),
             "decoder": vars(decoder).copy(),

@@ -852,3 +852,47 @@ def test_notifier_docs_list_every_key() -> None:
     assert [k for k in keys if f"`{k}`" not in text] == []
     for name in ("DRIFTWATCH_PAGERDUTY_ROUTING_KEY", "DRIFTWATCH_SLACK_WEBHOOK_URL", "type: webhook"):
         assert name in text
+
+
+def test_pages_survive_a_restart_in_the_state_file(
+    tmp_path: Path, pd: FakeService, hook: FakeService
+) -> None:
+    """Notifiers on a state file, started afresh (a restart): an alert already paged is not paged again
+    when replayed, its resolve goes out with the page's dedup key, and a page recorded as queued but
+    never sent before the restart is sent then."""
+    from driftwatch._snapshot import dumps
+    from driftwatch._state import StateStore
+
+    key = "R0123456789abcdef0123456789abcde"
+    paged, queued = drift(1), drift(2)
+
+    def notifiers(store: StateStore) -> list[Notifier]:
+        out: list[Notifier] = [PagerDutySink(key, url=pd.url, **FAST), WebhookSink(hook.url, **FAST)]
+        for notifier in out:
+            notifier.attach_state(store)
+        return out
+
+    with StateStore(tmp_path / "state.db") as store:
+        first = notifiers(store)
+        for notifier in first:
+            notifier.export(paged)
+            assert notifier.flush(5)
+            notifier.shutdown(1)
+        # What a crash right after deciding to page (before sending) leaves in the file:
+        store.put_page(first[0].identity, queued.id, "confirmed", dumps(queued))
+    assert [b["event_action"] for b in pd.bodies()] == ["trigger"]
+
+    with StateStore(tmp_path / "state.db") as store:
+        second = notifiers(store)
+        for notifier in second:
+            notifier.export(paged)  # replayed from the journal
+            notifier.export(paged.with_status("resolved"))
+            assert notifier.flush(5)
+            notifier.shutdown(1)
+    events = [(b["event_action"], b["dedup_key"]) for b in pd.bodies()]
+    assert sorted(events) == [("resolve", paged.id), ("trigger", paged.id), ("trigger", queued.id)]
+    assert [(b["id"], b["status"]) for b in hook.bodies()] == [
+        (paged.id, "confirmed"),
+        (paged.id, "resolved"),
+    ]
+    assert second[0].stats.duplicates == 1 and second[0].stats.resolves_skipped == 0

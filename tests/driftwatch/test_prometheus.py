@@ -287,3 +287,23 @@ def test_an_opened_episode_starts_its_later_counts_at_zero() -> None:
     other = PrometheusSink()
     other.export(dataclasses.replace(alert("annotation"), kind="version_change", direction="none"))
     assert [v for _, v in parse_exposition(other.render().decode())["driftwatch_alerts_total"]] == [1]
+
+
+def test_a_restored_monitor_reopens_the_gauges_without_counting_again() -> None:
+    """Monitor.restore hands its open alerts to new scrape and OTLP sinks: the confirmed gauges are 1
+    again (a restart must not close a Prometheus page), and no alert is counted a second time."""
+    _, before = degrading_sink()
+    reader = InMemoryMetricReader()
+    otlp = OtelAlertSink(Telemetry(meter_provider=MeterProvider(metric_readers=[reader])))
+    scrape = PrometheusSink()
+    after = Monitor(Config(signals=["success"]), [otlp, scrape], threaded=False)
+    after.restore(before.snapshot())
+    assert [a.status for a in after.open_alerts()] == ["confirmed"]
+    series = {"service": "agent", "task": "fix-tests", "signal": "success", "direction": "down"}
+    exposition = parse_exposition(scrape.render().decode())
+    assert exposition["driftwatch_drift_confirmed"] == [(series, 1.0)]
+    assert exposition["driftwatch_drift_active"] == [(series, 1.0)]
+    assert "driftwatch_alerts_total" not in exposition  # restored, not raised again
+    translated = otel_as_prometheus(reader)
+    assert translated["driftwatch_drift_confirmed"] == [(series, 1)]
+    assert "driftwatch_alerts_total" not in translated

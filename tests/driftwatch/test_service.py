@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import random
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -171,10 +173,11 @@ def post(port: int, body: bytes) -> int | None:
         return None
 
 
-def start_serve(state: Path, alerts: Path, port: int) -> subprocess.Popen[bytes]:
+def start_serve(state: Path, alerts: Path, port: int, config: Path | None = None) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DRIFTWATCH_"))}
     cmd = [sys.executable, "-P", "-m", "driftwatch._cli", "serve", "--state", str(state)]
     cmd += ["--alerts-out", str(alerts), "--http-port", str(port), "--grpc-port", "0"]
+    cmd += ["--config", str(config)] if config is not None else []
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -188,10 +191,28 @@ def start_serve(state: Path, alerts: Path, port: int) -> subprocess.Popen[bytes]
     raise AssertionError(f"serve did not become ready: {proc.stderr.read() if proc.stderr else b''!r}")
 
 
-def backlog(port: int) -> int:
+def handler_stats(port: int) -> dict[str, Any]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as r:
-        stats: dict[str, Any] = json.load(r)
-    return int(stats["handler"]["backlog"])
+        stats: dict[str, Any] = json.load(r)["handler"]
+    return stats
+
+
+def backlog(port: int) -> int:
+    return int(handler_stats(port)["backlog"])
+
+
+def wait_for_checkpoint(state: Path, port: int, timeout: float = 20.0) -> int:
+    """Wait until every payload sent is through detection and in a checkpoint; the checkpoint's seq."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stats = handler_stats(port)
+        if stats["backlog"] == 0:
+            with contextlib.closing(sqlite3.connect(f"file:{state}?mode=ro", uri=True)) as db:
+                row = db.execute("SELECT seq FROM checkpoint").fetchone()
+            if row is not None and row[0] == stats["processed_seq"]:
+                return int(row[0])
+        time.sleep(0.1)
+    raise AssertionError("no checkpoint covered the payloads sent")
 
 
 def alert_set(path: Path) -> set[tuple[str, str, str]]:
@@ -199,22 +220,33 @@ def alert_set(path: Path) -> set[tuple[str, str, str]]:
     return {(a["id"], a["status"], a["signal"]) for a in rows}
 
 
-def run_serve_over(tmp: Path, bodies: list[bytes], kill_at: set[int], seed: int) -> set[tuple[str, str, str]]:
+def run_serve_over(
+    tmp: Path, bodies: list[bytes], kill_at: set[int], seed: int, checkpointed: set[int] = frozenset()
+) -> set[tuple[str, str, str]]:
     """Sends every payload (retrying until acknowledged) to a `driftwatch serve` subprocess that is
-    killed with SIGKILL right after the payloads in ``kill_at`` were sent, and restarted."""
+    killed with SIGKILL right after the payloads in ``kill_at`` were sent, and restarted; at those in
+    ``checkpointed`` only once a checkpoint covers them, and the restart must restore it."""
     rng = random.Random(seed)
     state, alerts, port = tmp / "state.db", tmp / "alerts.jsonl", free_port()
-    proc = start_serve(state, alerts, port)
+    config = tmp / "driftwatch.yaml"
+    config.write_text("checkpoint_seconds: 1\n")
+    proc = start_serve(state, alerts, port, config)
     try:
         for i, body in enumerate(bodies):
             while post(port, body) != 200:  # not acknowledged: an exporter retries
                 if proc.poll() is not None:
-                    proc = start_serve(state, alerts, port)
+                    proc = start_serve(state, alerts, port, config)
             if i in kill_at:
+                seq = wait_for_checkpoint(state, port) if i in checkpointed else None
+                processed = handler_stats(port)["monitor"]["processed"]
                 time.sleep(rng.random() * 0.05)  # anywhere: mid-detection, mid-checkpoint, idle
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
-                proc = start_serve(state, alerts, port)
+                proc = start_serve(state, alerts, port, config)
+                if seq is not None:  # restored, not re-learnt from the journal after the checkpoint
+                    restored = handler_stats(port)
+                    assert restored["restored_checkpoint_seq"] == seq
+                    assert restored["monitor"]["processed"] == processed
         deadline = time.monotonic() + 30
         while backlog(port) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -227,16 +259,89 @@ def run_serve_over(tmp: Path, bodies: list[bytes], kill_at: set[int], seed: int)
 
 
 def test_kill_9_and_restart_lose_nothing_acknowledged(tmp_path: Path) -> None:
-    """SIGKILL at three random moments: the restarted service's alerts equal an uninterrupted run's."""
+    """SIGKILL at three random moments, one past a checkpoint that the restart restores: the restarted
+    service's alerts equal an uninterrupted run's."""
     bodies = payloads(task_outcomes(700, 500, 0.85, 0.55, seed=5))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
     clean = run_serve_over(tmp_path / "a", bodies, set(), seed=0)
     assert any(status == "confirmed" for _, status, signal_ in clean if signal_ == "success")
-    killed = run_serve_over(
-        tmp_path / "b", bodies, set(random.Random(9).sample(range(len(bodies) - 1), 3)), 1
-    )
+    kill_at = set(random.Random(9).sample(range(len(bodies) - 1), 3))
+    # One restart past a checkpoint (restore, then replay), the others before one (replay only).
+    killed = run_serve_over(tmp_path / "b", bodies, kill_at, 1, checkpointed={max(kill_at)})
     assert killed == clean
+
+
+def test_kill_9_past_a_checkpoint_keeps_pages_open_and_resolves_them(tmp_path: Path) -> None:
+    """kill -9 after a checkpoint holding a confirmed alert: after the restart /metrics still shows
+    driftwatch_drift_confirmed 1 and no notifier is paged again; when the stream recovers, PagerDuty
+    and the webhook get the resolve with the key that opened the page, and the gauge goes to 0."""
+    from tests.notify_servers import FakeService
+
+    rng = random.Random(1)
+    passed = [rng.random() < p for p in [0.85] * 600 + [0.55] * 300 + [0.85] * 400]
+    bodies = payloads(passed)
+    degraded, recovered = bodies[:18], bodies[18:]  # 900 outcomes, then the recovery
+    pd, hook = FakeService("pagerduty"), FakeService("webhook")
+    state, alerts, port = tmp_path / "state.db", tmp_path / "alerts.jsonl", free_port()
+    config = tmp_path / "driftwatch.yaml"
+    config.write_text(
+        "checkpoint_seconds: 1\nnotifiers:\n"
+        f"  - {{type: pagerduty, routing_key: R0123456789abcdef0123456789abcde, url: '{pd.url}'}}\n"
+        f"  - {{type: webhook, url: '{hook.url}'}}\n"
+    )
+
+    def confirmed_gauge() -> list[str]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        return [
+            line.rsplit(" ", 1)[1]
+            for line in text.splitlines()
+            if line.startswith("driftwatch_drift_confirmed{") and 'signal="success"' in line
+        ]
+
+    def wait_for(condition: Any, what: str) -> None:
+        deadline = time.monotonic() + 20
+        while not condition():
+            assert time.monotonic() < deadline, what
+            time.sleep(0.05)
+
+    proc = start_serve(state, alerts, port, config)
+    try:
+        for body in degraded:
+            assert post(port, body) == 200
+        wait_for(lambda: [b["event_action"] for b in pd.bodies()] == ["trigger"], "no page")
+        # The notifiers may deliver before the scrape sink (last in the list) has seen the alert.
+        wait_for(lambda: confirmed_gauge() == ["1"], "no confirmed gauge")
+        seq = wait_for_checkpoint(state, port)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+
+        proc = start_serve(state, alerts, port, config)
+        stats = handler_stats(port)
+        assert stats["restored_checkpoint_seq"] == seq and stats["processed_seq"] == seq
+        assert confirmed_gauge() == ["1"]  # the Prometheus page stays open across the restart
+        time.sleep(0.3)  # a page sent again would arrive by now
+        assert len(pd.requests) == 1 and len(hook.requests) == 1
+
+        for body in recovered:
+            assert post(port, body) == 200
+        wait_for(lambda: len(pd.requests) == 2 and len(hook.requests) == 2, "no resolve")
+        trigger, resolve = pd.bodies()
+        assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
+        assert [(b["id"], b["status"]) for b in hook.bodies()] == [
+            (trigger["dedup_key"], "confirmed"),
+            (trigger["dedup_key"], "resolved"),
+        ]
+        wait_for(lambda: confirmed_gauge() == ["0"], "the confirmed gauge stayed up")
+        assert pd.invalid == [] and hook.invalid == []
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        pd.close()
+        hook.close()
 
 
 def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
