@@ -54,7 +54,7 @@ _IDLE_WAIT_S = 1.0
 _WAKE_AT = 256
 #: Format of ``Monitor.snapshot``; ``restore`` refuses other formats. A snapshot pickles the monitor's
 #: state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their attributes change.
-SNAPSHOT_FORMAT = 3
+SNAPSHOT_FORMAT = 4
 #: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
 SNAPSHOT_SETTINGS = (
     "budget",
@@ -197,7 +197,18 @@ class _Recovery:
 class _SignalWatch:
     """Detection and confirmation for one (stream, signal)."""
 
-    __slots__ = ("active", "baseline", "confirm_n", "detector", "fresh", "history", "kind", "open", "opened")
+    __slots__ = (
+        "active",
+        "baseline",
+        "confirm_n",
+        "detector",
+        "episodes",
+        "fresh",
+        "history",
+        "kind",
+        "open",
+        "opened",
+    )
 
     def __init__(self, kind: SignalKind, config: Config) -> None:
         self.kind = kind
@@ -215,6 +226,7 @@ class _SignalWatch:
         # While suspected: (event number when suspected, decisions made by then), for BH in _confirm.
         self.opened: tuple[int, int] = (0, 0)
         self.open: _Recovery | None = None  # a confirmed alert not yet resolved
+        self.episodes = 0  # drift episodes raised so far: part of each alert id, so ids never repeat
 
 
 class _Recent:
@@ -738,7 +750,7 @@ class Monitor:
                 "decided_at": at,
             },
         )
-        watch.detector.resume(opened.base.merged(recovered))
+        watch.detector.resume(opened.base.merged(recovered), at)
         return resolved.with_status(
             "resolved",
             message=f"{describe(resolved)}: {why}, {opened.seen} observations after it was confirmed",
@@ -787,8 +799,9 @@ class Monitor:
         watch.fresh = Moments()
         # Confirm on as many fresh observations as the change took to detect, within bounds.
         watch.confirm_n = max(self.config.confirm_min, min(self.config.confirm_max, delay))
+        watch.episodes += 1
         alert = Alert(
-            id=alert_id(key, name, direction, change_at),
+            id=alert_id(key, name, direction, change_at, episode=watch.episodes),
             status="suspected",
             stream=dict(labels),
             signal=name,
@@ -898,7 +911,7 @@ class Monitor:
             watch.open = _Recovery(alert, watch.kind, watch.baseline, watch.fresh)
         if not confirmed:
             # A false alarm: the old baseline stands, extended by what was seen since.
-            watch.detector.resume(watch.history.merged(watch.fresh))
+            watch.detector.resume(watch.history.merged(watch.fresh), at)
         return alert
 
     # -- version markers ------------------------------------------------------------------------

@@ -144,3 +144,33 @@ def test_infinite_threshold_never_alarms_and_huge_ones_are_refused() -> None:
     assert math.isfinite(d.statistic)
     with pytest.raises(ValueError, match="at most 650"):
         LaggedSR(threshold=700.0)
+
+
+def test_a_change_right_after_resume_is_dated_within_the_data() -> None:
+    """After resume(baseline, t) a change is dated at or after t, never 0.0 (1970-01-01).
+
+    Every CUSUM starts at zero on resume; the arm that takes a lasting drop may never return to
+    zero, so its last zero must be the resume point, not the reset's 0.0."""
+    rng = random.Random(4)
+    d = LaggedSR(kind="binary")
+    warm = [float(rng.random() < 0.8) for _ in range(600)]
+    for i, x in enumerate(warm):
+        d.update(x, 1000.0 + i)
+    d.resume(d.observed, 1599.0)
+    for i in range(2000):
+        d.update(float(rng.random() < 0.3), 1600.0 + i)
+        if d.drift_detected:
+            break
+    assert d.drift_detected and d.direction == "down"
+    assert d.change_time is not None and 1599.0 <= d.change_time < 1600.0 + i
+    assert d.change_index is not None and d.change_index > 600
+    # Without a time, the resume keeps the latest time the CUSUMs were at zero: an observed time.
+    d2 = LaggedSR(kind="binary")
+    for i, x in enumerate(warm):
+        d2.update(x, 1000.0 + i)
+    d2.resume(d2.observed)
+    for i in range(2000):
+        d2.update(float(rng.random() < 0.3), 1600.0 + i)
+        if d2.drift_detected:
+            break
+    assert d2.change_time is not None and d2.change_time >= 1000.0
