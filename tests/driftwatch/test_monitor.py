@@ -225,3 +225,54 @@ def test_submitted_outcomes_are_processed_without_a_flush() -> None:
             assert monitor.stats.processed == before + 1
     finally:
         monitor.shutdown()
+
+
+def run_indexed(rates: list[tuple[float, int]], seed: int) -> list[tuple[int, Alert]]:
+    """Alerts with the index of the outcome that raised them."""
+    monitor = Monitor(Config(signals=["success"]), threaded=False)
+    rng = random.Random(seed)
+    out: list[tuple[int, Alert]] = []
+    i = 0
+    for rate, count in rates:
+        for _ in range(count):
+            i += 1
+            out += [
+                (i, a)
+                for a in monitor.process(Outcome(task="fix", time=float(i), success=rng.random() < rate))
+            ]
+    return out
+
+
+def test_a_partial_recovery_is_a_new_level_not_a_resolve() -> None:
+    """0.8 -> 0.5 -> 0.65 over 6 seeds: never "back at its baseline"; the new level is announced.
+
+    A resolve needs evidence that the stream is within tolerance of its baseline (a third of the
+    change here: above 0.7), not only that it left the changed level and that a short fresh sample
+    fails to differ from the baseline. The partial recovery supersedes the page with a confirmed
+    alert for the new level (same direction, against the same baseline)."""
+    announced = 0
+    for seed in range(6):
+        out = run_indexed([(0.8, 800), (0.5, 600), (0.65, 3000)], seed)
+        recovered = [a for _, a in out if a.status == "resolved" and a.extra.get("resolved_by") == "recovery"]
+        assert recovered == [], (seed, [a.message for a in recovered])
+        levels = [(i, a) for i, a in out if a.status == "confirmed" and "partial_recovery_of" in a.extra]
+        if levels:
+            announced += 1
+            i, level = levels[0]
+            assert i > 1400 and level.direction == "down" and 0.55 < level.current.mean < 0.75, seed
+            assert "partial recovery" in level.message and "not back at the baseline" in level.message
+            old = next(
+                a for _, a in out if a.id == level.extra["partial_recovery_of"] and a.status == "resolved"
+            )
+            assert old.extra["resolved_by"] == "superseded" and old.extra["superseded_by"] == level.id
+            assert 1400 - 50 <= level.change_at <= i
+    assert announced >= 4
+
+
+def test_a_full_recovery_resolves_across_seeds() -> None:
+    """0.8 -> 0.5 -> 0.8 over 6 seeds: every episode still open at the return ends resolved by recovery."""
+    for seed in range(6):
+        out = run_indexed([(0.8, 800), (0.5, 600), (0.8, 3000)], seed)
+        final: dict[str, Alert] = {a.id: a for _, a in out if a.kind == "drift"}
+        assert all(a.status == "resolved" for a in final.values()), seed
+        assert any(i > 1400 and a.extra.get("resolved_by") == "recovery" for i, a in out), seed
