@@ -205,18 +205,24 @@ class LaggedSR(DriftDetector):
         """Moments of every observation since the last reset (or resume)."""
         return Moments(self._all.n, self._all.mean, self._all.m2)
 
-    def resume(self, baseline: Moments) -> None:
+    def resume(self, baseline: Moments, t: float | None = None) -> None:
         """Start afresh with ``baseline`` as the reference and no warm-up: after a false alarm.
 
         When a second opinion (fresh observations) finds no change, the old baseline is still
         right; re-estimating it from a short warm-up would make the next false alarm likelier.
+        ``t`` is the event time of the last observation in ``baseline``: every CUSUM starts at zero
+        there, so a change right after it is dated from it. Without ``t``, the latest time at which
+        a CUSUM was last at zero before the resume (an observed time, never 0.0 after data).
         """
+        if t is None:
+            t = max((arm.zero_time for arm in self._arms), default=0.0)
         self._reset()
         self._n = baseline.n
         self._ref = Moments(baseline.n, baseline.mean, baseline.m2)
         self._all = Moments(baseline.n, baseline.mean, baseline.m2)
         for arm in self._arms:
             arm.mark = (baseline.n, baseline.mean, baseline.m2)
+            arm.zero_at, arm.zero_time = baseline.n, t
         if self._n >= self.warmup:
             self._choose_arms()
             if self._h is None:

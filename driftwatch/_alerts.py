@@ -36,11 +36,19 @@ Status = Literal["suspected", "confirmed", "resolved", "annotation"]
 KINDS = ("drift", "version_change", "version_comparison")
 
 
-def alert_id(stream_key: str, signal: str, direction: str, change_at: float, kind: str = "drift") -> str:
-    """Stable dedup key of one drift episode: the same for its suspected, confirmed and resolved forms."""
+def alert_id(
+    stream_key: str, signal: str, direction: str, change_at: float, kind: str = "drift", episode: int = 0
+) -> str:
+    """Stable dedup key of one drift episode: the same for its suspected, confirmed and resolved forms.
+
+    ``episode`` numbers the episodes of one (stream, signal): two episodes can share a change time
+    (outcomes with equal timestamps, a change dated from a resumed baseline), never a number.
+    """
     raw = f"{stream_key}\x1f{signal}\x1f{direction}\x1f{change_at:.3f}"
     if kind != "drift":  # drift ids predate kinds and must not change
         raw += f"\x1f{kind}"
+    if episode:
+        raw += f"\x1f#{episode}"
     return hashlib.sha256(raw.encode()).hexdigest()[:20]
 
 

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 from driftwatch._alerts import Alert, AlertSink, Status, alert_id, changes_text, describe, stamp_resolved
@@ -33,6 +34,7 @@ from driftwatch._stats import (
     compare_paired_binary,
     compare_paired_means,
     compare_proportions,
+    within_margin,
 )
 from driftwatch.detectors import LaggedSR
 
@@ -53,9 +55,15 @@ _IDLE_WAIT_S = 1.0
 #: Queued outcomes that wake the worker at once: enough to share one wake-up among many outcomes,
 #: few enough that a burst is drained long before the queue (queue_size) overflows.
 _WAKE_AT = 256
+#: A confirmed alert resolves only on evidence that its stream is back within this fraction of the
+#: confirmed change (|baseline - changed level|, on the detection scale) of its baseline; a stream
+#: that left the changed level but still differs from the baseline is at a new level.
+RECOVERY_TOLERANCE = 1 / 3
+#: Power the recovery check's sample size aims at, for a stream fully back at its baseline.
+_RECOVERY_POWER = 0.8
 #: Format of ``Monitor.snapshot``; ``restore`` refuses other formats. A snapshot pickles the monitor's
 #: state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their attributes change.
-SNAPSHOT_FORMAT = 3
+SNAPSHOT_FORMAT = 4
 #: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
 SNAPSHOT_SETTINGS = (
     "budget",
@@ -142,23 +150,51 @@ class _Recovery:
     Two stages, like detection. A one-sided CUSUM of the likelihood ratio "at the old baseline"
     against "at the changed level" (Bernoulli for pass/fail, Gaussian with the pooled spread
     otherwise) suspects a return at ``log(1 / budget)``; fresh observations after that (as many as
-    the return took, within the confirmation bounds) must then differ from the changed level towards
-    the baseline *and* not differ from the baseline, each at ``confirm_alpha``. A lucky run at the
-    changed level, which a CUSUM against an estimated level meets more often than its threshold
-    promises, does not close a real incident that way.
+    the return took, and enough for the equivalence test below, within the confirmation bounds)
+    must then differ from the changed level towards the baseline *and* lie within ``tolerance`` of
+    the baseline (a one-sided equivalence test: absence of a difference is not evidence of a
+    return), each at ``confirm_alpha``. A lucky run at the changed level, which a CUSUM against an
+    estimated level meets more often than its threshold promises, does not close a real incident
+    that way, nor does a partial recovery: fresh observations that left the changed level but still
+    differ from the baseline are a new level (``Monitor._new_level``).
     """
 
-    __slots__ = ("alert", "base", "checking", "cusum", "fresh", "hit", "level", "miss", "seen", "since")
+    __slots__ = (
+        "alert",
+        "base",
+        "checking",
+        "cusum",
+        "fresh",
+        "hit",
+        "level",
+        "miss",
+        "seen",
+        "since",
+        "since_at",
+        "tolerance",
+    )
 
-    def __init__(self, alert: Alert, kind: SignalKind, base: Moments, level: Moments) -> None:
+    def __init__(
+        self,
+        alert: Alert,
+        kind: SignalKind,
+        base: Moments,
+        level: Moments,
+        at: float,
+        tolerance: float | None = None,
+    ) -> None:
         self.alert = alert
         self.base = base
+        # How close to the baseline counts as back: a fraction of the confirmed change, kept when a
+        # partial recovery supersedes the alert (the incident's size, not the remaining gap).
+        self.tolerance = RECOVERY_TOLERANCE * abs(base.mean - level.mean) if tolerance is None else tolerance
         # Every observation since the change but the candidate return (``since``): the changed level.
         # Only whole stretches are folded in: the CUSUM's excursions alone lean towards the baseline.
         self.level = Moments(level.n, level.mean, level.m2)
         self.cusum = 0.0
         self.seen = 0
         self.since = Moments()  # observations since the CUSUM's last zero: the candidate return
+        self.since_at = at  # event time of the CUSUM's last zero (the last value at the changed level)
         self.fresh = Moments()
         self.checking = 0  # fresh observations the confirmation needs; 0 while only watching
         self.hit = self.miss = 0.0
@@ -176,7 +212,7 @@ class _Recovery:
             # The Gaussian LLR at x is hit * x + miss.
             self.hit, self.miss = (b - c) / var, -(b - c) * (b + c) / (2 * var)
 
-    def step(self, kind: SignalKind, value: float) -> None:
+    def step(self, kind: SignalKind, value: float, at: float) -> None:
         """One observation into the CUSUM (stage one)."""
         llr = (self.hit if value > 0.5 else self.miss) if kind == "binary" else self.hit * value + self.miss
         self.cusum = max(0.0, self.cusum + llr)
@@ -185,20 +221,50 @@ class _Recovery:
             # No return so far: the whole stretch, this value included, was the changed level.
             self.level = self.level.merged(self.since)
             self.since = Moments()
+            self.since_at = at
             self.fit(kind)
 
-    def back_off(self, kind: SignalKind) -> None:
+    def back_off(self, kind: SignalKind, at: float) -> None:
         """Fresh data did not confirm the return: they too were the changed level; watch again."""
         self.level = self.level.merged(self.since).merged(self.fresh)
         self.since, self.fresh = Moments(), Moments()
+        self.since_at = at
         self.cusum, self.checking = 0.0, 0
         self.fit(kind)
+
+    def check_size(self, kind: SignalKind, alpha: float) -> int:
+        """Fresh observations for the equivalence test to find a full return at ``_RECOVERY_POWER``."""
+        if self.tolerance <= 0:
+            return 0
+        if kind == "binary":
+            p = min(max(self.base.mean, 0.01), 0.99)
+            var = p * (1 - p)
+        else:
+            var = self.base.var if self.base.n > 1 else 1.0
+        normal = NormalDist()
+        z = normal.inv_cdf(1 - alpha) + normal.inv_cdf(_RECOVERY_POWER)
+        return math.ceil(var * (z / self.tolerance) ** 2)
+
+    def within(self, kind: SignalKind, fresh: Moments) -> float:
+        """p-value for "``fresh`` is within ``tolerance`` of the baseline" (see ``within_margin``)."""
+        return within_margin(self.base, fresh, self.tolerance, self.alert.direction, binary=kind == "binary")
 
 
 class _SignalWatch:
     """Detection and confirmation for one (stream, signal)."""
 
-    __slots__ = ("active", "baseline", "confirm_n", "detector", "fresh", "history", "kind", "open", "opened")
+    __slots__ = (
+        "active",
+        "baseline",
+        "confirm_n",
+        "detector",
+        "episodes",
+        "fresh",
+        "history",
+        "kind",
+        "open",
+        "opened",
+    )
 
     def __init__(self, kind: SignalKind, config: Config) -> None:
         self.kind = kind
@@ -216,6 +282,7 @@ class _SignalWatch:
         # While suspected: (event number when suspected, decisions made by then), for BH in _confirm.
         self.opened: tuple[int, int] = (0, 0)
         self.open: _Recovery | None = None  # a confirmed alert not yet resolved
+        self.episodes = 0  # drift episodes raised so far: part of each alert id, so ids never repeat
 
 
 class _Recent:
@@ -702,13 +769,13 @@ class Monitor:
     ) -> Alert | None:
         result: Alert | None = None
         if watch.open is not None:
-            recovered = self._recover(watch, value, at)
+            recovered = self._recover(watch, key, value, at)
             if recovered is not None:
                 return recovered  # this value is already in the resumed baseline
         if watch.active is not None:
             watch.fresh.add(value)
             if watch.fresh.n >= watch.confirm_n:
-                result = self._confirm(watch, at)
+                result = self._confirm(watch, key, at)
                 if result.status == "resolved":
                     return result  # this value is already in the resumed baseline
         detector = watch.detector
@@ -717,32 +784,108 @@ class Monitor:
             result = self._suspect(watch, key, labels, name, at)
         return result
 
-    def _recover(self, watch: _SignalWatch, value: float, at: float) -> Alert | None:
-        """Feed the open alert's recovery test; the ``resolved`` alert once the stream is back."""
+    def _recover(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
+        """Feed the open alert's recovery test; the ``resolved`` alert once the stream is back.
+
+        A partial recovery (left the changed level, still differs from the baseline) supersedes the
+        open alert with one for the new level; both go out through ``_side``.
+        """
         opened = watch.open
         assert opened is not None
         config = self.config
         opened.seen += 1
         if not opened.checking:
-            opened.step(watch.kind, value)
+            opened.step(watch.kind, value, at)
             if opened.seen >= config.keep_firing and opened.cusum > -math.log(config.budget):
-                opened.checking = max(config.confirm_min, min(config.confirm_max, opened.since.n))
+                wanted = max(opened.since.n, opened.check_size(watch.kind, config.confirm_alpha))
+                opened.checking = max(config.confirm_min, min(config.confirm_max, wanted))
             return None
         opened.fresh.add(value)
         if opened.fresh.n < opened.checking:
             return None
         alert = opened.alert
         back = "up" if alert.direction == "down" else "down"
+        alpha = config.confirm_alpha
         left = self._compare(watch, opened.level, opened.fresh, back).p_value
-        still = self._compare(watch, opened.base, opened.fresh, alert.direction).p_value
-        if left <= config.confirm_alpha and still > config.confirm_alpha:
-            why = (
-                f"back at its baseline (left the changed level: p={left:.2g}; "
-                f"no difference from the baseline: p={still:.2g}, on {opened.fresh.n} fresh observations)"
-            )
-            return self._resolve(watch, at, opened.since.merged(opened.fresh), why)
-        opened.back_off(watch.kind)
+        if left <= alpha:
+            within = opened.within(watch.kind, opened.fresh)
+            if within <= alpha:
+                why = (
+                    f"back at its baseline (left the changed level: p={left:.2g}; within "
+                    f"{opened.tolerance:.3g} of the baseline: p={within:.2g}, on {opened.fresh.n} fresh "
+                    "observations)"
+                )
+                return self._resolve(watch, at, opened.since.merged(opened.fresh), why)
+            still = self._compare(watch, opened.base, opened.fresh, alert.direction).p_value
+            if still <= alpha:
+                evidence = (
+                    f"left the changed level (p={left:.2g}) but still differs from the baseline "
+                    f"(p={still:.2g}), on {opened.fresh.n} fresh observations"
+                )
+                self._side += self._new_level(
+                    watch, key, at, opened.since_at, opened.fresh, opened.since.merged(opened.fresh), evidence
+                )
+                return None
+        opened.back_off(watch.kind, at)
         return None
+
+    def _new_level(
+        self,
+        watch: _SignalWatch,
+        key: str,
+        at: float,
+        since: float,
+        fresh: Moments,
+        level: Moments,
+        evidence: str,
+    ) -> list[Alert]:
+        """A partial recovery: the open alert resolves as superseded by a confirmed alert for the new level.
+
+        ``fresh`` are observations that did not raise the decision (they carry its evidence);
+        ``level`` is every observation at the new level so far, which the new alert's recovery
+        test starts from. The tolerance stays the original change's.
+        """
+        opened = watch.open
+        assert opened is not None
+        old = opened.alert
+        comparison = self._compare(watch, opened.base, fresh, old.direction)
+        watch.episodes += 1
+        new = Alert(
+            id=alert_id(key, old.signal, old.direction, since, episode=watch.episodes),
+            status="confirmed",
+            stream=dict(old.stream),
+            signal=old.signal,
+            direction=old.direction,
+            detected_at=at,
+            change_at=since,
+            baseline=comparison.baseline,
+            current=comparison.current,
+            effect=comparison.effect,
+            effect_ci=comparison.effect_ci,
+            p_value=comparison.p_value,
+            detector=old.detector,
+            message="",
+            delay=level.n,
+            extra={
+                "fresh_n": fresh.n,
+                "confirm_alpha": self.config.confirm_alpha,
+                "decided_at": at,
+                "partial_recovery_of": old.id,
+                "changed_level": self._compare(watch, opened.level, fresh, old.direction).baseline.mean,
+            },
+        )
+        new = new.with_status(
+            "confirmed",
+            message=f"{describe(new)}; a partial recovery of {old.id}, not back at the baseline: {evidence}",
+        )
+        resolved = old.with_status(
+            "resolved",
+            message=f"{describe(old)}: superseded by a partial recovery to a new level ({new.id}), "
+            "not back at the baseline",
+            extra={**old.extra, "resolved_by": "superseded", "superseded_by": new.id, "decided_at": at},
+        )
+        watch.open = _Recovery(new, watch.kind, opened.base, level, at, opened.tolerance)
+        return [resolved, new]
 
     def _resolve(self, watch: _SignalWatch, at: float, recovered: Moments, why: str) -> Alert:
         """Resolve the open alert: the old baseline holds again, so detection resumes from it."""
@@ -775,7 +918,7 @@ class Monitor:
                 "decided_at": at,
             },
         )
-        watch.detector.resume(opened.base.merged(recovered))
+        watch.detector.resume(opened.base.merged(recovered), at)
         return resolved.with_status(
             "resolved",
             message=f"{describe(resolved)}: {why}, {opened.seen} observations after it was confirmed",
@@ -824,8 +967,9 @@ class Monitor:
         watch.fresh = Moments()
         # Confirm on as many fresh observations as the change took to detect, within bounds.
         watch.confirm_n = max(self.config.confirm_min, min(self.config.confirm_max, delay))
+        watch.episodes += 1
         alert = Alert(
-            id=alert_id(key, name, direction, change_at),
+            id=alert_id(key, name, direction, change_at, episode=watch.episodes),
             status="suspected",
             stream=dict(labels),
             signal=name,
@@ -883,7 +1027,7 @@ class Monitor:
             self._bh_decided.popleft()
         return confirmed, m, k
 
-    def _confirm(self, watch: _SignalWatch, at: float) -> Alert:
+    def _confirm(self, watch: _SignalWatch, key: str, at: float) -> Alert:
         suspected = watch.active
         assert suspected is not None
         comparison = self._compare(watch, watch.baseline, watch.fresh, suspected.direction)
@@ -916,11 +1060,31 @@ class Monitor:
         opened = watch.open
         if confirmed and opened is not None and alert.direction != opened.alert.direction:
             # A change back while an alert is open is its recovery, not news: the open alert resolves
-            # and so does this one (announced, if at all, only as suspected).
+            # when the fresh observations are back within tolerance of its baseline, or is superseded
+            # by a new level when they still differ from it (else its own recovery test decides);
+            # this one resolves (announced, if at all, only as suspected).
+            part = "the recovery"
             if opened.seen >= self.config.keep_firing:
-                self._side.append(self._resolve(watch, at, watch.fresh, "the change reversed (confirmed)"))
+                alpha = self.config.confirm_alpha
+                within = opened.within(watch.kind, watch.fresh)
+                still = self._compare(watch, opened.base, watch.fresh, opened.alert.direction).p_value
+                if within <= alpha:
+                    why = (
+                        f"the change reversed (confirmed) to within {opened.tolerance:.3g} of the baseline "
+                        f"(p={within:.2g})"
+                    )
+                    self._side.append(self._resolve(watch, at, watch.fresh, why))
+                elif still <= alpha:
+                    part = "a partial recovery"
+                    evidence = (
+                        f"the change reversed (confirmed) but still differs from the baseline "
+                        f"(p={still:.2g}), on {watch.fresh.n} fresh observations"
+                    )
+                    self._side += self._new_level(
+                        watch, key, at, alert.change_at, watch.fresh, watch.fresh, evidence
+                    )
             return alert.with_status(
-                "resolved", message=f"{describe(alert)}; the recovery of {opened.alert.id}, not a new change"
+                "resolved", message=f"{describe(alert)}; {part} of {opened.alert.id}, not a new change"
             )
         if confirmed:
             if opened is not None:
@@ -932,10 +1096,10 @@ class Monitor:
                         extra={**opened.alert.extra, "resolved_by": "superseded", "superseded_by": alert.id},
                     )
                 )
-            watch.open = _Recovery(alert, watch.kind, watch.baseline, watch.fresh)
+            watch.open = _Recovery(alert, watch.kind, watch.baseline, watch.fresh, at)
         if not confirmed:
             # A false alarm: the old baseline stands, extended by what was seen since.
-            watch.detector.resume(watch.history.merged(watch.fresh))
+            watch.detector.resume(watch.history.merged(watch.fresh), at)
         return alert
 
     # -- version markers ------------------------------------------------------------------------

@@ -24,6 +24,7 @@ __all__ = [
     "student_t_quantile",
     "student_t_sf",
     "wilson_interval",
+    "within_margin",
 ]
 
 Z95 = 1.959963984540054
@@ -334,6 +335,27 @@ def compare_means(base: Moments, cur: Moments, direction: str, *, scale: str) ->
         p = min(1.0, 2.0 * student_t_sf(abs(t), df))
     effect, effect_ci = _effect(diff, _t95(df) * se, scale)
     return Comparison(_estimate(base, scale), _estimate(cur, scale), effect, effect_ci, p)
+
+
+def within_margin(base: Moments, cur: Moments, margin: float, worse: str, *, binary: bool) -> float:
+    """One-sided p-value for "``cur`` is within ``margin`` of ``base`` on the ``worse`` side".
+
+    The null hypothesis is that ``cur`` lies at least ``margin`` beyond ``base`` in the direction
+    ``worse`` (``"down"``: ``cur - base <= -margin``; ``"up"``: ``cur - base >= margin``); a small
+    p-value is evidence that it does not (the non-inferiority half of a TOST equivalence test).
+    Pass/fail uses the Agresti–Caffo interval's z statistic (one success and one failure added to
+    each side, then Wald); numeric values use Welch's t.
+    """
+    if worse not in ("up", "down"):
+        raise ValueError(f"worse: expected up or down, got {worse!r}")
+    sign = 1.0 if worse == "down" else -1.0
+    if not binary:
+        shifted = Moments(base.n, base.mean - sign * margin, base.m2)
+        return compare_means(shifted, cur, "up" if worse == "down" else "down", scale="linear").p_value
+    pb = (base.mean * base.n + 1) / (base.n + 2)
+    pc = (cur.mean * cur.n + 1) / (cur.n + 2)
+    se = math.sqrt(pb * (1 - pb) / (base.n + 2) + pc * (1 - pc) / (cur.n + 2))
+    return normal_sf((sign * (pc - pb) + margin) / se)
 
 
 def compare_paired_binary(pairs: Sequence[tuple[float, float]]) -> Comparison:

@@ -121,3 +121,104 @@ def test_student_t_quantile_matches_scipy_across_df_and_tails() -> None:
         for p in (1e-15, 1e-6, 0.001, 0.025, 0.3, 0.5, 0.7, 0.975, 0.999999):
             expected = float(stats.t.ppf(p, df))
             assert student_t_quantile(p, df) == pytest.approx(expected, rel=1e-9, abs=1e-12), (df, p)
+
+
+# -- against an independent reference (scipy) --------------------------------------------------------
+def test_wilson_interval_matches_scipy() -> None:
+    """wilson_interval equals scipy's binomtest(...).proportion_ci(method="wilson")."""
+    from scipy import stats
+
+    from driftwatch._stats import wilson_interval
+
+    for k, n in ((0, 1), (0, 20), (1, 20), (7, 20), (20, 20), (94, 132), (501, 1000), (3, 10_000)):
+        ci = stats.binomtest(k, n).proportion_ci(0.95, method="wilson")
+        assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-12), (k, n)
+
+
+def test_newcombe_difference_interval_from_scipy_wilson_limits() -> None:
+    """compare_proportions' effect interval is Newcombe's method 10 built from scipy's Wilson limits,
+    and its two-sided p-value is the uncorrected chi-square test of the 2x2 table."""
+    from scipy import stats
+
+    for (kb, nb), (kc, nc) in (((160, 200), (100, 200)), ((94, 132), (69, 132)), ((5, 50), (9, 40))):
+        base, cur = Moments(nb, kb / nb, kb * (nb - kb) / nb), Moments(nc, kc / nc, kc * (nc - kc) / nc)
+        result = compare_proportions(base, cur, "two-sided")
+        b = stats.binomtest(kb, nb).proportion_ci(0.95, method="wilson")
+        c = stats.binomtest(kc, nc).proportion_ci(0.95, method="wilson")
+        pb, pc = kb / nb, kc / nc
+        low = pc - pb - math.sqrt((pc - c.low) ** 2 + (b.high - pb) ** 2)
+        high = pc - pb + math.sqrt((c.high - pc) ** 2 + (pb - b.low) ** 2)
+        assert result.effect_ci == pytest.approx((low, high), abs=1e-12)
+        table = [[kb, nb - kb], [kc, nc - kc]]
+        p = stats.chi2_contingency(table, correction=False).pvalue
+        assert result.p_value == pytest.approx(p, rel=1e-9)
+
+
+@pytest.mark.parametrize("direction", ["up", "down", "two-sided"])
+def test_welch_matches_scipy(direction: str) -> None:
+    """compare_means' p-value is scipy's Welch t-test (ttest_ind, equal_var=False), each alternative."""
+    from scipy import stats
+
+    rng = random.Random(21)
+    alternative = {"up": "greater", "down": "less", "two-sided": "two-sided"}[direction]
+    for nb, nc, shift, sd in ((300, 40, 0.2, 2.0), (12, 9, -0.5, 0.7), (1000, 1000, 0.01, 1.0)):
+        b = [rng.gauss(0.0, 1.0) for _ in range(nb)]
+        c = [rng.gauss(shift, sd) for _ in range(nc)]
+        result = compare_means(moments(b), moments(c), direction, scale="linear")
+        expected = stats.ttest_ind(c, b, equal_var=False, alternative=alternative)
+        assert result.p_value == pytest.approx(expected.pvalue, rel=1e-7, abs=1e-300)
+        ci = expected.confidence_interval(0.95)
+        if direction == "two-sided":
+            assert result.effect_ci == pytest.approx((ci.low, ci.high), rel=1e-7)
+
+
+def test_paired_tests_match_scipy() -> None:
+    """Paired t (compare_paired_means) is scipy's ttest_rel; exact McNemar is binomtest(k, n, 0.5)."""
+    from scipy import stats
+
+    rng = random.Random(5)
+    before = [rng.gauss(0.0, 2.0) for _ in range(25)]
+    after = [b + rng.gauss(0.1, 0.3) for b in before]
+    result = compare_paired_means(list(zip(before, after, strict=True)), scale="linear")
+    expected = stats.ttest_rel(after, before)
+    assert result.p_value == pytest.approx(expected.pvalue, rel=1e-9)
+    ci = expected.confidence_interval(0.95)
+    assert result.effect_ci == pytest.approx((ci.low, ci.high), rel=1e-9)
+    for k, n in ((0, 1), (2, 14), (5, 10), (11, 13), (40, 100)):
+        assert binomial_two_sided(k, n) == pytest.approx(stats.binomtest(k, n, 0.5).pvalue, rel=1e-12)
+
+
+def test_within_margin_is_a_shifted_welch_test_and_agresti_caffo() -> None:
+    """Non-inferiority p-values: Welch's t against the baseline shifted by the margin (scipy), and the
+    Agresti–Caffo z for pass/fail (computed by hand, normal tail from scipy)."""
+    from scipy import stats
+
+    from driftwatch._stats import within_margin
+
+    rng = random.Random(2)
+    b = [rng.gauss(0.0, 1.0) for _ in range(400)]
+    c = [rng.gauss(-0.1, 1.2) for _ in range(150)]
+    shifted_down = [x - 0.3 for x in b]
+    expected = stats.ttest_ind(c, shifted_down, equal_var=False, alternative="greater").pvalue
+    assert within_margin(moments(b), moments(c), 0.3, "down", binary=False) == pytest.approx(
+        expected, rel=1e-7
+    )
+    shifted_up = [x + 0.3 for x in b]
+    expected = stats.ttest_ind(c, shifted_up, equal_var=False, alternative="less").pvalue
+    assert within_margin(moments(b), moments(c), 0.3, "up", binary=False) == pytest.approx(expected, rel=1e-7)
+    # 160/200 at the baseline, 140/180 now, margin 0.1 below: add a pass and a fail to each side.
+    pb, pc = 161 / 202, 141 / 182
+    se = math.sqrt(pb * (1 - pb) / 202 + pc * (1 - pc) / 182)
+    base, cur = Moments(200, 0.8, 32.0), Moments(180, 140 / 180, 140 * 40 / 180)
+    got = within_margin(base, cur, 0.1, "down", binary=True)
+    assert got == pytest.approx(stats.norm.sf((pc - pb + 0.1) / se), rel=1e-9)
+    assert within_margin(base, cur, 0.1, "up", binary=True) == pytest.approx(
+        stats.norm.sf((0.1 - (pc - pb)) / se), rel=1e-9
+    )
+    # A partial recovery (0.65 against 0.8, margin 0.1) is not within the margin; a full one is.
+    partial = Moments(300, 0.65, 300 * 0.65 * 0.35)
+    full = Moments(300, 0.8, 300 * 0.16)
+    assert within_margin(Moments(800, 0.8, 128.0), partial, 0.1, "down", binary=True) > 0.5
+    assert within_margin(Moments(800, 0.8, 128.0), full, 0.1, "down", binary=True) < 1e-3
+    with pytest.raises(ValueError, match="worse"):
+        within_margin(base, cur, 0.1, "two-sided", binary=True)
