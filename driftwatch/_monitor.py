@@ -61,9 +61,12 @@ _WAKE_AT = 256
 RECOVERY_TOLERANCE = 1 / 3
 #: Power the recovery check's sample size aims at, for a stream fully back at its baseline.
 _RECOVERY_POWER = 0.8
-#: Format of ``Monitor.snapshot``; ``restore`` refuses other formats. A snapshot pickles the monitor's
-#: state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their attributes change.
+#: Format of ``Monitor.snapshot``; ``restore`` refuses those outside ``READABLE_FORMATS``. A snapshot
+#: pickles the monitor's state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their
+#: attributes change, and give the classes defaults for what older formats lack (``__setstate__``).
 SNAPSHOT_FORMAT = 4
+#: Older formats ``restore`` still reads: the state classes fill the attributes those lacked.
+READABLE_FORMATS = (3, SNAPSHOT_FORMAT)
 #: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
 SNAPSHOT_SETTINGS = (
     "budget",
@@ -144,6 +147,14 @@ class MonitorStats:
         }
 
 
+def _set_slots(obj: Any, state: Any) -> None:
+    """Pickle's default slot restore, written out so classes can fill slots older formats lacked."""
+    plain, slots = state if isinstance(state, tuple) else (state, None)
+    for values in (plain, slots):
+        for name, value in (values or {}).items():
+            setattr(obj, name, value)
+
+
 class _Recovery:
     """A confirmed alert that is still open, and the evidence that its stream is back.
 
@@ -199,6 +210,15 @@ class _Recovery:
         self.checking = 0  # fresh observations the confirmation needs; 0 while only watching
         self.hit = self.miss = 0.0
         self.fit(kind)
+
+    def __setstate__(self, state: Any) -> None:
+        # Format 3 snapshots predate ``since_at`` and ``tolerance``: the detection time stands in
+        # for the first, the tolerance the recovery would have been created with for the second.
+        _set_slots(self, state)
+        if not hasattr(self, "since_at"):
+            self.since_at = self.alert.detected_at
+        if not hasattr(self, "tolerance"):
+            self.tolerance = RECOVERY_TOLERANCE * abs(self.base.mean - self.level.mean)
 
     def fit(self, kind: SignalKind) -> None:
         """The CUSUM's increments for the baseline against the current estimate of the changed level."""
@@ -283,6 +303,12 @@ class _SignalWatch:
         self.opened: tuple[int, int] = (0, 0)
         self.open: _Recovery | None = None  # a confirmed alert not yet resolved
         self.episodes = 0  # drift episodes raised so far: part of each alert id, so ids never repeat
+
+    def __setstate__(self, state: Any) -> None:
+        # Format 3 snapshots predate episode numbers: episode 0 is the id scheme they used.
+        _set_slots(self, state)
+        if not hasattr(self, "episodes"):
+            self.episodes = 0
 
 
 class _Recent:
@@ -675,7 +701,7 @@ class Monitor:
     def _check_snapshot(self, state: Any) -> dict[str, Any]:
         if not isinstance(state, dict) or "format" not in state:
             raise StateError("monitor snapshot: not a driftwatch monitor snapshot; move the state file aside")
-        if state["format"] != SNAPSHOT_FORMAT:
+        if state["format"] not in READABLE_FORMATS:
             raise StateError(
                 f"monitor snapshot: format {state['format']!r}, this driftwatch reads format "
                 f"{SNAPSHOT_FORMAT}; run the driftwatch version that wrote it, or move the state file "

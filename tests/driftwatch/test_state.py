@@ -709,3 +709,23 @@ def test_kill_9_loses_no_append_that_returned_from_8_threads(tmp_path: Path) -> 
         with StateStore(path) as store:
             journal = {seq: body for seq, _, body in store.entries_after(0)}
         assert {seq: journal.get(seq) for seq in reported} == reported
+
+
+def test_a_format_3_snapshot_restores_and_its_open_page_resolves() -> None:
+    """A format-3 monitor snapshot (before episode numbers) restores its open page, which later resolves."""
+    fixture = (
+        Path(__file__).parent.parent / "fixtures" / "monitor-format-3.snapshot"
+    )  # by monitor-format-3.py
+    sink = InMemorySink()
+    monitor = Monitor(Config(service="s"), [sink])
+    monitor.restore(fixture.read_bytes())
+    (page,) = monitor.open_alerts()
+    assert (page.status, page.signal, page.id) == ("confirmed", "success", "c775605065c9ee93abe2")
+    rng = random.Random(4)
+    t = 1.7e9 + 3000 * 60
+    for i in range(3000):
+        t += 60
+        monitor.process(
+            Outcome(task="fix", time=t, service="s", success=rng.random() < (0.5 if i < 500 else 0.8))
+        )
+    assert ("resolved", page.id) in [(a.status, a.id) for a in sink.alerts]
