@@ -12,11 +12,16 @@ The decoder never raises: a malformed item (span, log record, data point) is cou
 request decodes. Its state (open Claude Code prompts and sessions, a bounded span index) is plain
 data driven only by the event timestamps in the payloads: it pickles, and replaying the same
 requests into an unpickled copy gives identical outcomes.
+
+Content (prompts, replies, tool inputs and results: ``is_content``) is never read, not even as a
+configured stream label; ``redact`` removes it, and every other part the decoder does not read, from
+a request before ``driftwatch serve`` journals it.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -25,6 +30,7 @@ from typing import Any, TypeVar
 
 from driftwatch.collectors._claude_code import PromptAgg, SessionAgg, split_model
 from google.protobuf import json_format
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -33,7 +39,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from driftwatch._config import Config
 from driftwatch._outcome import Outcome
 
-__all__ = ["Decoded", "DecoderStats", "OtlpDecoder", "request_from_json"]
+__all__ = ["Decoded", "DecoderStats", "OtlpDecoder", "is_content", "redact", "request_from_json"]
 
 RequestT = TypeVar(
     "RequestT", ExportTraceServiceRequest, ExportLogsServiceRequest, ExportMetricsServiceRequest
@@ -66,22 +72,73 @@ _MAX_TIME = 7258118400.0  # 2200-01-01
 _TRACES_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 _DELTA, _CUMULATIVE = 1, 2
 _CALL_OPERATIONS = {"chat", "text_completion", "generate_content"}
-#: Attributes that hold content: never copied into a label, even when configured.
+#: Attributes that hold content (prompts, replies, instructions, tool inputs and results, errors with
+#: text): never copied into a label, even when configured, and removed from a payload before it is
+#: journalled (``redact``). Exact names, then name parts that mark content wherever they appear
+#: (OpenLLMetry's ``gen_ai.prompt.0.content``, ``gen_ai.completion.1.tool_calls.0.arguments``,
+#: ``llm.prompts``; OpenInference's ``llm.input_messages.0.message.content``, ``input.value``),
+#: then last name parts (``traceloop.entity.input``, ``gen_ai.tool.call.result``, ``exception.message``).
 _CONTENT = {
-    "prompt",
-    "user_prompt",
     "response",
+    "error",
+    "input.value",
+    "output.value",
+    "gen_ai.tool.definitions",
+    "gen_ai.request.structured_output_schema",
+}
+_CONTENT_PARTS = {
+    "prompt",
+    "prompts",
+    "user_prompt",
+    "completion",
+    "completions",
+    "content",
+    "contents",
+    "messages",
+    "input_messages",
+    "output_messages",
+    "system_instructions",
+    "instructions",
+    "arguments",
     "tool_input",
     "tool_parameters",
     "full_command",
-    "error",
-    "gen_ai.input.messages",
-    "gen_ai.output.messages",
-    "gen_ai.system_instructions",
-    "gen_ai.tool.call.arguments",
-    "gen_ai.tool.call.result",
-    "gen_ai.evaluation.explanation",
+    "explanation",
+    "reasoning",
+    "thinking",
 }
+_CONTENT_LAST = {
+    "input",
+    "output",
+    "inputs",
+    "outputs",
+    "result",
+    "results",
+    "text",
+    "body",
+    "query",
+    "message",
+    "stacktrace",
+    "parameters",
+    "description",
+}
+#: Last name parts of identifiers and kinds under a content name (``prompt.id``, which Claude Code
+#: prompts are joined by; ``gen_ai.prompt.0.role``; ``gen_ai.completion.0.tool_calls.0.name``).
+_NOT_CONTENT_LAST = {"id", "role", "name", "type", "finish_reason"}
+
+
+@functools.lru_cache(maxsize=4096)
+def is_content(name: str) -> bool:
+    """Whether an attribute named ``name`` may hold prompt, reply or tool text (case-insensitive)."""
+    lowered = name.strip().lower()
+    if lowered in _CONTENT:
+        return True
+    parts = lowered.split(".")
+    if parts[-1] in _NOT_CONTENT_LAST:
+        return False
+    return not _CONTENT_PARTS.isdisjoint(parts) or parts[-1] in _CONTENT_LAST
+
+
 _PASS = {"pass", "passed", "true", "success", "succeeded", "correct", "relevant", "yes", "ok", "good"}
 _FAIL = {"fail", "failed", "false", "failure", "incorrect", "not_relevant", "irrelevant", "no", "bad"}
 _CC_EVENTS = {
@@ -182,6 +239,94 @@ def request_from_json(request_type: type[RequestT], data: bytes | str) -> Reques
     except json_format.ParseError as exc:
         raise ValueError(f"OTLP/JSON body does not match {request_type.__name__}: {exc}") from None
     return message
+
+
+# -- content removal ---------------------------------------------------------------------------
+
+
+def _strip(kvs: Any) -> None:
+    """Remove content attributes from a repeated KeyValue field, also inside key-value lists."""
+    keep = [kv for kv in kvs if not is_content(kv.key)]
+    if len(keep) != len(kvs):
+        kept = [KeyValue(key=kv.key, value=kv.value) for kv in keep]
+        del kvs[:]
+        kvs.extend(kept)
+    for kv in kvs:
+        _strip_value(kv.value)
+
+
+def _strip_value(value: AnyValue) -> None:
+    kind = value.WhichOneof("value")
+    if kind == "kvlist_value":
+        _strip(value.kvlist_value.values)
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            _strip_value(item)
+
+
+def _event_body(body: str) -> str:
+    """What of a log record's string body the decoder reads: an event name, else nothing."""
+    if body == "gen_ai.evaluation.result" or body in _CC_EVENTS:
+        return body
+    if body.startswith("claude_code."):
+        return body if body[12:] in _CC_EVENTS else "claude_code.event"
+    return ""
+
+
+def redact(request: Message) -> None:
+    """Remove, in place, every part of an export request that can hold content and that the decoder
+    does not read: content attributes (``is_content``) everywhere, span status descriptions, links and
+    events (but ``gen_ai.evaluation.result``), log bodies that are not event names, exemplars.
+
+    Decoding the redacted request gives the same outcomes as the original: ``driftwatch serve``
+    journals only the redacted form, so no prompt or reply text reaches its state file.
+    """
+    if isinstance(request, ExportTraceServiceRequest):
+        for rs in request.resource_spans:
+            _strip(rs.resource.attributes)
+            for ss in rs.scope_spans:
+                _strip(ss.scope.attributes)
+                for span in ss.spans:
+                    _strip(span.attributes)
+                    span.status.message = ""
+                    if span.links:
+                        span.dropped_links_count += len(span.links)
+                        del span.links[:]
+                    kept = [e for e in span.events if e.name == "gen_ai.evaluation.result"]
+                    if len(kept) != len(span.events):
+                        span.dropped_events_count += len(span.events) - len(kept)
+                        copies = [type(e)() for e in kept]
+                        for copy, event in zip(copies, kept, strict=True):
+                            copy.CopyFrom(event)
+                        del span.events[:]
+                        span.events.extend(copies)
+                    for event in span.events:
+                        _strip(event.attributes)
+    elif isinstance(request, ExportLogsServiceRequest):
+        for rl in request.resource_logs:
+            _strip(rl.resource.attributes)
+            for sl in rl.scope_logs:
+                _strip(sl.scope.attributes)
+                for record in sl.log_records:
+                    _strip(record.attributes)
+                    text = record.body.WhichOneof("value") == "string_value"
+                    name = _event_body(record.body.string_value) if text else ""
+                    record.ClearField("body")
+                    if name:
+                        record.body.string_value = name
+    elif isinstance(request, ExportMetricsServiceRequest):
+        for rm in request.resource_metrics:
+            _strip(rm.resource.attributes)
+            for sm in rm.scope_metrics:
+                _strip(sm.scope.attributes)
+                for metric in sm.metrics:
+                    kind = metric.WhichOneof("data")
+                    if kind is None:
+                        continue
+                    for point in getattr(getattr(metric, kind), "data_points", ()):
+                        _strip(point.attributes)
+                        if hasattr(point, "exemplars"):
+                            del point.exemplars[:]
 
 
 # -- attribute values ---------------------------------------------------------------------------
@@ -427,7 +572,7 @@ class OtlpDecoder:
         if version:
             labels["app.version"] = version[:128]
         for name in self.config.stream_labels:
-            if name in _CONTENT:
+            if is_content(name):
                 continue
             value = _text(attrs, name) or _text(res, name)
             if value is not None:

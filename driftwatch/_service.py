@@ -32,7 +32,7 @@ from driftwatch._monitor import Monitor
 from driftwatch._outcome import Outcome
 from driftwatch._receiver import Accepted, Receiver, Saturated, Signal
 from driftwatch._state import StateStore
-from driftwatch.collectors._otlp import Decoded, OtlpDecoder
+from driftwatch.collectors._otlp import Decoded, OtlpDecoder, redact
 
 __all__ = ["DriftService", "ServiceDecoder", "run_serve"]
 
@@ -215,6 +215,7 @@ class DriftService:
         # exactly once, in journal order, so it cannot be asked ahead of time. check_only: the verdict
         # of a full decode without building the call spans' outcomes, which are not needed here.
         checked = _decode_with(OtlpDecoder(self.config, check_only=True), signal, request)
+        redact(request)  # no prompt or reply text in the state file: only what decoding reads
         self.durable.append(signal, request.SerializeToString())
         message = "; ".join(checked.errors[:3])
         if checked.rejected > 3:

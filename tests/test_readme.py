@@ -8,14 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+from driftwatch.collectors._otlp import OtlpDecoder
+
 import driftwatch
 from driftwatch._fake_api import FakeMessagesAPI
+from tests.otlp_receiver import OTLPReceiver
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def test_quickstart_runs_against_a_local_api(tmp_path: Path) -> None:
-    """The README quickstart (at most 15 lines) runs unchanged against a local fake Messages API."""
+    """The README quickstart (at most 15 lines) runs unchanged against a local fake Messages API, and
+    does what it says: each call is observed (a call span with its usage, inside its task's span),
+    each task records its result, and everything reaches an OTLP endpoint by shutdown()."""
     text = README.read_text()
     quickstart = text.split("## Quickstart", 1)[1]
     code = re.search(r"```python\n(.*?)```", quickstart, re.S)
@@ -23,18 +28,31 @@ def test_quickstart_runs_against_a_local_api(tmp_path: Path) -> None:
     source = code.group(1)
     assert len(source.strip().splitlines()) <= 15
     alerts = tmp_path / "alerts.jsonl"
-    with FakeMessagesAPI() as api:
-        env = {
-            **os.environ,
+    with FakeMessagesAPI() as api, OTLPReceiver() as otlp:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DRIFTWATCH_"))}
+        env |= {
             "ANTHROPIC_BASE_URL": api.base_url,
             "ANTHROPIC_API_KEY": "dummy",
             "DRIFTWATCH_ALERTS_OUT": str(alerts),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,
         }
         result = subprocess.run(
             [sys.executable, "-P", "-c", source], env=env, capture_output=True, text=True, timeout=120
         )
         assert result.returncode == 0, result.stderr
         assert api.requests == 2
+    decoder = OtlpDecoder()
+    outcomes = [o for request in otlp.received["/v1/traces"] for o in decoder.traces(request).outcomes]
+    calls = [o for o in outcomes if o.kind == "call"]
+    tasks = [o for o in outcomes if o.kind == "task"]
+    # watch() wrapped the client: both calls observed, each inside its task (fake API: 64 tokens).
+    assert [(o.task, o.model, o.output_tokens, o.labels["language"]) for o in calls] == [
+        ("fix-tests", "claude-sonnet-4-6", 64, "python")
+    ] * 2
+    assert [(o.task, o.success, o.output_tokens) for o in tasks] == [("fix-tests", True, 64)] * 2
+    assert {o.trace_id for o in calls} == {o.trace_id for o in tasks} and len(
+        {o.trace_id for o in tasks}
+    ) == 2
 
 
 def test_readme_shows_the_two_commands() -> None:

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import driftwatch
 from driftwatch._config import Config
 from driftwatch._otel import Telemetry
+from tests.collectors.test_claude_code import PROTOBUF, decode_all, feed
 from tests.conftest import Harness, make_handler
 
 MESSAGES = [{"role": "user", "content": "SECRET-PROMPT"}]
@@ -293,12 +294,50 @@ def test_stream_labels_come_from_configured_attributes_but_never_content() -> No
 
 
 def test_decoder_pickles_with_its_state() -> None:
-    """A decoder pickles mid-stream (span index included) and keeps decoding identically."""
+    """A decoder pickles mid-stream, open Claude Code prompts and span index included, and the copy
+    goes on decoding exactly as the original: a call span finds its task span (sent in an earlier
+    request) through the index, and the open prompts and sessions come out with the same outcomes."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    with (
+        tracer.start_as_current_span(
+            "invoke_agent review",
+            attributes={"gen_ai.operation.name": "invoke_agent", "driftwatch.task.label.repo": "core"},
+        ),
+        tracer.start_as_current_span(
+            "chat claude-sonnet-4-6",
+            attributes={
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "anthropic",
+                "gen_ai.request.model": "claude-sonnet-4-6",
+                "gen_ai.usage.output_tokens": 9,
+            },
+        ),
+    ):
+        pass
+    call, task = exporter.get_finished_spans()
     decoder = OtlpDecoder()
-    first = _span_request(invoke_agent_review={"gen_ai.operation.name": "invoke_agent"})
-    decoder.traces(first)
+    assert [o.task for o in decoder.traces(encode_spans([task])).outcomes] == ["review"]
+    half = len(PROTOBUF) // 2
+    early = [o for path in PROTOBUF[:half] for o in feed(decoder, path)]
+    assert decoder.open_sessions > 0  # prompts and sessions are open across the pickle
+
     copy = pickle.loads(pickle.dumps(decoder))
-    assert copy.stats == decoder.stats and copy.expire(math.inf) == decoder.expire(math.inf)
+    assert copy.stats == decoder.stats
+    later = [encode_spans([call]), *PROTOBUF[half:]]
+    results = []
+    for d in (decoder, copy):
+        (child,) = d.traces(later[0]).outcomes
+        assert (child.task, child.labels["repo"], child.output_tokens) == ("review", "core", 9)
+        rest = [o for path in later[1:] for o in feed(d, path)] + d.expire(math.inf)
+        results.append([dataclasses.asdict(o) for o in [child, *rest]])
+    assert results[0] == results[1]
+    # Claude Code outcomes came out after the pickle, from state opened before it.
+    whole = decode_all(PROTOBUF)
+    assert len(results[0]) - 1 == len(whole) - len(early) > 0
+    assert copy.stats == decoder.stats and copy.open_sessions == decoder.open_sessions == 0
 
 
 def test_evaluation_found_by_response_id_and_failed_evaluations_skipped() -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -110,11 +112,17 @@ class Exploding(SpanProcessor):
         raise RuntimeError("processor bug")
 
 
-def test_span_processor_error_is_swallowed() -> None:
-    """A processor that raises does not raise into the caller."""
+def test_span_processor_error_is_swallowed(caplog: pytest.LogCaptureFixture) -> None:
+    """A processor that raises does not raise into the caller, which still gets the span's context;
+    the failure is logged (at debug: it is the host's processor, and it would repeat every call)."""
     tp = TracerProvider()
     tp.add_span_processor(Exploding())
-    CallSpan(tp.get_tracer("d"), "chat m", START).end(END)
+    with caplog.at_level(logging.DEBUG, logger="driftwatch"):
+        context = CallSpan(tp.get_tracer("d"), "chat m", START).end(END)
+    assert context is not None and context.is_valid and context.trace_flags.sampled
+    (record,) = [r for r in caplog.records if r.name == "driftwatch"]
+    assert record.levelno == logging.DEBUG and record.exc_info is not None
+    assert "processor bug" in str(record.exc_info[1])
 
 
 def test_span_limits_apply_as_in_the_sdk() -> None:
