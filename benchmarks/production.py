@@ -16,7 +16,8 @@ streams, ratios to the oracle with a paired bootstrap. Streams with no such aler
 horizon count as never detected (an infinite delay), so a median above the horizon reads "–".
 
 Run: ``.venv/bin/python -P benchmarks/production.py`` (full, < 10 min on 2 cores) or ``--quick``
-(< 1 min); writes ``docs/drafts/production.md`` (``--out``). Progress goes to stderr.
+(< 1 min); writes its tables into ``docs/drafts/production.md`` (``--out``), between
+markers, keeping the prose around them. Progress goes to stderr.
 """
 
 from __future__ import annotations
@@ -445,7 +446,7 @@ def median_ci(x: FloatArray, rng: np.random.Generator) -> tuple[float, float, fl
     boots = np.median(x[rng.integers(0, len(x), (BOOT, len(x)))], axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        lo, hi = np.percentile(boots, [2.5, 97.5])
+        lo, hi = np.percentile(boots, [2.5, 97.5], method="nearest")
     return med, float(lo), float(hi)
 
 
@@ -455,7 +456,7 @@ def ratio_ci(a: FloatArray, b: FloatArray, rng: np.random.Generator) -> tuple[fl
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         r = np.median(b[pick], axis=1) / np.median(a[pick], axis=1)
-        lo, hi = np.percentile(r, [2.5, 97.5])
+        lo, hi = np.percentile(r, [2.5, 97.5], method="nearest")
     return float(np.median(b) / np.median(a)), float(lo), float(hi)
 
 
@@ -466,6 +467,8 @@ def fmt(x: float, digits: int = 0) -> str:
 
 
 def fmt_ci(m: tuple[float, float, float], digits: int = 0) -> str:
+    if math.isnan(m[1]) or math.isnan(m[2]):
+        return fmt(m[0], digits)
     return f"{fmt(m[0], digits)} ({fmt(m[1], digits)}–{fmt(m[2], digits)})"
 
 
@@ -535,10 +538,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
     lines = report(args, results, oracles, time.monotonic() - started)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_section(Path(args.out), lines)
     print("\n".join(lines))
     return 0
+
+
+BEGIN, END = "<!-- benchmarks/production.py: begin -->", "<!-- benchmarks/production.py: end -->"
+
+
+def write_section(path: Path, lines: list[str]) -> None:
+    """Replace the generated section of ``path`` (between BEGIN and END), keeping the prose around it."""
+    block = "\n".join([BEGIN, *lines, END])
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    if BEGIN in old and END in old:
+        text = old[: old.index(BEGIN)] + block + old[old.index(END) + len(END) :]
+    else:
+        text = old + ("\n" if old else "") + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
 
 
 def report(
