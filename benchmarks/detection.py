@@ -571,7 +571,7 @@ def replay_first(sc: Scenario, data: FloatArray) -> IntArray:
             sys.executable,
             "-P",
             "-m",
-            "driftwatch._cli",
+            "driftwatch",
             "replay",
             str(path),
             "--alerts-out",

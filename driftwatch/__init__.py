@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from driftwatch._alerts import Alert, ConsoleSink, InMemorySink, JsonlSink
+    from driftwatch._alerting.alerts import Alert, ConsoleSink, InMemorySink, JsonlSink
     from driftwatch._config import Config, ConfigError, load_config
     from driftwatch._monitor import Monitor
     from driftwatch._outcome import Outcome, OutcomeError
@@ -26,10 +26,10 @@ if TYPE_CHECKING:
 # plugin (entry point pytest11) is imported by every pytest run in an environment that has
 # driftwatch installed, and importing the anthropic SDK eagerly cost each of them ~2 s.
 _LAZY = {
-    "Alert": "driftwatch._alerts",
-    "ConsoleSink": "driftwatch._alerts",
-    "InMemorySink": "driftwatch._alerts",
-    "JsonlSink": "driftwatch._alerts",
+    "Alert": "driftwatch._alerting.alerts",
+    "ConsoleSink": "driftwatch._alerting.alerts",
+    "InMemorySink": "driftwatch._alerting.alerts",
+    "JsonlSink": "driftwatch._alerting.alerts",
     "Config": "driftwatch._config",
     "ConfigError": "driftwatch._config",
     "load_config": "driftwatch._config",

@@ -18,11 +18,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from driftwatch._alerts import Alert, AlertSink, Status, alert_id, changes_text, describe
+from driftwatch._alerting.alerts import Alert, AlertSink, Status, alert_id, changes_text, describe
 from driftwatch._config import Config
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind
+from driftwatch._serve.store import StateError
 from driftwatch._snapshot import dumps, loads
-from driftwatch._state import StateError
 from driftwatch._stats import (
     Comparison,
     Estimate,

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import driftwatch
-from driftwatch._fake_api import FakeMessagesAPI
+from driftwatch._offline.fake_api import FakeMessagesAPI
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from driftwatch._cli import main
+from driftwatch._cli.main import main
 from driftwatch._outcome import Outcome
 
 # The real captures: in shared/ beside the clone (as CI lays it out), else this workplace's copy.

@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import driftwatch
+from driftwatch._alerting.otel import Telemetry
 from driftwatch._config import Config
-from driftwatch._otel import Telemetry
 from tests.conftest import Harness, make_handler
 
 MESSAGES = [{"role": "user", "content": "SECRET-PROMPT"}]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.prometheus_data import degrading_sink, parse_exposition
-from tests.promql import problems, promtool_parse, read
+from tests.support.prometheus_data import degrading_sink, parse_exposition
+from tests.support.promql import problems, promtool_parse, read
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "examples" / "grafana" / "driftwatch-dashboard.json"
