@@ -15,7 +15,8 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from driftwatch._alerting.alerts import Alert, ConsoleSink, InMemorySink, JsonlSink
-    from driftwatch._config import Config, ConfigError, load_config
+    from driftwatch._config import Config, load_config
+    from driftwatch._errors import ConfigError
     from driftwatch._monitor import Monitor
     from driftwatch._outcome import Outcome, OutcomeError
     from driftwatch._runtime import configure, get_runtime, shutdown
@@ -31,7 +32,7 @@ _LAZY = {
     "InMemorySink": "driftwatch._alerting.alerts",
     "JsonlSink": "driftwatch._alerting.alerts",
     "Config": "driftwatch._config",
-    "ConfigError": "driftwatch._config",
+    "ConfigError": "driftwatch._errors",
     "load_config": "driftwatch._config",
     "Monitor": "driftwatch._monitor",
     "Outcome": "driftwatch._outcome",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from driftwatch._errors import ConfigError
 from driftwatch._outcome import SIGNALS
 
 if TYPE_CHECKING:
@@ -17,10 +18,6 @@ if TYPE_CHECKING:
     from driftwatch._alerting.notifiers_config import NotifierSpec
 
 __all__ = ["Config", "ConfigError", "load_config"]
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be used; the message names file, line, key and valid form."""
 
 
 @dataclass(slots=True)
@@ -125,7 +122,7 @@ _PORTS = ("http_port", "grpc_port")
 def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> Any:
     """The value converted to the field's type, or ConfigError naming ``where`` and the valid form."""
     if name == "notifiers":
-        # Imported here: _notify_config needs ConfigError from this module.
+        # Imported on use: only a config with notifiers needs the notifier specs.
         from driftwatch._alerting.notifiers_config import parse_notifiers
 
         return parse_notifiers(value, where, node)

@@ -20,8 +20,8 @@ from typing import Any
 
 from driftwatch._alerting.alerts import Alert, AlertSink, Status, alert_id, changes_text, describe
 from driftwatch._config import Config
+from driftwatch._errors import StateError
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind
-from driftwatch._serve.store import StateError
 from driftwatch._snapshot import dumps, loads
 from driftwatch._stats import (
     Comparison,

@@ -15,8 +15,8 @@ import pickle
 from collections.abc import Iterable
 from typing import Any
 
+from driftwatch._errors import StateError
 from driftwatch._moved import moved
-from driftwatch._serve.store import StateError
 
 __all__ = ["dumps", "loads"]
 

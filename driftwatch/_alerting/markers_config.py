@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from driftwatch._config import ConfigError
+from driftwatch._errors import ConfigError
 
 __all__ = ["MARKER_TYPES", "MarkerSpec", "apply_marker_env", "parse_markers"]
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from driftwatch._config import ConfigError
+from driftwatch._errors import ConfigError
 
 __all__ = ["NOTIFIER_TYPES", "NotifierSpec", "apply_notifier_env", "parse_notifiers"]
 

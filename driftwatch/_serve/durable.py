@@ -22,10 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from driftwatch._errors import StateError
 from driftwatch._monitor import Monitor
 from driftwatch._moved import moved
 from driftwatch._outcome import Outcome
-from driftwatch._serve.store import StateError, StateStore
+from driftwatch._serve.store import StateStore
 from driftwatch._snapshot import dumps, loads
 
 __all__ = ["Decode", "Durable", "DurableStats", "checkpointed_snapshot"]

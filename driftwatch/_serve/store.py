@@ -22,6 +22,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from driftwatch._errors import StateError
+
 __all__ = ["FORMAT_VERSION", "GroupCommitStats", "StateError", "StateStore", "StoreStats"]
 
 #: "drft": marks a SQLite file as a driftwatch state file (the header's application id).
@@ -51,10 +53,6 @@ CREATE TABLE checkpoint_part (
     blob BLOB NOT NULL
 );
 """
-
-
-class StateError(RuntimeError):
-    """The state file cannot be used; the message names the path, what is wrong and the fix."""
 
 
 @dataclass(frozen=True, slots=True)
