@@ -38,7 +38,7 @@ def add_junit_parser(ingest_sub: Any) -> None:
 
 
 def run_ingest_junit(args: argparse.Namespace) -> int:
-    from driftwatch._cli.main import detect, write_outcomes
+    from driftwatch._cli.shared import detect, write_outcomes
     from driftwatch._config import ConfigError, load_config
     from driftwatch.collectors._junit import JunitReport, read_junit
 
