@@ -31,7 +31,7 @@ from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
-from driftwatch import __version__
+from driftwatch._version import __version__
 
 __all__ = ["CallSpan"]
 

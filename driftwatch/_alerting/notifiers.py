@@ -30,12 +30,12 @@ from urllib.parse import urlsplit
 import httpx2 as httpx
 from opentelemetry import context as otel_context
 
-from driftwatch import __version__
 from driftwatch._alerting.alerts import Alert, describe
 from driftwatch._alerting.notifiers_config import PAGERDUTY_URL, NotifierSpec
 from driftwatch._config import Config
 from driftwatch._outcome import format_time
 from driftwatch._stats import Estimate
+from driftwatch._version import __version__
 
 __all__ = [
     "Delivery",

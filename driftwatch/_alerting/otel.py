@@ -27,10 +27,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from driftwatch import __version__
 from driftwatch._alerting.alerts import Alert
 from driftwatch._alerting.prometheus import LATENCY_BUCKETS
 from driftwatch._outcome import Outcome
+from driftwatch._version import __version__
 
 __all__ = ["CountingExporter", "OtelAlertSink", "Telemetry", "telemetry_from_env"]
 

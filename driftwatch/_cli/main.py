@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from driftwatch import __version__
 from driftwatch._alerting.alerts import JsonlSink
 from driftwatch._cli.shared import Printer, detect, write_outcomes
 from driftwatch._config import ConfigError, load_config
+from driftwatch._version import __version__
 from driftwatch.collectors._replay import ReadReport, read_outcomes
 
 __all__ = ["main"]
