@@ -9,9 +9,50 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+from importlib.machinery import ModuleSpec, PathFinder
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from driftwatch._version import __version__
+
+
+class _SiblingFolders:
+    """Finds exactly ``driftwatch.collectors`` and ``driftwatch.detectors`` in a source checkout.
+
+    They live in the top-level folders ``collectors/`` and ``detectors/``, which the installed
+    package (wheel or editable install, setuptools' package-dir mapping) places inside
+    ``driftwatch/``. When python runs in the repository root, the source folder ``driftwatch/`` on
+    ``sys.path`` shadows the installed package and has no such subfolders, so ``import
+    driftwatch.collectors`` would fail. This finder, added last to ``sys.meta_path`` only in that
+    case, looks for those two names next to ``driftwatch/`` and for nothing else.
+    """
+
+    NAMES = frozenset({"driftwatch.collectors", "driftwatch.detectors"})
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname not in self.NAMES:
+            return None
+        return PathFinder.find_spec(fullname, [self.root])
+
+
+def _add_sibling_folders() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    installed = os.path.isdir(os.path.join(here, "collectors"))
+    if installed or not os.path.isfile(os.path.join(root, "collectors", "__init__.py")):
+        return
+    if not any(getattr(finder, "root", None) == root for finder in sys.meta_path):  # once, reload too
+        sys.meta_path.append(_SiblingFolders(root))
+
+
+_add_sibling_folders()
 
 if TYPE_CHECKING:
     from driftwatch._alerting.alerts import Alert, ConsoleSink, InMemorySink, JsonlSink

@@ -8,14 +8,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import driftwatch
 from driftwatch._offline.fake_api import FakeMessagesAPI
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def test_quickstart_runs_against_a_local_api(tmp_path: Path) -> None:
-    """The README quickstart (at most 15 lines) runs unchanged against a local fake Messages API."""
+@pytest.mark.parametrize("where", ["repository root", "another folder"])
+def test_quickstart_runs_against_a_local_api(tmp_path: Path, where: str) -> None:
+    """The README quickstart (at most 15 lines) runs unchanged against a local fake Messages API,
+    with the venv's python (no -P) in the checkout, where ./driftwatch shadows the installed package,
+    and anywhere else."""
     text = README.read_text()
     quickstart = text.split("## Quickstart", 1)[1]
     code = re.search(r"```python\n(.*?)```", quickstart, re.S)
@@ -31,7 +36,12 @@ def test_quickstart_runs_against_a_local_api(tmp_path: Path) -> None:
             "DRIFTWATCH_ALERTS_OUT": str(alerts),
         }
         result = subprocess.run(
-            [sys.executable, "-P", "-c", source], env=env, capture_output=True, text=True, timeout=120
+            [sys.executable, "-c", source],
+            cwd=README.parent if where == "repository root" else tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert result.returncode == 0, result.stderr
         assert api.requests == 2
