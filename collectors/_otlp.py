@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from driftwatch.collectors._claude_code import PromptAgg, SessionAgg, split_model
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
@@ -32,6 +31,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from driftwatch._config import Config
 from driftwatch._outcome import Outcome
+from driftwatch.collectors._claude_code import PromptAgg, SessionAgg, split_model
 
 __all__ = ["Decoded", "DecoderStats", "OtlpDecoder", "request_from_json"]
 

@@ -11,7 +11,6 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from driftwatch.collectors._otlp import Decoded, OtlpDecoder
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -27,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import driftwatch
 from driftwatch._alerting.otel import Telemetry
 from driftwatch._config import Config
+from driftwatch.collectors._otlp import Decoded, OtlpDecoder
 from tests.conftest import Harness, make_handler
 
 MESSAGES = [{"role": "user", "content": "SECRET-PROMPT"}]

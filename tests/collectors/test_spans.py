@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from driftwatch.collectors._spans import SCOPE, CallSpan
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -21,6 +20,8 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
+
+from driftwatch.collectors._spans import SCOPE, CallSpan
 
 START = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic"}
 END = {**START, "gen_ai.usage.output_tokens": 40, "driftwatch.latency_s": 0.25, "driftwatch.task.name": "fix"}

@@ -9,9 +9,10 @@ import statistics
 
 import numpy as np
 import pytest
+from river.base import DriftDetector
+
 from driftwatch.detectors import DEFAULT_SHIFTS, LaggedSR, _lagged_sr
 from driftwatch.detectors._calibrate import alarm_times
-from river.base import DriftDetector
 
 
 def first_alarm(detector: LaggedSR, stream: list[float]) -> int:

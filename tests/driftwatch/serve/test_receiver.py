@@ -23,7 +23,6 @@ from typing import Any
 
 import grpc
 import pytest
-from driftwatch.collectors._otlp import OtlpDecoder
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from hypothesis import HealthCheck, given, settings
@@ -48,6 +47,7 @@ from driftwatch import ConfigError, load_config
 from driftwatch._cli.main import main
 from driftwatch._serve.receiver import Accepted, Receiver, RequestError, Saturated, Signal, parse_request
 from driftwatch._serve.service import _decode_with
+from driftwatch.collectors._otlp import OtlpDecoder
 
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 JSON = {"Content-Type": "application/json"}
