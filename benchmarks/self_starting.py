@@ -24,6 +24,9 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import NDArray
+from scipy import stats  # type: ignore[import-untyped]
+
 from driftwatch.detectors._self_starting import (
     BLOCKS,
     SELF_STARTING_SHIFTS,
@@ -31,8 +34,6 @@ from driftwatch.detectors._self_starting import (
     calibrate,
     statistic_paths,
 )
-from numpy.typing import NDArray
-from scipy import stats  # type: ignore[import-untyped]
 
 FloatArray = NDArray[np.float64]
 SEED = 20261202

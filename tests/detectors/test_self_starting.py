@@ -8,9 +8,10 @@ import random
 
 import numpy as np
 import pytest
+from river.base import DriftDetector
+
 from driftwatch.detectors import _self_starting
 from driftwatch.detectors._self_starting import BLOCKS, THRESHOLDS, SelfStartingSR, statistic_paths
-from river.base import DriftDetector
 
 
 def first_alarm(detector: SelfStartingSR, stream: list[float]) -> int:
