@@ -79,11 +79,12 @@ _lock = threading.Lock()
 _runtime: Runtime | None = None
 
 
-def default_sinks(config: Config, telemetry: Telemetry) -> list[AlertSink]:
-    """The sinks configured by ``config``: OTLP (when set up), console, JSONL, notifiers, markers."""
+def default_sinks(config: Config, telemetry: Telemetry, logger: Any = None) -> list[AlertSink]:
+    """The sinks configured by ``config``: OTLP (when set up), console, JSONL, notifiers, markers;
+    ``logger``: the console sink's structlog logger (default: its own, on stderr)."""
     chosen: list[AlertSink] = [OtelAlertSink(telemetry)]
     if config.console:
-        chosen.append(ConsoleSink())
+        chosen.append(ConsoleSink(logger=logger))
     if config.alerts_out:
         chosen.append(JsonlSink(config.alerts_out))
     if config.notifiers:
