@@ -30,6 +30,7 @@ from opentelemetry.trace import Span, SpanContext
 from driftwatch._monitor import stream_key
 from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
+from driftwatch.collectors._pricing import prices_for
 from driftwatch.collectors._spans import CallSpan
 from driftwatch.collectors._task import current_task
 
@@ -222,7 +223,7 @@ class _Call:
             stop_reason=self.stop_reason,
         )
         if not failed:
-            outcome.cost_usd = self.runtime.cost(
+            outcome.cost_usd = prices_for(self.runtime.config).cost(
                 model, self.input_tokens, self.output_tokens, self.cache_read, self.cache_write
             )
         if self.task is not None:
