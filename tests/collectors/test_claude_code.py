@@ -352,10 +352,10 @@ def _events(*events: dict[str, object]) -> ExportLogsServiceRequest:
 
 def test_memory_caps_keep_prompt_totals_and_count_drops(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the per-prompt cap requests still add to the prompt's totals; prompts past the cap are counted."""
-    from driftwatch.collectors import _claude_code, _otlp
+    from driftwatch.collectors import _claude_code, _otlp_claude
 
     monkeypatch.setattr(_claude_code, "MAX_ITEMS_PER_PROMPT", 2)
-    monkeypatch.setattr(_otlp, "MAX_OPEN_PROMPTS", 1)
+    monkeypatch.setattr(_otlp_claude, "MAX_OPEN_PROMPTS", 1)
     requests = [
         {
             "event.name": "api_request",

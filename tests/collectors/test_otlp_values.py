@@ -11,8 +11,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
 from driftwatch._config import Config
-from driftwatch.collectors import _otlp
-from driftwatch.collectors._otlp import OtlpDecoder, _attrs, _Bad, _count, _number, _text
+from driftwatch.collectors import _otlp_genai
+from driftwatch.collectors._otlp import OtlpDecoder
+from driftwatch.collectors._otlp_values import Bad as _Bad
+from driftwatch.collectors._otlp_values import attributes as _attrs
+from driftwatch.collectors._otlp_values import count as _count
+from driftwatch.collectors._otlp_values import number as _number
+from driftwatch.collectors._otlp_values import text as _text
 
 
 def attrs(value: AnyValue) -> dict[str, Any]:
@@ -77,9 +82,8 @@ def test_text_strips_truncates_and_skips_non_text(value: AnyValue, expected: str
     assert _text(attrs(value), "k") == expected
 
 
-_NAMED = sorted(
-    set(re.findall(r'"((?:gen_ai|driftwatch|http|error|anthropic)\.[a-z0-9_.]+)"', inspect.getsource(_otlp)))
-)
+_SOURCE = inspect.getsource(_otlp_genai)
+_NAMED = sorted(set(re.findall(r'"((?:gen_ai|driftwatch|http|error|anthropic)\.[a-z0-9_.]+)"', _SOURCE)))
 _BAD = [
     AnyValue(string_value="abc"),
     AnyValue(int_value=-1),
