@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from driftwatch import _semconv as sc
 from driftwatch._config import Config
 from driftwatch._outcome import Outcome
 from driftwatch.collectors._otlp_values import (
@@ -88,15 +89,15 @@ class GenAiSpans:
         self, span: Any, attrs: Mapping[str, Any], res: Mapping[str, Any], service: str
     ) -> SpanInfo:
         name = (
-            text(attrs, "driftwatch.task.name")
+            text(attrs, sc.TASK_NAME)
             or text(attrs, "gen_ai.agent.name")
             or span.name.removeprefix("invoke_agent").strip()
             or "agent"
         )
         labels = self._labels(attrs, res)
         for key, value in attrs.items():
-            if key.startswith("driftwatch.task.label.") and value is not None:
-                labels[key[22:]] = str(value)[:128]
+            if key.startswith(sc.TASK_LABEL) and value is not None:
+                labels[key[len(sc.TASK_LABEL) :]] = str(value)[:128]
         model, _ = model_and_labels(
             text(attrs, "gen_ai.response.model") or text(attrs, "gen_ai.request.model")
         )
@@ -104,7 +105,7 @@ class GenAiSpans:
             task=name,
             service=service,
             labels=labels,
-            task_id=text(attrs, "driftwatch.task.id") or text(attrs, "gen_ai.agent.id"),
+            task_id=text(attrs, sc.TASK_ID) or text(attrs, "gen_ai.agent.id"),
             model=model,
             trace_id=span.trace_id.hex(),
         )
@@ -133,20 +134,20 @@ class GenAiSpans:
             trace_id=hex_id(span.trace_id),
             span_id=span_id,
         )
-        outcome.success = boolean(attrs, "driftwatch.task.success", where)
+        outcome.success = boolean(attrs, sc.TASK_SUCCESS, where)
         if outcome.success is None and span.status.code == STATUS_ERROR:
             outcome.success = False
-        outcome.score = number(attrs, "driftwatch.task.score", where, -1e12, 1e12)
-        latency = seconds(attrs, "driftwatch.task.latency_s", where)
+        outcome.score = number(attrs, sc.TASK_SCORE, where, -1e12, 1e12)
+        latency = seconds(attrs, sc.TASK_LATENCY_S, where)
         outcome.latency_s = latency if latency is not None else end - start
-        outcome.ttft_s = seconds(attrs, "driftwatch.task.ttft_s", where)
+        outcome.ttft_s = seconds(attrs, sc.TASK_TTFT_S, where)
         self._usage(outcome, attrs, where)
-        outcome.cost_usd = number(attrs, "driftwatch.task.cost_usd", where, 0, MAX_COST)
-        outcome.tool_calls = count(attrs, "driftwatch.task.tool_calls", where)
-        outcome.tool_errors = count(attrs, "driftwatch.task.tool_errors", where)
-        outcome.api_errors = count(attrs, "driftwatch.task.api_errors", where)
+        outcome.cost_usd = number(attrs, sc.TASK_COST_USD, where, 0, MAX_COST)
+        outcome.tool_calls = count(attrs, sc.TASK_TOOL_CALLS, where)
+        outcome.tool_errors = count(attrs, sc.TASK_TOOL_ERRORS, where)
+        outcome.api_errors = count(attrs, sc.TASK_API_ERRORS, where)
         outcome.error_type = text(attrs, "error.type")
-        outcome.stop_reason = text(attrs, "driftwatch.task.stop_reason")
+        outcome.stop_reason = text(attrs, sc.TASK_STOP_REASON)
         return outcome
 
     def _usage(self, outcome: Outcome, attrs: Mapping[str, Any], where: str) -> None:
@@ -189,12 +190,12 @@ class GenAiSpans:
         test_otlp_values.py compares both on malformed values of every attribute this module names).
         """
         count(attrs, "http.response.status_code", where)
-        seconds(attrs, "driftwatch.latency_s", where)
-        if seconds(attrs, "driftwatch.ttft_s", where) is None:
+        seconds(attrs, sc.CALL_LATENCY_S, where)
+        if seconds(attrs, sc.CALL_TTFT_S, where) is None:
             seconds(attrs, "gen_ai.response.time_to_first_chunk", where)
         cls._usage_counts(attrs, where)
-        count(attrs, "driftwatch.tool_calls", where)
-        number(attrs, "driftwatch.cost_usd", where, 0, MAX_COST)
+        count(attrs, sc.CALL_TOOL_CALLS, where)
+        number(attrs, sc.CALL_COST_USD, where, 0, MAX_COST)
 
     def call_span(
         self,
@@ -214,7 +215,7 @@ class GenAiSpans:
         model, model_labels = model_and_labels(
             text(attrs, "gen_ai.response.model") or text(attrs, "gen_ai.request.model")
         )
-        own_task = text(attrs, "driftwatch.task.name")
+        own_task = text(attrs, sc.TASK_NAME)
         # driftwatch's call spans say their task themselves; others inherit their agent span's.
         parent = None if own_task else self.spans.get(hex_id(span.parent_span_id) or "")
         task = own_task or (parent.task if parent else None)
@@ -224,15 +225,15 @@ class GenAiSpans:
         labels.update(self._labels(attrs, res))
         labels.update(model_labels)
         for key, value in attrs.items():
-            if key.startswith("driftwatch.task.label.") and value is not None:
-                labels[key[22:]] = str(value)[:128]
-        stream_end = text(attrs, "driftwatch.stream.end")
+            if key.startswith(sc.TASK_LABEL) and value is not None:
+                labels[key[len(sc.TASK_LABEL) :]] = str(value)[:128]
+        stream_end = text(attrs, sc.STREAM_END)
         if stream_end:
             labels["stream_end"] = stream_end
         if provider:
             labels["provider"] = provider
         status = count(attrs, "http.response.status_code", where)
-        error_type = text(attrs, "driftwatch.error_type") or text(attrs, "error.type")
+        error_type = text(attrs, sc.CALL_ERROR_TYPE) or text(attrs, "error.type")
         failed = span.status.code == STATUS_ERROR or error_type is not None or (status or 0) >= 400
         if failed and error_type is None:
             error_type = str(status) if status else "error"
@@ -241,7 +242,7 @@ class GenAiSpans:
             time=start,
             kind="call",
             service=service,
-            task_id=text(attrs, "driftwatch.task.id") or (parent.task_id if parent else None),
+            task_id=text(attrs, sc.TASK_ID) or (parent.task_id if parent else None),
             model=model,
             request_model=request_model,
             labels=labels,
@@ -250,15 +251,15 @@ class GenAiSpans:
             trace_id=hex_id(span.trace_id),
             span_id=hex_id(span.span_id),
         )
-        latency = seconds(attrs, "driftwatch.latency_s", where)
+        latency = seconds(attrs, sc.CALL_LATENCY_S, where)
         outcome.latency_s = latency if latency is not None else end - start
-        ttft = seconds(attrs, "driftwatch.ttft_s", where)
+        ttft = seconds(attrs, sc.CALL_TTFT_S, where)
         if ttft is None:
             ttft = seconds(attrs, "gen_ai.response.time_to_first_chunk", where)
         outcome.ttft_s = ttft
         self._usage(outcome, attrs, where)
-        outcome.tool_calls = count(attrs, "driftwatch.tool_calls", where)
-        outcome.cost_usd = number(attrs, "driftwatch.cost_usd", where, 0, MAX_COST)
+        outcome.tool_calls = count(attrs, sc.CALL_TOOL_CALLS, where)
+        outcome.cost_usd = number(attrs, sc.CALL_COST_USD, where, 0, MAX_COST)
         reasons = attrs.get("gen_ai.response.finish_reasons")
         if isinstance(reasons, list) and reasons and isinstance(reasons[0], str):
             outcome.stop_reason = reasons[0]

@@ -10,6 +10,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
+from driftwatch import _semconv as sc
 from driftwatch._config import Config
 from driftwatch.collectors import _otlp_genai
 from driftwatch.collectors._otlp import OtlpDecoder
@@ -83,7 +84,11 @@ def test_text_strips_truncates_and_skips_non_text(value: AnyValue, expected: str
 
 
 _SOURCE = inspect.getsource(_otlp_genai)
-_NAMED = sorted(set(re.findall(r'"((?:gen_ai|driftwatch|http|error|anthropic)\.[a-z0-9_.]+)"', _SOURCE)))
+#: Every attribute the GenAI span reader names: upstream names as literals, driftwatch's from _semconv.
+_NAMED = sorted(
+    set(re.findall(r'"((?:gen_ai|http|error|anthropic)\.[a-z0-9_.]+)"', _SOURCE))
+    | {getattr(sc, name) for name in re.findall(r"\bsc\.([A-Z_]+)\b", _SOURCE)}
+)
 _BAD = [
     AnyValue(string_value="abc"),
     AnyValue(int_value=-1),
