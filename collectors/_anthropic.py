@@ -27,8 +27,7 @@ from anthropic._request import APIRequest
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext
 
-from driftwatch._monitor import stream_key
-from driftwatch._outcome import Outcome
+from driftwatch._outcome import Outcome, stream_key
 from driftwatch._runtime import Runtime, get_runtime
 from driftwatch.collectors._spans import CallSpan
 from driftwatch.collectors._task import current_task
