@@ -28,8 +28,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext
 
 from driftwatch import _semconv as sc
-from driftwatch._monitor import stream_key
-from driftwatch._outcome import Outcome
+from driftwatch._outcome import Outcome, stream_key
 from driftwatch._runtime import Runtime, get_runtime
 from driftwatch.collectors._pricing import prices_for
 from driftwatch.collectors._spans import CallSpan

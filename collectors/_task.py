@@ -18,8 +18,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from driftwatch import _semconv as sc
-from driftwatch._monitor import stream_key
-from driftwatch._outcome import Outcome
+from driftwatch._outcome import Outcome, stream_key
 from driftwatch._runtime import Runtime, get_runtime
 
 __all__ = ["Task", "current_task", "task"]

@@ -9,9 +9,9 @@ classes moves again. ``tests/driftwatch/serve/test_state_fixture.py`` restores a
 
 from __future__ import annotations
 
-__all__ = ["MOVED", "moved"]
+__all__ = ["MOVED", "moved", "moved_class"]
 
-#: Old module path → new module path.
+#: Old module path → new module path; or, for a module split in several, old class path → new one.
 MOVED = {
     "driftwatch._alerts": "driftwatch._alerting.alerts",
     "driftwatch._notify": "driftwatch._alerting.notifiers",
@@ -34,6 +34,15 @@ MOVED = {
     "driftwatch._demo": "driftwatch._offline.demo",
     "driftwatch._fake_api": "driftwatch._offline.fake_api",
     "driftwatch._spans": "driftwatch.collectors._spans",
+    "driftwatch._snapshot": "driftwatch._monitor.snapshot",
+    # driftwatch/_monitor.py became the driftwatch/_monitor/ package: its pickled state classes.
+    "driftwatch._monitor.MonitorStats": "driftwatch._monitor.monitor.MonitorStats",
+    "driftwatch._monitor._Stream": "driftwatch._monitor.stream._Stream",
+    "driftwatch._monitor._SignalWatch": "driftwatch._monitor.watch._SignalWatch",
+    "driftwatch._monitor._Recovery": "driftwatch._monitor.watch._Recovery",
+    "driftwatch._monitor._Versions": "driftwatch._monitor.versions._Versions",
+    "driftwatch._monitor._Recent": "driftwatch._monitor.versions._Recent",
+    "driftwatch._monitor._Pending": "driftwatch._monitor.versions._Pending",
 }
 
 
@@ -42,6 +51,8 @@ def moved(path: str) -> str:
 
     >>> moved("driftwatch._service.ServiceDecoder"), moved("driftwatch._monitor")
     ('driftwatch._serve.service.ServiceDecoder', 'driftwatch._monitor')
+    >>> moved("driftwatch._monitor._SignalWatch")  # a class of a module split in several
+    'driftwatch._monitor.watch._SignalWatch'
     >>> moved("driftwatch._cli"), moved("driftwatch._cli.main")  # a new path stays as it is
     ('driftwatch._cli.main', 'driftwatch._cli.main')
     """
@@ -53,3 +64,16 @@ def moved(path: str) -> str:
         module, _, last = module.rpartition(".")
         name = f".{last}{name}"
     return path
+
+
+def moved_class(module: str, name: str) -> tuple[str, str]:
+    """The (module, name) a pickle's global ``module.name`` has now: class entries first, then modules.
+
+    >>> moved_class("driftwatch._monitor", "_Stream"), moved_class("driftwatch._alerts", "Alert")
+    (('driftwatch._monitor.stream', '_Stream'), ('driftwatch._alerting.alerts', 'Alert'))
+    """
+    new = MOVED.get(f"{module}.{name}")
+    if new is not None:
+        new_module, _, new_name = new.rpartition(".")
+        return new_module, new_name
+    return moved(module), name

@@ -5,12 +5,23 @@ from __future__ import annotations
 import dataclasses
 import math
 import time as _time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-__all__ = ["SIGNALS", "Outcome", "OutcomeError", "SignalKind", "format_time", "parse_outcome", "parse_time"]
+__all__ = [
+    "SIGNALS",
+    "Outcome",
+    "OutcomeError",
+    "SignalKind",
+    "format_time",
+    "labels_key",
+    "parse_outcome",
+    "parse_time",
+    "stream_key",
+    "stream_labels",
+]
 
 SignalKind = Literal["binary", "log", "count", "linear"]
 
@@ -212,3 +223,26 @@ def parse_outcome(
             labels[key] = str(value)
     outcome.labels = labels
     return outcome
+
+
+def stream_labels(outcome: Outcome, extra: Sequence[str] = ()) -> dict[str, str]:
+    """The labels that name an outcome's stream: service and task (+ ``kind=call`` for API calls)."""
+    labels = {"service": outcome.service, "task": outcome.task}
+    if outcome.kind == "call":
+        labels["kind"] = "call"
+    for name in extra:
+        value = outcome.labels.get(name)
+        if value is not None:
+            labels[name] = value
+    return labels
+
+
+def labels_key(labels: dict[str, str]) -> str:
+    """The stream key of ``stream_labels``: ``service=…;task=…``."""
+    return ";".join(f"{k}={v}" for k, v in labels.items())
+
+
+def stream_key(outcome: Outcome, extra: Sequence[str] = ()) -> str:
+    """The pre-joined stream key (``service=…;task=…``), exported as ``driftwatch.stream_key`` so that
+    a Collector's load-balancing exporter can route every outcome of a stream to one instance."""
+    return labels_key(stream_labels(outcome, extra))

@@ -32,13 +32,13 @@ class Harness:
         self.spans = spans
         self.provider = provider
         self.outcomes: list[driftwatch.Outcome] = []
-        original = runtime.monitor._process
+        original = runtime.monitor.process
 
         def spy(outcome: driftwatch.Outcome) -> list[driftwatch.Alert]:
             self.outcomes.append(outcome)
             return original(outcome)
 
-        runtime.monitor._process = spy  # type: ignore[method-assign]
+        runtime.monitor.process = spy  # type: ignore[method-assign]
 
     def flush(self) -> list[driftwatch.Outcome]:
         assert self.runtime.monitor.flush(5.0)

@@ -40,9 +40,9 @@ from opentelemetry import context as otel_context
 from driftwatch._alerting.alerts import Alert, describe, resolved_at
 from driftwatch._alerting.notifiers_config import PAGERDUTY_URL, NotifierSpec
 from driftwatch._config import Config
+from driftwatch._monitor.snapshot import dumps, loads
 from driftwatch._outcome import format_time
 from driftwatch._serve.store import StateStore
-from driftwatch._snapshot import dumps, loads
 from driftwatch._stats import Estimate
 from driftwatch._version import __version__
 

@@ -490,7 +490,7 @@ def _progress(err: TextIO, run_id: str, done: int, total: int, passed: int) -> N
 def _task_span(telemetry: Any, outcome: Outcome, start_s: float, end_s: float, config: Config) -> None:
     from opentelemetry.trace import SpanKind
 
-    from driftwatch._monitor import stream_key
+    from driftwatch._outcome import stream_key
     from driftwatch.collectors._task import _span_attributes
 
     attributes: dict[str, Any] = {

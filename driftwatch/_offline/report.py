@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from driftwatch._monitor import stream_labels
-from driftwatch._outcome import SIGNALS, Outcome, OutcomeError, format_time, parse_time
+from driftwatch._outcome import SIGNALS, Outcome, OutcomeError, format_time, parse_time, stream_labels
 from driftwatch._stats import student_t_quantile, wilson_interval
 
 __all__ = ["ReportError", "StreamReport", "build_report", "read_alerts", "render_html", "summary_table"]

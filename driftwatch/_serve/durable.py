@@ -24,10 +24,10 @@ from typing import Any
 
 from driftwatch._errors import StateError
 from driftwatch._monitor import Monitor
+from driftwatch._monitor.snapshot import dumps, loads
 from driftwatch._moved import moved
 from driftwatch._outcome import Outcome
 from driftwatch._serve.store import StateStore
-from driftwatch._snapshot import dumps, loads
 
 __all__ = ["Decode", "Durable", "DurableStats", "checkpointed_snapshot"]
 
@@ -232,7 +232,7 @@ class Durable:
         self._since += 1
 
     def _checkpoint(self) -> None:
-        head, streams = self.monitor._snapshot_parts()
+        head, streams = self.monitor.snapshot_parts()
         saved = self._saved
         # Only streams whose bytes changed since the last checkpoint are written (the monitor hands
         # out the same bytes object while a stream is unchanged).
@@ -269,7 +269,7 @@ class Durable:
                 f"{current_class}; start with the decoder it was saved with"
             )
         saved = loads(state["decoder"], f"checkpoint in {self.store.path}, decoder", modules)
-        self.monitor._restore_state(self.monitor._check_snapshot(state["monitor"]))
+        self.monitor.restore_state(state["monitor"])
         if saved is not None:
             _restore_into(self.decoder, saved)
         self.stats = state["stats"]

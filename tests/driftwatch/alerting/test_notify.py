@@ -860,8 +860,8 @@ def test_pages_survive_a_restart_in_the_state_file(
     """Notifiers on a state file, started afresh (a restart): an alert already paged is not paged again
     when replayed, its resolve goes out with the page's dedup key, and a page recorded as queued but
     never sent before the restart is sent then."""
+    from driftwatch._monitor.snapshot import dumps
     from driftwatch._serve.store import StateStore
-    from driftwatch._snapshot import dumps
 
     key = "R0123456789abcdef0123456789abcde"
     paged, queued = drift(1), drift(2)

@@ -176,13 +176,12 @@ def test_snapshot_of_unchanged_streams_reuses_their_bytes() -> None:
     monitor = Monitor(CONFIG, threaded=False)
     for outcome in OUTCOMES[:400]:
         monitor.process(outcome)
-    monitor.snapshot()
-    cached = dict(monitor._stream_blobs)
+    _, cached = monitor.snapshot_parts()
     monitor.process(OUTCOMES[400])  # stream a
-    monitor.snapshot()
+    _, after = monitor.snapshot_parts()
     key_a = next(k for k in cached if k.endswith("task=a"))
-    assert monitor._stream_blobs[key_a] is not cached[key_a]
-    assert all(monitor._stream_blobs[k] is cached[k] for k in cached if k != key_a)
+    assert after[key_a] is not cached[key_a]
+    assert all(after[k] is cached[k] for k in cached if k != key_a)
 
 
 # -- subsets: scale-out ------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ from collections import deque
 from typing import Any
 
 from driftwatch import Alert, Config, InMemorySink, Monitor, Outcome
-from driftwatch._monitor import _SignalWatch
+from driftwatch._monitor.fdr import Fdr
+from driftwatch._monitor.watch import _SignalWatch
 
 
 def run(monitor: Monitor, rates: list[tuple[float, int]], seed: int = 5, task: str = "fix") -> list[Alert]:
@@ -137,20 +138,21 @@ def test_a_lone_candidate_is_tested_at_confirm_alpha() -> None:
 
 def test_concurrent_candidates_share_benjamini_hochberg() -> None:
     """Open candidates count with p = 1, candidates decided since with their p; the rest are left out."""
-    monitor = Monitor(Config(confirm_alpha=0.01), threaded=False)
-    a, b, c, d = (_SignalWatch("binary", monitor.config) for _ in range(4))
-    monitor._bh_open_candidate(a)
-    monitor._bh_open_candidate(b)
+    config = Config(confirm_alpha=0.01)
+    fdr = Fdr(config)
+    a, b, c, d = (_SignalWatch("binary", config) for _ in range(4))
+    fdr.open_candidate(a)
+    fdr.open_candidate(b)
     # a decides while b is open: S = {a: 0.008, b: 1}, threshold 0.01 * 1 / 2 = 0.005.
-    assert monitor._bh_decide(a, 0.008) == (False, 2, 1)
-    monitor._bh_open_candidate(c)  # opened after a was decided: a is not in its set
+    assert fdr.decide(a, 0.008) == (False, 2, 1)
+    fdr.open_candidate(c)  # opened after a was decided: a is not in its set
     # b: S = {b: 0.009, a: 0.008 (decided since b opened), c: 1}; rank 2 of 3, threshold 0.00667.
-    assert monitor._bh_decide(b, 0.009) == (False, 3, 2)
+    assert fdr.decide(b, 0.009) == (False, 3, 2)
     # c: S = {c: 0.004, b: 0.009}; rank 1 of 2, threshold 0.005.
-    assert monitor._bh_decide(c, 0.004) == (True, 2, 1)
-    assert monitor._bh_decided == deque()  # nothing open: every decided p-value is dropped
-    monitor._bh_open_candidate(d)
-    assert monitor._bh_decide(d, 0.0099) == (True, 1, 1)
+    assert fdr.decide(c, 0.004) == (True, 2, 1)
+    assert fdr.decided == deque()  # nothing open: every decided p-value is dropped
+    fdr.open_candidate(d)
+    assert fdr.decide(d, 0.0099) == (True, 1, 1)
 
 
 def test_two_streams_degrading_together_are_both_confirmed() -> None:

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from driftwatch import Alert, Config, InMemorySink, Monitor, Outcome
-from driftwatch._monitor import _Recent
+from driftwatch._monitor.versions import VersionTracker, _Recent
 
 
 def feed(
@@ -155,7 +155,7 @@ def test_version_tracking_errors_do_not_stop_detection(monkeypatch: pytest.Monke
     def broken(*args: object) -> list[Alert]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(monitor, "_track_versions", broken)
+    monkeypatch.setattr(VersionTracker, "track", broken)
     alerts = feed(monitor, [({"model": "a"}, 0.8, 800), ({"model": "b"}, 0.5, 700)], seed=5)
     assert [a.status for a in alerts] == ["suspected", "confirmed"]
     assert monitor.stats.internal_errors == 1500

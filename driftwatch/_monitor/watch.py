@@ -1,0 +1,526 @@
+"""The per-signal lifecycle: detection, suspicion, confirmation, recovery and resolve for one signal.
+
+``_SignalWatch`` is one (stream, signal)'s state (its detector, the suspected alert awaiting
+confirmation, the open confirmed alert and its ``_Recovery``); ``Lifecycle`` moves it on with each
+observation: suspect → confirm (with Benjamini–Hochberg, ``fdr``) → recover, resolve or a new level.
+Both state classes are pickled into checkpoints (see ``snapshot``).
+"""
+
+from __future__ import annotations
+
+import math
+from statistics import NormalDist
+from typing import Any
+
+from driftwatch._alerting.alerts import Alert, Status, alert_id, describe
+from driftwatch._config import Config
+from driftwatch._monitor.fdr import Fdr
+from driftwatch._outcome import SignalKind
+from driftwatch._stats import Comparison, Moments, compare_means, compare_proportions, within_margin
+from driftwatch.detectors import LaggedSR
+
+__all__ = ["RECOVERY_TOLERANCE", "Lifecycle", "compare_kind"]
+
+#: A confirmed alert resolves only on evidence that its stream is back within this fraction of the
+#: confirmed change (|baseline - changed level|, on the detection scale) of its baseline; a stream
+#: that left the changed level but still differs from the baseline is at a new level.
+RECOVERY_TOLERANCE = 1 / 3
+#: Power the recovery check's sample size aims at, for a stream fully back at its baseline.
+_RECOVERY_POWER = 0.8
+
+
+def _set_slots(obj: Any, state: Any) -> None:
+    """Pickle's default slot restore, written out so classes can fill slots older formats lacked."""
+    plain, slots = state if isinstance(state, tuple) else (state, None)
+    for values in (plain, slots):
+        for name, value in (values or {}).items():
+            setattr(obj, name, value)
+
+
+class _Recovery:
+    """A confirmed alert that is still open, and the evidence that its stream is back.
+
+    Two stages, like detection. A one-sided CUSUM of the likelihood ratio "at the old baseline"
+    against "at the changed level" (Bernoulli for pass/fail, Gaussian with the pooled spread
+    otherwise) suspects a return at ``log(1 / budget)``; fresh observations after that (as many as
+    the return took, and enough for the equivalence test below, within the confirmation bounds)
+    must then differ from the changed level towards the baseline *and* lie within ``tolerance`` of
+    the baseline (a one-sided equivalence test: absence of a difference is not evidence of a
+    return), each at ``confirm_alpha``. A lucky run at the changed level, which a CUSUM against an
+    estimated level meets more often than its threshold promises, does not close a real incident
+    that way, nor does a partial recovery: fresh observations that left the changed level but still
+    differ from the baseline are a new level (``Monitor._new_level``).
+    """
+
+    __slots__ = (
+        "alert",
+        "base",
+        "checking",
+        "cusum",
+        "fresh",
+        "hit",
+        "level",
+        "miss",
+        "seen",
+        "since",
+        "since_at",
+        "tolerance",
+    )
+
+    def __init__(
+        self,
+        alert: Alert,
+        kind: SignalKind,
+        base: Moments,
+        level: Moments,
+        at: float,
+        tolerance: float | None = None,
+    ) -> None:
+        self.alert = alert
+        self.base = base
+        # How close to the baseline counts as back: a fraction of the confirmed change, kept when a
+        # partial recovery supersedes the alert (the incident's size, not the remaining gap).
+        self.tolerance = RECOVERY_TOLERANCE * abs(base.mean - level.mean) if tolerance is None else tolerance
+        # Every observation since the change but the candidate return (``since``): the changed level.
+        # Only whole stretches are folded in: the CUSUM's excursions alone lean towards the baseline.
+        self.level = Moments(level.n, level.mean, level.m2)
+        self.cusum = 0.0
+        self.seen = 0
+        self.since = Moments()  # observations since the CUSUM's last zero: the candidate return
+        self.since_at = at  # event time of the CUSUM's last zero (the last value at the changed level)
+        self.fresh = Moments()
+        self.checking = 0  # fresh observations the confirmation needs; 0 while only watching
+        self.hit = self.miss = 0.0
+        self.fit(kind)
+
+    def __setstate__(self, state: Any) -> None:
+        # Format 3 snapshots predate ``since_at`` and ``tolerance``: the detection time stands in
+        # for the first, the tolerance the recovery would have been created with for the second.
+        _set_slots(self, state)
+        if not hasattr(self, "since_at"):
+            self.since_at = self.alert.detected_at
+        if not hasattr(self, "tolerance"):
+            self.tolerance = RECOVERY_TOLERANCE * abs(self.base.mean - self.level.mean)
+
+    def fit(self, kind: SignalKind) -> None:
+        """The CUSUM's increments for the baseline against the current estimate of the changed level."""
+        b, c = self.base.mean, self.level.mean
+        if kind == "binary":
+            b, c = (min(max(x, 0.01), 0.99) for x in (b, c))
+            self.hit, self.miss = math.log(b / c), math.log((1 - b) / (1 - c))
+        else:
+            pooled = self.base.merged(self.level)
+            var = pooled.var if pooled.n > 1 and pooled.var > 0 else 1.0
+            # The Gaussian LLR at x is hit * x + miss.
+            self.hit, self.miss = (b - c) / var, -(b - c) * (b + c) / (2 * var)
+
+    def step(self, kind: SignalKind, value: float, at: float) -> None:
+        """One observation into the CUSUM (stage one)."""
+        llr = (self.hit if value > 0.5 else self.miss) if kind == "binary" else self.hit * value + self.miss
+        self.cusum = max(0.0, self.cusum + llr)
+        self.since.add(value)
+        if self.cusum == 0.0:
+            # No return so far: the whole stretch, this value included, was the changed level.
+            self.level = self.level.merged(self.since)
+            self.since = Moments()
+            self.since_at = at
+            self.fit(kind)
+
+    def back_off(self, kind: SignalKind, at: float) -> None:
+        """Fresh data did not confirm the return: they too were the changed level; watch again."""
+        self.level = self.level.merged(self.since).merged(self.fresh)
+        self.since, self.fresh = Moments(), Moments()
+        self.since_at = at
+        self.cusum, self.checking = 0.0, 0
+        self.fit(kind)
+
+    def check_size(self, kind: SignalKind, alpha: float) -> int:
+        """Fresh observations for the equivalence test to find a full return at ``_RECOVERY_POWER``."""
+        if self.tolerance <= 0:
+            return 0
+        if kind == "binary":
+            p = min(max(self.base.mean, 0.01), 0.99)
+            var = p * (1 - p)
+        else:
+            var = self.base.var if self.base.n > 1 else 1.0
+        normal = NormalDist()
+        z = normal.inv_cdf(1 - alpha) + normal.inv_cdf(_RECOVERY_POWER)
+        return math.ceil(var * (z / self.tolerance) ** 2)
+
+    def within(self, kind: SignalKind, fresh: Moments) -> float:
+        """p-value for "``fresh`` is within ``tolerance`` of the baseline" (see ``within_margin``)."""
+        return within_margin(self.base, fresh, self.tolerance, self.alert.direction, binary=kind == "binary")
+
+
+class _SignalWatch:
+    """Detection and confirmation for one (stream, signal)."""
+
+    __slots__ = (
+        "active",
+        "baseline",
+        "confirm_n",
+        "detector",
+        "episodes",
+        "fresh",
+        "history",
+        "kind",
+        "open",
+        "opened",
+    )
+
+    def __init__(self, kind: SignalKind, config: Config) -> None:
+        self.kind = kind
+        self.detector = LaggedSR(
+            kind="binary" if kind == "binary" else "numeric",
+            warmup=config.warmup,
+            lag=config.lag,
+            budget=config.budget,
+        )
+        self.active: Alert | None = None  # a suspected alert awaiting confirmation
+        self.baseline = Moments()
+        self.history = Moments()  # everything the detector had seen when it raised the alarm
+        self.fresh = Moments()
+        self.confirm_n = 0
+        # While suspected: (event number when suspected, decisions made by then), for BH in _confirm.
+        self.opened: tuple[int, int] = (0, 0)
+        self.open: _Recovery | None = None  # a confirmed alert not yet resolved
+        self.episodes = 0  # drift episodes raised so far: part of each alert id, so ids never repeat
+
+    def __setstate__(self, state: Any) -> None:
+        # Format 3 snapshots predate episode numbers: episode 0 is the id scheme they used.
+        _set_slots(self, state)
+        if not hasattr(self, "episodes"):
+            self.episodes = 0
+
+
+def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) -> Comparison:
+    """``cur`` against ``base`` on ``kind``'s scale: proportions for pass/fail, else means."""
+    if kind == "binary":
+        return compare_proportions(base, cur, direction)
+    return compare_means(base, cur, direction, scale=kind)
+
+
+class Lifecycle:
+    """Moves each ``_SignalWatch`` on with its observations and makes the drift alerts.
+
+    Two stages (design.md): a calibrated detector raises ``suspected`` at the false-alarm budget;
+    a one-sided test on *fresh* observations after the alarm (never the ones that raised it) turns
+    it ``confirmed`` or ``resolved``, with Benjamini–Hochberg across the candidates open at the same
+    time (``fdr``). The detector then restarts on the new regime. An open confirmed alert resolves
+    on evidence of a return (``_Recovery``) or is superseded by a new level.
+    """
+
+    def __init__(self, config: Config, fdr: Fdr) -> None:
+        self.config = config
+        self.fdr = fdr
+        self._side: list[Alert] = []  # alerts raised along the way within one observation
+
+    def observe(
+        self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
+    ) -> list[Alert]:
+        """One value into ``watch``: the alert it raised (if any), then those closed along the way."""
+        alert = self._observe(watch, key, labels, name, value, at)
+        alerts = [] if alert is None else [alert]
+        if self._side:  # alerts closed along the way (a recovery's suspicion, a superseded page)
+            alerts += self._side
+            self._side = []
+        return alerts
+
+    def _observe(
+        self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
+    ) -> Alert | None:
+        result: Alert | None = None
+        if watch.open is not None:
+            recovered = self._recover(watch, key, value, at)
+            if recovered is not None:
+                return recovered  # this value is already in the resumed baseline
+        if watch.active is not None:
+            watch.fresh.add(value)
+            if watch.fresh.n >= watch.confirm_n:
+                result = self._confirm(watch, key, at)
+                if result.status == "resolved":
+                    return result  # this value is already in the resumed baseline
+        detector = watch.detector
+        detector.update(value, at)
+        if detector.drift_detected and watch.active is None and result is None:
+            result = self._suspect(watch, key, labels, name, at)
+        return result
+
+    def _recover(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
+        """Feed the open alert's recovery test; the ``resolved`` alert once the stream is back.
+
+        A partial recovery (left the changed level, still differs from the baseline) supersedes the
+        open alert with one for the new level; both go out through ``_side``.
+        """
+        opened = watch.open
+        assert opened is not None
+        config = self.config
+        opened.seen += 1
+        if not opened.checking:
+            opened.step(watch.kind, value, at)
+            if opened.seen >= config.keep_firing and opened.cusum > -math.log(config.budget):
+                wanted = max(opened.since.n, opened.check_size(watch.kind, config.confirm_alpha))
+                opened.checking = max(config.confirm_min, min(config.confirm_max, wanted))
+            return None
+        opened.fresh.add(value)
+        if opened.fresh.n < opened.checking:
+            return None
+        alert = opened.alert
+        back = "up" if alert.direction == "down" else "down"
+        alpha = config.confirm_alpha
+        left = self._compare(watch, opened.level, opened.fresh, back).p_value
+        if left <= alpha:
+            within = opened.within(watch.kind, opened.fresh)
+            if within <= alpha:
+                why = (
+                    f"back at its baseline (left the changed level: p={left:.2g}; within "
+                    f"{opened.tolerance:.3g} of the baseline: p={within:.2g}, on {opened.fresh.n} fresh "
+                    "observations)"
+                )
+                return self._resolve(watch, at, opened.since.merged(opened.fresh), why)
+            still = self._compare(watch, opened.base, opened.fresh, alert.direction).p_value
+            if still <= alpha:
+                evidence = (
+                    f"left the changed level (p={left:.2g}) but still differs from the baseline "
+                    f"(p={still:.2g}), on {opened.fresh.n} fresh observations"
+                )
+                self._side += self._new_level(
+                    watch, key, at, opened.since_at, opened.fresh, opened.since.merged(opened.fresh), evidence
+                )
+                return None
+        opened.back_off(watch.kind, at)
+        return None
+
+    def _new_level(
+        self,
+        watch: _SignalWatch,
+        key: str,
+        at: float,
+        since: float,
+        fresh: Moments,
+        level: Moments,
+        evidence: str,
+    ) -> list[Alert]:
+        """A partial recovery: the open alert resolves as superseded by a confirmed alert for the new level.
+
+        ``fresh`` are observations that did not raise the decision (they carry its evidence);
+        ``level`` is every observation at the new level so far, which the new alert's recovery
+        test starts from. The tolerance stays the original change's.
+        """
+        opened = watch.open
+        assert opened is not None
+        old = opened.alert
+        comparison = self._compare(watch, opened.base, fresh, old.direction)
+        watch.episodes += 1
+        new = Alert(
+            id=alert_id(key, old.signal, old.direction, since, episode=watch.episodes),
+            status="confirmed",
+            stream=dict(old.stream),
+            signal=old.signal,
+            direction=old.direction,
+            detected_at=at,
+            change_at=since,
+            baseline=comparison.baseline,
+            current=comparison.current,
+            effect=comparison.effect,
+            effect_ci=comparison.effect_ci,
+            p_value=comparison.p_value,
+            detector=old.detector,
+            message="",
+            delay=level.n,
+            extra={
+                "fresh_n": fresh.n,
+                "confirm_alpha": self.config.confirm_alpha,
+                "decided_at": at,
+                "partial_recovery_of": old.id,
+                "changed_level": self._compare(watch, opened.level, fresh, old.direction).baseline.mean,
+            },
+        )
+        new = new.with_status(
+            "confirmed",
+            message=f"{describe(new)}; a partial recovery of {old.id}, not back at the baseline: {evidence}",
+        )
+        resolved = old.with_status(
+            "resolved",
+            message=f"{describe(old)}: superseded by a partial recovery to a new level ({new.id}), "
+            "not back at the baseline",
+            extra={**old.extra, "resolved_by": "superseded", "superseded_by": new.id, "decided_at": at},
+        )
+        watch.open = _Recovery(new, watch.kind, opened.base, level, at, opened.tolerance)
+        return [resolved, new]
+
+    def _resolve(self, watch: _SignalWatch, at: float, recovered: Moments, why: str) -> Alert:
+        """Resolve the open alert: the old baseline holds again, so detection resumes from it."""
+        opened = watch.open
+        assert opened is not None
+        watch.open = None
+        pending = watch.active
+        if pending is not None and pending.direction != opened.alert.direction:
+            # A suspicion of the change back is this recovery: close it as well.
+            watch.active = None
+            self._bh_decide(watch, 1.0)
+            self._side.append(
+                pending.with_status(
+                    "resolved",
+                    message=f"{describe(pending)}; the recovery of {opened.alert.id}, not a new change",
+                )
+            )
+        alert = opened.alert
+        back = self._compare(watch, opened.base, recovered, alert.direction)
+        resolved = alert.with_status(
+            "resolved",
+            p_value=None,
+            current=back.current,
+            effect=back.effect,
+            effect_ci=back.effect_ci,
+            extra={
+                **alert.extra,
+                "resolved_by": "recovery",
+                "recovered_after": opened.seen,
+                "decided_at": at,
+            },
+        )
+        watch.detector.resume(opened.base.merged(recovered), at)
+        return resolved.with_status(
+            "resolved",
+            message=f"{describe(resolved)}: {why}, {opened.seen} observations after it was confirmed",
+        )
+
+    def _compare(self, watch: _SignalWatch, base: Moments, cur: Moments, direction: str) -> Comparison:
+        return compare_kind(watch.kind, base, cur, direction)
+
+    def _suspect(self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, at: float) -> Alert:
+        det = watch.detector
+        direction = det.direction or "down"
+        change_at = det.change_time if det.change_time is not None else at
+        before, after = det.split()
+        comparison = self._compare(watch, before, after, direction)
+        delay = after.n
+        watch.baseline = before
+        watch.history = det.observed
+        watch.fresh = Moments()
+        # Confirm on as many fresh observations as the change took to detect, within bounds.
+        watch.confirm_n = max(self.config.confirm_min, min(self.config.confirm_max, delay))
+        watch.episodes += 1
+        alert = Alert(
+            id=alert_id(key, name, direction, change_at, episode=watch.episodes),
+            status="suspected",
+            stream=dict(labels),
+            signal=name,
+            direction=direction,
+            detected_at=at,
+            change_at=change_at,
+            baseline=comparison.baseline,
+            current=comparison.current,
+            effect=comparison.effect,
+            effect_ci=comparison.effect_ci,
+            # The observations that raised the alarm cannot test it (selection bias): no p-value yet.
+            p_value=None,
+            detector=self._detector_info(watch),
+            message="",
+            delay=delay,
+            extra={"confirm_after": watch.confirm_n},
+        )
+        alert = alert.with_status(
+            "suspected",
+            message=f"{describe(alert)}; suspected after {delay} observations, confirming on the next "
+            f"{watch.confirm_n} (estimates from the detection window are biased away from the baseline)",
+        )
+        watch.active = alert
+        self._bh_open_candidate(watch)
+        return alert
+
+    def _bh_open_candidate(self, watch: _SignalWatch) -> None:
+        """Note that ``watch`` became a stage-two candidate now (for ``_bh_decide``)."""
+        self.fdr.open_candidate(watch)
+
+    def _bh_decide(self, watch: _SignalWatch, p: float) -> tuple[bool, int, int]:
+        """Benjamini–Hochberg over the stage-two candidates concurrent with this one (``Fdr.decide``)."""
+        return self.fdr.decide(watch, p)
+
+    def _confirm(self, watch: _SignalWatch, key: str, at: float) -> Alert:
+        suspected = watch.active
+        assert suspected is not None
+        comparison = self._compare(watch, watch.baseline, watch.fresh, suspected.direction)
+        confirmed, bh_m, bh_rank = self._bh_decide(watch, comparison.p_value)
+        status: Status = "confirmed" if confirmed else "resolved"
+        alert = suspected.with_status(
+            status,
+            baseline=comparison.baseline,
+            current=comparison.current,
+            effect=comparison.effect,
+            effect_ci=comparison.effect_ci,
+            p_value=comparison.p_value,
+            extra={
+                "fresh_n": watch.fresh.n,
+                "confirm_alpha": self.config.confirm_alpha,
+                "decided_at": at,
+                "bh_m": bh_m,
+                "bh_rank": bh_rank,
+            },
+        )
+        threshold = self.config.confirm_alpha * bh_rank / bh_m
+        among = f", Benjamini–Hochberg among {bh_m} concurrent candidates" if bh_m > 1 else ""
+        verdict = (
+            f"confirmed on {watch.fresh.n} fresh observations{among}"
+            if confirmed
+            else f"not confirmed on {watch.fresh.n} fresh observations (p > {threshold:.3g}{among})"
+        )
+        alert = alert.with_status(status, message=f"{describe(alert)}; {verdict}")
+        watch.active = None
+        opened = watch.open
+        if confirmed and opened is not None and alert.direction != opened.alert.direction:
+            # A change back while an alert is open is its recovery, not news: the open alert resolves
+            # when the fresh observations are back within tolerance of its baseline, or is superseded
+            # by a new level when they still differ from it (else its own recovery test decides);
+            # this one resolves (announced, if at all, only as suspected).
+            part = "the recovery"
+            if opened.seen >= self.config.keep_firing:
+                alpha = self.config.confirm_alpha
+                within = opened.within(watch.kind, watch.fresh)
+                still = self._compare(watch, opened.base, watch.fresh, opened.alert.direction).p_value
+                if within <= alpha:
+                    why = (
+                        f"the change reversed (confirmed) to within {opened.tolerance:.3g} of the baseline "
+                        f"(p={within:.2g})"
+                    )
+                    self._side.append(self._resolve(watch, at, watch.fresh, why))
+                elif still <= alpha:
+                    part = "a partial recovery"
+                    evidence = (
+                        f"the change reversed (confirmed) but still differs from the baseline "
+                        f"(p={still:.2g}), on {watch.fresh.n} fresh observations"
+                    )
+                    self._side += self._new_level(
+                        watch, key, at, alert.change_at, watch.fresh, watch.fresh, evidence
+                    )
+            return alert.with_status(
+                "resolved", message=f"{describe(alert)}; {part} of {opened.alert.id}, not a new change"
+            )
+        if confirmed:
+            if opened is not None:
+                # A further change while an earlier one is open: the newer alert carries on from here.
+                self._side.append(
+                    opened.alert.with_status(
+                        "resolved",
+                        message=f"{describe(opened.alert)}: superseded by a further change ({alert.id})",
+                        extra={**opened.alert.extra, "resolved_by": "superseded", "superseded_by": alert.id},
+                    )
+                )
+            watch.open = _Recovery(alert, watch.kind, watch.baseline, watch.fresh, at)
+        if not confirmed:
+            # A false alarm: the old baseline stands, extended by what was seen since.
+            watch.detector.resume(watch.history.merged(watch.fresh), at)
+        return alert
+
+    def _detector_info(self, watch: _SignalWatch) -> dict[str, Any]:
+        det = watch.detector
+        return {
+            "name": "LaggedSR",
+            "budget": det.budget,
+            "threshold": det.threshold_used,
+            "shifts": list(det.shifts),
+            "warmup": det.warmup,
+            "lag": det.lag,
+            "scale": watch.kind,
+        }
