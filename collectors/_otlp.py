@@ -3,7 +3,9 @@
 Understood: driftwatch's own spans (``invoke_agent {task}`` with ``driftwatch.task.*``, ``chat {model}``
 or the SDK's ``anthropic.messages.create`` annotated with ``driftwatch.*``); GenAI-convention call
 spans from other instrumentations (OpenLLMetry's ``anthropic.chat``, the upstream OpenTelemetry GenAI
-instrumentation), reading ``gen_ai.provider.name`` and the older ``gen_ai.system``; GenAI evaluation
+instrumentation), reading ``gen_ai.provider.name`` and the older ``gen_ai.system``; agent runs from
+other instrumentations (``invoke_agent``/``invoke_workflow`` with their ``execute_tool`` spans,
+OpenInference's ``AGENT``/``TOOL``/``LLM`` spans and ``llm.token_count.*``); GenAI evaluation
 results (``gen_ai.evaluation.result`` log records and span events); and Claude Code's telemetry
 (events as log records, metrics, beta spans; see docs/claude-code.md).
 
@@ -40,7 +42,7 @@ from driftwatch._config import Config
 from driftwatch._outcome import Outcome
 from driftwatch.collectors._otlp_claude import ClaudeCodeTelemetry
 from driftwatch.collectors._otlp_content import CC_EVENTS, is_content, redact
-from driftwatch.collectors._otlp_genai import GenAiSpans, SpanInfo
+from driftwatch.collectors._otlp_genai import Below, GenAiSpans, SpanInfo
 from driftwatch.collectors._otlp_values import (
     Bad,
     Decoded,
@@ -198,8 +200,11 @@ class OtlpDecoder:
         # find their task even though children end, and are exported, before their parent. Each
         # span's attributes are converted once here and reused by the second pass (None: they
         # failed to convert, and the second pass converts again to report why).
+        # The same pass sums tool and call spans up their parent chain (``GenAiSpans.collect``), in
+        # request order, so that each agent span's totals are complete before outcomes are made.
         resources: list[tuple[dict[str, Any], str]] = []
         span_attrs: list[dict[str, Any] | None] = []
+        below: dict[int, Below] = {}
         for rs in request.resource_spans:
             res = attributes(rs.resource.attributes)
             service = text(res, "service.name") or "unknown_service"
@@ -209,6 +214,9 @@ class OtlpDecoder:
                     attrs: dict[str, Any] | None = None
                     try:
                         attrs = attributes(span.attributes)
+                        totals = self.genai.collect(span, span.name, attrs)
+                        if totals is not None:
+                            below[len(span_attrs)] = totals
                         if self.genai.is_task_span(span.name, attrs):
                             self.genai.remember(
                                 hex_id(span.span_id), self.genai.task_info(span, attrs, res, service)
@@ -222,11 +230,12 @@ class OtlpDecoder:
             for si, ss in enumerate(rs.scope_spans):
                 for pi, span in enumerate(ss.spans):
                     attrs = span_attrs[at]
+                    totals = below.get(at)
                     at += 1
                     self.stats.spans += 1
                     where = f"resource_spans[{ri}].scope_spans[{si}].spans[{pi}]"
                     try:
-                        self._span(span, res, service, where, dec, attrs)
+                        self._span(span, res, service, where, dec, attrs, totals)
                     except Bad as exc:
                         dec.reject(str(exc))
                     except Exception as exc:
@@ -240,6 +249,7 @@ class OtlpDecoder:
         where: str,
         dec: Decoded,
         attrs: dict[str, Any] | None = None,
+        below: Below | None = None,
     ) -> None:
         if attrs is None:
             attrs = attributes(span.attributes)
@@ -251,7 +261,7 @@ class OtlpDecoder:
         if name.startswith("claude_code."):
             self.claude.span(span, name, attrs, res, service, start, end, where, dec.outcomes)
         elif self.genai.is_task_span(name, attrs):
-            dec.outcomes.append(self.genai.task_span(span, attrs, res, service, start, end, where))
+            dec.outcomes.append(self.genai.task_span(span, attrs, res, service, start, end, where, below))
         elif self.genai.is_call_span(name, attrs):
             if self.check_only:
                 self.genai.check_call_span(attrs, where)

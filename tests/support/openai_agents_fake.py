@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import httpx2
 from agents import (
     Agent,
     GuardrailFunctionOutput,
@@ -118,3 +119,58 @@ def triage(script: Script, billing: Sequence[list[Any] | Exception] = (), **kwar
         handoffs=[helper],
         **kwargs,
     )
+
+
+def chat_completions_model(rounds: Sequence[Sequence[str]]) -> Model:
+    """The SDK's real Chat Completions model on the real ``openai`` client, against a fake API.
+
+    Each round answers one request: the tool names to call (all at once), or ``[]`` for a final
+    reply. Usage per answer: 100 prompt tokens (20 cached), 10 completion tokens.
+    """
+    from agents import OpenAIChatCompletionsModel
+    from openai import AsyncOpenAI
+
+    answers = list(rounds)
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        tools = answers.pop(0)
+        message: dict[str, Any] = {"role": "assistant", "content": f"{CANARY}Reply"}
+        if tools:
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": f"call_{i}",
+                        "type": "function",
+                        "function": {"name": name, "arguments": f'{{"q": "{CANARY}ToolArgs"}}'},
+                    }
+                    for i, name in enumerate(tools)
+                ],
+            }
+        return httpx2.Response(
+            200,
+            json={
+                "id": f"chatcmpl-{len(answers)}",
+                "object": "chat.completion",
+                "created": 1795312088,
+                "model": f"{MODEL}-2026-01-01",
+                "choices": [
+                    {"index": 0, "message": message, "finish_reason": "tool_calls" if tools else "stop"}
+                ],
+                "usage": {
+                    "prompt_tokens": 100,
+                    "completion_tokens": 10,
+                    "total_tokens": 110,
+                    "prompt_tokens_details": {"cached_tokens": 20},
+                },
+            },
+        )
+
+    client = AsyncOpenAI(
+        api_key="t",
+        base_url="http://api.test/v1",
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(handler)),
+        max_retries=0,
+    )
+    return OpenAIChatCompletionsModel(model=MODEL, openai_client=client)
