@@ -5,7 +5,8 @@ or the SDK's ``anthropic.messages.create`` annotated with ``driftwatch.*``); Gen
 spans from other instrumentations (OpenLLMetry's ``anthropic.chat``, the upstream OpenTelemetry GenAI
 instrumentation), reading ``gen_ai.provider.name`` and the older ``gen_ai.system``; agent runs from
 other instrumentations (``invoke_agent``/``invoke_workflow`` with their ``execute_tool`` spans,
-OpenInference's ``AGENT``/``TOOL``/``LLM`` spans and ``llm.token_count.*``); GenAI evaluation
+OpenInference's ``AGENT``/``TOOL``/``LLM`` spans and ``llm.token_count.*``); GenAI token metrics
+(``gen_ai.client.token.usage``, ``gen_ai.client.inference.operation.*_tokens``); GenAI evaluation
 results (``gen_ai.evaluation.result`` log records and span events); and Claude Code's telemetry
 (events as log records, metrics, beta spans; see docs/claude-code.md).
 
@@ -43,6 +44,7 @@ from driftwatch._outcome import Outcome
 from driftwatch.collectors._otlp_claude import ClaudeCodeTelemetry
 from driftwatch.collectors._otlp_content import CC_EVENTS, is_content, redact
 from driftwatch.collectors._otlp_genai import Below, GenAiSpans, SpanInfo
+from driftwatch.collectors._otlp_genai_metrics import TOKEN_HISTOGRAMS, GenAiMetrics
 from driftwatch.collectors._otlp_values import (
     Bad,
     Decoded,
@@ -128,6 +130,7 @@ class OtlpDecoder:
         self.check_only = check_only
         self.stats = DecoderStats()
         self.genai = GenAiSpans(self.config)
+        self.genai_metrics = GenAiMetrics(self.config)
         self.claude = ClaudeCodeTelemetry(self.config, self.stats, max_sessions, session_idle_s)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -140,6 +143,8 @@ class OtlpDecoder:
             for name in ("_sessions", "_aliases", "_closed", "_records", "_open_prompts"):
                 setattr(claude, name, state.pop(name))
             state.update(genai=genai, claude=claude)
+        if "genai_metrics" not in state:  # pickled before GenAI token metrics were read
+            state["genai_metrics"] = GenAiMetrics(state["config"])
         self.__dict__.update(state)
 
     @property
@@ -160,7 +165,8 @@ class OtlpDecoder:
         return self._guarded(self._logs, request)
 
     def metrics(self, request: ExportMetricsServiceRequest) -> Decoded:
-        """Claude Code metric points go into their session's totals; outcomes come out on expiry."""
+        """Claude Code metric points go into their session's totals (outcomes come out on expiry);
+        GenAI token histograms give one outcome per series and interval (``_otlp_genai_metrics.py``)."""
         return self._guarded(self._metrics, request)
 
     def _guarded(self, decode: Callable[[Any, Decoded], None], request: Any) -> Decoded:
@@ -323,6 +329,7 @@ class OtlpDecoder:
 
     # -- metrics ----------------------------------------------------------------------------------
     def _metrics(self, request: ExportMetricsServiceRequest, dec: Decoded) -> None:
+        self.genai_metrics.take()  # nothing left over from a request that failed to decode
         for ri, rm in enumerate(request.resource_metrics):
             res = attributes(rm.resource.attributes)
             service = text(res, "service.name") or "unknown_service"
@@ -333,17 +340,30 @@ class OtlpDecoder:
                         continue
                     data = getattr(metric, kind)
                     points = getattr(data, "data_points", ())
-                    watched = metric.name.startswith("claude_code.") and kind == "sum"
+                    claude = metric.name.startswith("claude_code.") and kind == "sum"
+                    tokens = metric.name in TOKEN_HISTOGRAMS and kind == "histogram"
                     for pi, point in enumerate(points):
                         self.stats.points += 1
-                        if not watched:
+                        if not (claude or tokens):
                             continue
                         where = f"resource_metrics[{ri}].scope_metrics[{si}].metrics[{mi}].data_points[{pi}]"
                         try:
-                            self.claude.point(
-                                metric.name, data.aggregation_temporality, point, res, service, where
-                            )
+                            if claude:
+                                self.claude.point(
+                                    metric.name, data.aggregation_temporality, point, res, service, where
+                                )
+                            else:
+                                self.genai_metrics.point(
+                                    metric.name,
+                                    data.aggregation_temporality,
+                                    point,
+                                    attributes(point.attributes),
+                                    res,
+                                    service,
+                                    where,
+                                )
                         except Bad as exc:
                             dec.reject(str(exc))
                         except Exception as exc:
                             dec.reject(f"{where}: could not decode ({type(exc).__name__}: {exc})")
+        dec.outcomes.extend(self.genai_metrics.take())

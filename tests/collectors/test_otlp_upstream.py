@@ -10,13 +10,16 @@ as the OTLP exporter encodes them and parsed back from protobuf bytes.
 from __future__ import annotations
 
 import dataclasses
+import math
 import pickle
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from agents import Agent, Runner, set_trace_processors
+from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -35,7 +38,8 @@ RESOURCE = Resource.create({"service.name": "support-bot"})
 @dataclasses.dataclass
 class Captured:
     spans: list[ReadableSpan]
-    metrics: InMemoryMetricReader
+    metrics: bytes
+    """The metric points at the end of the run, as an OTLP metrics request (cumulative)."""
 
 
 def run_agent(instrument: Any, uninstrument: Any) -> Captured:
@@ -58,12 +62,13 @@ def run_agent(instrument: Any, uninstrument: Any) -> Captured:
     finally:
         uninstrument()
         set_trace_processors([])
-    return Captured(list(spans.get_finished_spans()), metrics)
+    data = metrics.get_metrics_data()
+    encoded = encode_metrics(data).SerializeToString() if data is not None else b""
+    return Captured(list(spans.get_finished_spans()), encoded)
 
 
-@pytest.fixture(scope="module")
-def otel_genai() -> Captured:
-    """The OpenTelemetry GenAI instrumentations of the Agents SDK and of the openai client."""
+def capture_otel_genai() -> Captured:
+    """The run under the OpenTelemetry GenAI instrumentations of the Agents SDK and the openai client."""
     from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
     from opentelemetry.instrumentation.genai.openai_agents import OpenAIAgentsInstrumentor
 
@@ -78,15 +83,24 @@ def otel_genai() -> Captured:
     return run_agent(instrument, uninstrument)
 
 
-@pytest.fixture(scope="module")
-def openinference() -> Captured:
-    """OpenInference's instrumentation of the Agents SDK."""
+def capture_openinference() -> Captured:
+    """The run under OpenInference's instrumentation of the Agents SDK (it captures content)."""
     from openinference.instrumentation.openai_agents import OpenAIAgentsInstrumentor
 
     def instrument(tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
         OpenAIAgentsInstrumentor().instrument(tracer_provider=tracer_provider)
 
     return run_agent(instrument, lambda: OpenAIAgentsInstrumentor().uninstrument())
+
+
+@pytest.fixture(scope="module")
+def otel_genai() -> Captured:
+    return capture_otel_genai()
+
+
+@pytest.fixture(scope="module")
+def openinference() -> Captured:
+    return capture_openinference()
 
 
 def requests(spans: list[ReadableSpan], per_request: int) -> Iterator[ExportTraceServiceRequest]:
@@ -183,3 +197,81 @@ def test_a_decoder_pickled_before_agent_totals_restores() -> None:
     decoder = OtlpDecoder(Config())
     del decoder.genai.__dict__["below"]
     assert pickle.loads(pickle.dumps(decoder)).genai.below == {}
+
+
+def test_token_usage_metric_is_a_per_interval_call_outcome(otel_genai: Captured) -> None:
+    """gen_ai.client.token.usage from the real openai instrumentation: one outcome for the interval,
+    tokens per operation (input includes cached, as the metric counts them), in its own stream."""
+    request = ExportMetricsServiceRequest.FromString(otel_genai.metrics)
+    names = {m.name for rm in request.resource_metrics for sm in rm.scope_metrics for m in sm.metrics}
+    assert "gen_ai.client.token.usage" in names
+    decoder = OtlpDecoder(Config())
+    decoded = decoder.metrics(request)
+    assert decoded.rejected == 0, decoded.errors
+    (outcome,) = decoded.outcomes
+    assert (outcome.task, outcome.kind, outcome.service) == ("openai.chat.metrics", "call", "support-bot")
+    assert (outcome.input_tokens, outcome.output_tokens) == (100, 10)
+    assert outcome.model == f"{MODEL}-2026-01-01" and outcome.labels["provider"] == "openai"
+    # The same cumulative point again (a retried or repeated export): nothing new happened.
+    assert decoder.metrics(ExportMetricsServiceRequest.FromString(otel_genai.metrics)).outcomes == []
+
+
+def histogram_request(name: str, points: list[tuple[int, int, float]], temporality: int) -> bytes:
+    """One histogram of ``(time offset s, count, sum)`` points, for one chat series."""
+    request = ExportMetricsServiceRequest()
+    rm = request.resource_metrics.add()
+    rm.resource.attributes.add(key="service.name").value.string_value = "support-bot"
+    metric = rm.scope_metrics.add().metrics.add(name=name)
+    metric.histogram.aggregation_temporality = temporality
+    t0 = 1_795_312_088_000_000_000
+    for offset, count, total in points:
+        point = metric.histogram.data_points.add(
+            start_time_unix_nano=t0, time_unix_nano=t0 + offset * 10**9, count=count, sum=total
+        )
+        for key, value in {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": "anthropic",
+            "gen_ai.request.model": "claude-sonnet-4-6",
+            "gen_ai.token.modality": "text",
+        }.items():
+            point.attributes.add(key=key).value.string_value = value
+    return request.SerializeToString()
+
+
+def test_inference_operation_histograms_cumulative_are_differenced() -> None:
+    """gen_ai.client.inference.operation.*_tokens: cumulative points are differenced per series; an
+    interval without operations gives nothing; input and output of one interval are one outcome."""
+    decoder = OtlpDecoder(Config())
+    got: list[tuple[float, int | None, int | None]] = []
+    for cumulative in ([(60, 2, 300.0)], [(120, 5, 1200.0)], [(180, 5, 1200.0)]):
+        for name, scale in (("input_tokens", 1.0), ("output_tokens", 0.1)):
+            points = [(t, n, total * scale) for t, n, total in cumulative]
+            body = histogram_request(f"gen_ai.client.inference.operation.{name}", points, 2)
+            decoded = decoder.metrics(ExportMetricsServiceRequest.FromString(body))
+            assert decoded.rejected == 0, decoded.errors
+            got += [(o.time, o.input_tokens, o.output_tokens) for o in decoded.outcomes]
+    t0 = 1_795_312_088.0
+    assert got == [(t0 + 60, 150, None), (t0 + 60, None, 15), (t0 + 120, 300, None), (t0 + 120, None, 30)]
+
+
+def test_delta_token_histograms_and_bad_points() -> None:
+    """Delta points are taken as they are, input and output in one request make one outcome, and a
+    negative or infinite sum is rejected naming where."""
+    request = ExportMetricsServiceRequest()
+    request.MergeFromString(
+        histogram_request("gen_ai.client.inference.operation.input_tokens", [(60, 4, 400)], 1)
+    )
+    request.MergeFromString(
+        histogram_request("gen_ai.client.inference.operation.output_tokens", [(60, 4, 40)], 1)
+    )
+    bad = histogram_request("gen_ai.client.inference.operation.input_tokens", [(61, 1, math.inf)], 1)
+    request.MergeFromString(bad)
+    decoded = OtlpDecoder(Config()).metrics(request)
+    assert [(o.task, o.input_tokens, o.output_tokens) for o in decoded.outcomes] == [
+        ("anthropic.chat.metrics", 100, 10)
+    ]
+    assert (
+        decoded.rejected == 1
+        and "data_points[0]" in decoded.errors[0]
+        and "out of range" in decoded.errors[0]
+    )

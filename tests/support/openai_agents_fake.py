@@ -54,8 +54,9 @@ def call(
 class FakeModel(Model):
     """Answers from ``script``; 100 input tokens (20 cached), 10 output tokens (3 reasoning) per call."""
 
-    def __init__(self, script: Script) -> None:
+    def __init__(self, script: Script, model: str = MODEL) -> None:
         self.script = list(script)
+        self.model = model
 
     async def get_response(
         self,
@@ -67,7 +68,7 @@ class FakeModel(Model):
         step = self.script.pop(0)
         usage = {"input_tokens": 100, "output_tokens": 10, "output_tokens_details": {"reasoning_tokens": 3}}
         with generation_span(
-            model=MODEL, input=[{"role": "user", "content": f"{CANARY}Input"}], usage=usage
+            model=self.model, input=[{"role": "user", "content": f"{CANARY}Input"}], usage=usage
         ) as span:
             if isinstance(step, Exception):  # as the SDK's models do: a fixed message, then raise
                 span.set_error(SpanError(message="Error getting response", data={"error": str(step)}))
@@ -108,13 +109,17 @@ async def refuse(ctx: RunContextWrapper[Any], agent: Agent[Any], data: Any) -> G
     return GuardrailFunctionOutput(output_info={"why": f"{CANARY}Guardrail"}, tripwire_triggered=True)
 
 
-def triage(script: Script, billing: Sequence[list[Any] | Exception] = (), **kwargs: Any) -> Agent[Any]:
-    """The ``triage`` agent (tools ``lookup`` and ``explode``, a handoff to ``billing``)."""
-    helper = Agent(name="billing", instructions=f"{CANARY}Instructions", model=FakeModel(list(billing)))
+def triage(
+    script: Script, billing: Sequence[list[Any] | Exception] = (), model: str = MODEL, **kwargs: Any
+) -> Agent[Any]:
+    """The ``triage`` agent (tools ``lookup`` and ``explode``, a handoff to ``billing``) on ``model``."""
+    helper = Agent(
+        name="billing", instructions=f"{CANARY}Instructions", model=FakeModel(list(billing), model)
+    )
     return Agent(
         name="triage",
         instructions=f"{CANARY}Instructions",
-        model=FakeModel(script),
+        model=FakeModel(script, model),
         tools=[lookup, explode],
         handoffs=[helper],
         **kwargs,
