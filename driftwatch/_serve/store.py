@@ -332,6 +332,12 @@ class StateStore:
             raise batch.error
         return batch.seqs
 
+    @property
+    def appends_waiting(self) -> int:
+        """``append_many`` calls waiting for the next group commit (not those in the one in progress)."""
+        with self._group:
+            return len(self._pending)
+
     def _commit_group(self, group: list[_Batch]) -> None:
         """One transaction for the rows of every batch in ``group``; each gets its seqs or the error."""
 
