@@ -232,7 +232,8 @@ def _sides(args: argparse.Namespace) -> tuple[list[Outcome], list[Outcome], list
 
 def _plan(args: argparse.Namespace) -> int:
     """``compare --plan``: cases needed, from a rate or from outcome files."""
-    from driftwatch._offline.plan import plan_cases, plan_outcomes, to_plan_text
+    from driftwatch._offline.compare import plan_outcomes
+    from driftwatch._offline.plan import plan_cases, to_plan_text
 
     if not 0 < args.alpha < 1:
         return _fail(f"--alpha: expected a number between 0 and 1, got {args.alpha}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from driftwatch._offline.plan import mde_mcnemar, mde_two_proportions
+from driftwatch._offline.plan import N_MAX, mde_mcnemar, mde_two_proportions, plan_cases
 from driftwatch._outcome import SIGNALS, Outcome, OutcomeError, format_time, parse_time
 from driftwatch._stats import (
     Z95,
@@ -47,6 +47,7 @@ __all__ = [
     "dimension_key",
     "parse_by",
     "parse_selector",
+    "plan_outcomes",
     "select",
     "to_markdown",
     "to_text",
@@ -874,3 +875,70 @@ def _span(outcomes: Sequence[Outcome]) -> str:
         return "no outcomes"
     times = [o.time for o in outcomes]
     return f"{format_time(min(times))} .. {format_time(max(times))}"
+
+
+def plan_outcomes(
+    baseline: Sequence[Outcome],
+    candidate: Sequence[Outcome],
+    *,
+    by: Sequence[str],
+    effect: float,
+    alpha: float = 0.05,
+    power: float = 0.8,
+    discordance: float | None = None,
+) -> tuple[list[dict[str, Any]], str]:
+    """How many more cases the pooled comparison and each ``by`` row need to see ``effect`` on success.
+
+    Each row is planned at its baseline pass rate, paired (exact McNemar) when its task ids pair
+    once each, with the observed share of discordant pairs smoothed as (d + 1) / (pairs + 2) unless
+    ``discordance`` is given; otherwise unpaired. Tasks recurring within a side are planned as
+    unpaired, which errs on the side of more cases.
+    """
+    cells: list[tuple[str, Sequence[Outcome], Sequence[Outcome]]] = [("all", baseline, candidate)]
+    if by:
+        gb, gc = _group(baseline, by), _group(candidate, by)
+        for value in sorted(gb.keys() & gc.keys()):
+            label = ",".join(f"{k}={v}" for k, v in zip(by, value, strict=True))
+            cells.append((label, gb[value], gc[value]))
+    rows: list[dict[str, Any]] = []
+    for label, b_out, c_out in cells:
+        b, c = _values(b_out, "success"), _values(c_out, "success")
+        xs = [v for vs in b.values() for v in vs]
+        ys = [v for vs in c.values() for v in vs]
+        if not xs or not ys:
+            continue
+        shared = sorted(k for k in b.keys() & c.keys() if k is not None)
+        single = len(shared) >= 2 and all(len(b[k]) == 1 and len(c[k]) == 1 for k in shared)
+        if single:
+            pairs = [(b[k][0], c[k][0]) for k in shared]
+            rate = sum(x for x, _ in pairs) / len(pairs)
+            differ = sum(1 for x, y in pairs if x != y)
+            psi = (differ + 1) / (len(pairs) + 2) if discordance is None else discordance
+            have = len(pairs)
+        else:
+            rate = sum(xs) / len(xs)
+            psi = None
+            have = min(len(xs), len(ys))
+        signed = -effect if rate - effect >= 0 else effect
+        if not 0 <= rate + signed <= 1:
+            continue
+        plan = plan_cases(rate, signed, alpha=alpha, power=power, paired=single, discordance=psi)
+        more = None if plan.cases is None else max(0, plan.cases - have)
+        rows.append({"row": label, "have": have, "more": more, **plan.to_dict()})
+    head = (
+        f"plan: cases to see a change of {effect * 100:.1f} points in success "
+        f"(two-sided α = {alpha:g}, power {power:.0%}, exact tests)"
+    )
+    table: list[tuple[str, ...]] = [("row", "rate", "now", "test", "needs", "more")]
+    for r in rows:
+        unit = "pairs" if r["paired"] else "a side"
+        test = f"McNemar, {r['discordance']:.0%} differ" if r["paired"] else "two-proportion"
+        needs = f"more than {N_MAX:,}" if r["cases_per_side"] is None else f"{r['cases_per_side']:,} {unit}"
+        more_n = r["more"]
+        extra = "?" if more_n is None else ("enough" if more_n == 0 else f"{more_n:,} more {unit}")
+        table.append((r["row"], f"{r['rate']:.1%}", f"{r['have']} {unit}", test, needs, extra))
+    widths = [max(len(t[i]) for t in table) for i in range(len(table[0]))]
+    lines = [head] + [
+        "  " + "  ".join(c.ljust(w) for c, w in zip(t, widths, strict=True)).rstrip() for t in table
+    ]
+    return rows, "\n".join(lines) + "\n"
