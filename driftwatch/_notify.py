@@ -721,9 +721,7 @@ class SlackSink(Notifier):
         )
         b, c = alert.baseline, alert.current
         if alert.p_value is None:
-            confidence = (
-                f"suspected; confirming on {alert.extra.get('confirm_after', 'fresh')} fresh observations"
-            )
+            confidence = "suspected; confirming on fresh observations"
         else:
             confidence = f"p = {alert.p_value:.2g}"
         detector = alert.detector.get("name") or alert.detector.get("type")
