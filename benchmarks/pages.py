@@ -103,6 +103,7 @@ def landed(sc: Scenario, xs: Sequence[float], tau: int, markers: Sequence[tuple[
                 and a.status == "resolved"
                 and ("not confirmed" in a.message or a.extra.get("resolved_by") == "withdrawn")
                 and i >= tau
+                and not any(kind == "drift" for _, _, kind in pages)  # as the proposed arm: up to the page
             ):
                 withdrawn += 1
     return {"pages": pages, "withdrawn": withdrawn}
