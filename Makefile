@@ -63,7 +63,7 @@ rules: prometheus-tools
 	promtool check rules examples/prometheus/driftwatch-rules.yml
 	cd examples/prometheus && promtool test rules driftwatch-rules.test.yml
 
-# Debian's chromium for the headless render test of `driftwatch report` (tests/driftwatch/test_report.py),
+# Debian's chromium for the headless render test of `driftwatch report` (tests/driftwatch/offline/test_report.py),
 # installed when missing (root or sudo; apt-get update once). Without it the test skips.
 chromium:
 	@if ! command -v chromium >/dev/null; then \
@@ -80,10 +80,10 @@ AIDER_SONNET := ../shared/data/aider/sonnet-fine.yml
 report-example: install
 	mkdir -p out
 	$(BIN)/python -P examples/report/simulate.py out/simulated-outcomes.jsonl
-	$(BIN)/python -P -m driftwatch._cli report out/simulated-outcomes.jsonl --out out/report-example
+	$(BIN)/python -P -m driftwatch report out/simulated-outcomes.jsonl --out out/report-example
 	@if [ -f $(AIDER_SONNET) ]; then \
 	  $(BIN)/python -P examples/report/aider.py $(AIDER_SONNET) out/aider-sonnet-outcomes.jsonl && \
-	  $(BIN)/python -P -m driftwatch._cli report out/aider-sonnet-outcomes.jsonl --out out/report-aider; \
+	  $(BIN)/python -P -m driftwatch report out/aider-sonnet-outcomes.jsonl --out out/report-aider; \
 	fi
 
 # Issue 7's figures, each printed with its goal (about 5 minutes on 2 cores; docs/performance.md).

@@ -198,7 +198,7 @@ def aider_section() -> list[str]:
         "### Aider: Qwen2.5-Coder-32B through 13 providers and quantisations (`quant.yml`)",
         "",
         "Each run against `Ollama: fp16` (two-sided two-proportion test, Benjamini–Hochberg across the "
-        "13 comparisons at 0.05; `driftwatch._stats.compare_runs`):",
+        "13 comparisons at 0.05; `compare_runs` in `driftwatch/_stats.py`):",
         "",
         "| provider | pass rate | difference [95% CI] | p | q (BH) | differs |",
         "|---|---:|---|---:|---:|---|",

@@ -20,10 +20,10 @@ import statistics
 import time
 import tracemalloc
 
-from driftwatch.detectors import LaggedSR
 from river import drift
 
 from driftwatch import Config, Monitor, Outcome
+from driftwatch.detectors import LaggedSR
 
 
 def outcomes(n: int, streams: int, seed: int = 1) -> list[Outcome]:

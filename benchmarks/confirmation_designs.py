@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
-from driftwatch.detectors import LaggedSR
-from driftwatch.detectors._sequential import SequentialConfirm
 
 from driftwatch._stats import Moments, compare_means, compare_proportions
+from driftwatch.detectors import LaggedSR
+from driftwatch.detectors._sequential import SequentialConfirm
 
 ALPHA, BETA, MIN_SHIFT = 0.1, 0.01, 0.2
 WEIGHT = 1.0

@@ -31,12 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from driftwatch.detectors import DEFAULT_SHIFTS, DEFAULT_WARMUP, LaggedSR
-from driftwatch.detectors._calibrate import alarm_times
-from driftwatch.detectors._thresholds import threshold_for
 from numpy.typing import NDArray
 from river import drift
 from river.drift import binary as river_binary
+
+from driftwatch.detectors import DEFAULT_SHIFTS, DEFAULT_WARMUP, LaggedSR
+from driftwatch.detectors._calibrate import alarm_times
+from driftwatch.detectors._thresholds import threshold_for
 
 ROOT = Path(__file__).resolve().parent.parent
 TAU = 1000  # index of the first changed observation
@@ -571,7 +572,7 @@ def replay_first(sc: Scenario, data: FloatArray) -> IntArray:
             sys.executable,
             "-P",
             "-m",
-            "driftwatch._cli",
+            "driftwatch",
             "replay",
             str(path),
             "--alerts-out",

@@ -18,8 +18,9 @@ import argparse
 from collections.abc import Sequence
 
 import numpy as np
-from driftwatch.detectors._calibrate import _log1p_exp, false_alarm_rate
 from numpy.typing import NDArray
+
+from driftwatch.detectors._calibrate import _log1p_exp, false_alarm_rate
 
 WARMUP, TAU, POST, NULL, LAG = 500, 1000, 1500, 500 + 10_000, 300
 Arm = tuple[float, float]  # (direction +1/-1, shift in standard deviations)

@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 import driftwatch
-from driftwatch._otel import Telemetry
+from driftwatch._alerting.otel import Telemetry
 
 GOAL = 0.15
 MESSAGE = {

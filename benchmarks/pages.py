@@ -39,12 +39,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from driftwatch.detectors import LaggedSR
-from driftwatch.detectors._sequential import SequentialConfirm
 from numpy.typing import NDArray
 
 from driftwatch import Config, Monitor, Outcome
 from driftwatch._stats import Moments, normal_sf
+from driftwatch.detectors import LaggedSR
+from driftwatch.detectors._sequential import SequentialConfirm
 
 TAU = 1000
 HORIZON = 1500

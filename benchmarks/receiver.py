@@ -37,7 +37,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from driftwatch import load_config
-from driftwatch._receiver import Accepted, Receiver, parse_request
+from driftwatch._serve.receiver import Accepted, Receiver, parse_request
 
 
 class _Nothing:
@@ -251,7 +251,7 @@ def served(body: bytes, seconds: float) -> dict[str, float]:
     """The same requests through DriftService: accepted (journalled) per second, then drained."""
     import tempfile
 
-    from driftwatch._service import DriftService
+    from driftwatch._serve.service import DriftService
 
     out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -19,8 +19,8 @@ import tempfile
 import time
 
 from driftwatch import Config, Monitor, Outcome
-from driftwatch._durable import Durable
-from driftwatch._state import StateStore
+from driftwatch._serve.durable import Durable
+from driftwatch._serve.store import StateStore
 
 
 def build(streams: int, task_ids: int, seed: int = 1) -> Monitor:

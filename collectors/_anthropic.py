@@ -24,14 +24,14 @@ import httpx2
 from anthropic import Anthropic, AsyncAnthropic
 from anthropic._middleware import AsyncCallNext, CallNext, Middleware
 from anthropic._request import APIRequest
-from driftwatch.collectors._task import current_task
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext
 
 from driftwatch._monitor import stream_key
 from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
-from driftwatch._spans import CallSpan
+from driftwatch.collectors._spans import CallSpan
+from driftwatch.collectors._task import current_task
 
 __all__ = ["DriftwatchMiddleware", "watch"]
 

@@ -28,7 +28,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from driftwatch.collectors._claude_code import PromptAgg, SessionAgg, split_model
 from google.protobuf import json_format
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
@@ -38,6 +37,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from driftwatch._config import Config
 from driftwatch._outcome import Outcome
+from driftwatch.collectors._claude_code import PromptAgg, SessionAgg, split_model
 
 __all__ = ["Decoded", "DecoderStats", "OtlpDecoder", "is_content", "redact", "request_from_json"]
 

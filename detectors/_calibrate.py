@@ -23,8 +23,9 @@ import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from driftwatch.detectors._lagged_sr import DEFAULT_LAG, DEFAULT_SHIFTS, DEFAULT_WARMUP
 from numpy.typing import NDArray
+
+from driftwatch.detectors._lagged_sr import DEFAULT_LAG, DEFAULT_SHIFTS, DEFAULT_WARMUP
 
 __all__ = ["alarm_times", "calibrate", "false_alarm_rate"]
 

@@ -8,10 +8,10 @@ from collections import deque
 from collections.abc import Sequence
 from typing import Any, Literal
 
-from driftwatch.detectors._thresholds import threshold_for
 from river.base import DriftDetector
 
 from driftwatch._stats import Moments
+from driftwatch.detectors._thresholds import threshold_for
 
 __all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "LaggedSR"]
 

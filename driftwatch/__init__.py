@@ -9,13 +9,55 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
+from importlib.machinery import ModuleSpec, PathFinder
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from driftwatch._version import __version__
+
+
+class _SiblingFolders:
+    """Finds exactly ``driftwatch.collectors`` and ``driftwatch.detectors`` in a source checkout.
+
+    They live in the top-level folders ``collectors/`` and ``detectors/``, which the installed
+    package (wheel or editable install, setuptools' package-dir mapping) places inside
+    ``driftwatch/``. When python runs in the repository root, the source folder ``driftwatch/`` on
+    ``sys.path`` shadows the installed package and has no such subfolders, so ``import
+    driftwatch.collectors`` would fail. This finder, added last to ``sys.meta_path`` only in that
+    case, looks for those two names next to ``driftwatch/`` and for nothing else.
+    """
+
+    NAMES = frozenset({"driftwatch.collectors", "driftwatch.detectors"})
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+
+    def find_spec(
+        self, fullname: str, path: Any = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname not in self.NAMES:
+            return None
+        return PathFinder.find_spec(fullname, [self.root])
+
+
+def _add_sibling_folders() -> None:
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    installed = os.path.isdir(os.path.join(here, "collectors"))
+    if installed or not os.path.isfile(os.path.join(root, "collectors", "__init__.py")):
+        return
+    if not any(getattr(finder, "root", None) == root for finder in sys.meta_path):  # once, reload too
+        sys.meta_path.append(_SiblingFolders(root))
+
+
+_add_sibling_folders()
 
 if TYPE_CHECKING:
-    from driftwatch._alerts import Alert, ConsoleSink, InMemorySink, JsonlSink
-    from driftwatch._config import Config, ConfigError, load_config
+    from driftwatch._alerting.alerts import Alert, ConsoleSink, InMemorySink, JsonlSink
+    from driftwatch._config import Config, load_config
+    from driftwatch._errors import ConfigError
     from driftwatch._monitor import Monitor
     from driftwatch._outcome import Outcome, OutcomeError
     from driftwatch._runtime import configure, get_runtime, shutdown
@@ -26,12 +68,12 @@ if TYPE_CHECKING:
 # plugin (entry point pytest11) is imported by every pytest run in an environment that has
 # driftwatch installed, and importing the anthropic SDK eagerly cost each of them ~2 s.
 _LAZY = {
-    "Alert": "driftwatch._alerts",
-    "ConsoleSink": "driftwatch._alerts",
-    "InMemorySink": "driftwatch._alerts",
-    "JsonlSink": "driftwatch._alerts",
+    "Alert": "driftwatch._alerting.alerts",
+    "ConsoleSink": "driftwatch._alerting.alerts",
+    "InMemorySink": "driftwatch._alerting.alerts",
+    "JsonlSink": "driftwatch._alerting.alerts",
     "Config": "driftwatch._config",
-    "ConfigError": "driftwatch._config",
+    "ConfigError": "driftwatch._errors",
     "load_config": "driftwatch._config",
     "Monitor": "driftwatch._monitor",
     "Outcome": "driftwatch._outcome",

@@ -10,17 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from driftwatch._errors import ConfigError
 from driftwatch._outcome import SIGNALS
 
 if TYPE_CHECKING:
-    from driftwatch._markers_config import MarkerSpec
-    from driftwatch._notify_config import NotifierSpec
+    from driftwatch._alerting.markers_config import MarkerSpec
+    from driftwatch._alerting.notifiers_config import NotifierSpec
 
 __all__ = ["Config", "ConfigError", "load_config"]
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot be used; the message names file, line, key and valid form."""
 
 
 @dataclass(slots=True)
@@ -76,7 +73,7 @@ class Config:
     prices: dict[str, list[float]] = field(default_factory=dict)
     """USD per million tokens by model prefix: [input, output]; merged over the built-in table."""
     notifiers: list[NotifierSpec] = field(default_factory=list)
-    """On-call notifiers (PagerDuty, Slack, webhook); see ``driftwatch._notify_config.NotifierSpec``."""
+    """On-call notifiers (PagerDuty, Slack, webhook); see ``driftwatch.notify.NotifierSpec``."""
     runbook_url: str | None = None
     """Runbook link sent with every page (each notifier can override it with its own ``runbook_url``)."""
     dashboard_url: str | None = None
@@ -110,7 +107,7 @@ class Config:
     max_backlog: int = 10_000
     """Accepted payloads not yet through detection; beyond it ``serve`` answers 503 + Retry-After."""
     markers: list[MarkerSpec] = field(default_factory=list)
-    """Version-change markers (Honeycomb, Grafana annotations); see ``driftwatch._markers_config``."""
+    """Version-change markers (Honeycomb, Grafana annotations); see ``_alerting/markers_config.py``."""
 
 
 _ENV = {
@@ -144,12 +141,12 @@ _LINKS = ("runbook_url", "dashboard_url")
 def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> Any:
     """The value converted to the field's type, or ConfigError naming ``where`` and the valid form."""
     if name == "notifiers":
-        # Imported here: _notify_config needs ConfigError from this module.
-        from driftwatch._notify_config import parse_notifiers
+        # Imported on use: only a config with notifiers needs the notifier specs.
+        from driftwatch._alerting.notifiers_config import parse_notifiers
 
         return parse_notifiers(value, where, node)
     if name == "markers":
-        from driftwatch._markers_config import parse_markers
+        from driftwatch._alerting.markers_config import parse_markers
 
         return parse_markers(value, where, node)
     default = Config()
@@ -309,11 +306,11 @@ def load_config(path: str | None = None, env: Mapping[str, str] | None = None, *
         if value is not None:
             values[name] = _check(name, value, f"argument '{name}'")
     # Notifier secrets: argument > DRIFTWATCH_* variable > file, like every other setting.
-    from driftwatch._notify_config import apply_notifier_env
+    from driftwatch._alerting.notifiers_config import apply_notifier_env
 
     given = overrides.get("notifiers") is not None
     values["notifiers"] = apply_notifier_env(values.get("notifiers", []), env, from_argument=given)
-    from driftwatch._markers_config import apply_marker_env
+    from driftwatch._alerting.markers_config import apply_marker_env
 
     given = overrides.get("markers") is not None
     values["markers"] = apply_marker_env(values.get("markers", []), env, from_argument=given)

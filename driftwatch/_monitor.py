@@ -20,11 +20,19 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any
 
-from driftwatch._alerts import Alert, AlertSink, Status, alert_id, changes_text, describe, stamp_resolved
+from driftwatch._alerting.alerts import (
+    Alert,
+    AlertSink,
+    Status,
+    alert_id,
+    changes_text,
+    describe,
+    stamp_resolved,
+)
 from driftwatch._config import Config
+from driftwatch._errors import StateError
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind
 from driftwatch._snapshot import dumps, loads
-from driftwatch._state import StateError
 from driftwatch._stats import (
     Comparison,
     Estimate,

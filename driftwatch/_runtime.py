@@ -9,10 +9,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from driftwatch._alerts import AlertSink, ConsoleSink, JsonlSink
+from driftwatch._alerting.alerts import AlertSink, ConsoleSink, JsonlSink
+from driftwatch._alerting.otel import OtelAlertSink, Telemetry, telemetry_from_env
 from driftwatch._config import Config, load_config
 from driftwatch._monitor import Monitor
-from driftwatch._otel import OtelAlertSink, Telemetry, telemetry_from_env
 
 __all__ = ["Runtime", "configure", "default_sinks", "get_runtime", "shutdown"]
 
@@ -87,11 +87,11 @@ def default_sinks(config: Config, telemetry: Telemetry) -> list[AlertSink]:
     if config.alerts_out:
         chosen.append(JsonlSink(config.alerts_out))
     if config.notifiers:
-        from driftwatch._notify import build_notifiers  # httpx only when notifiers are configured
+        from driftwatch._alerting.notifiers import build_notifiers  # httpx only when notifiers are configured
 
         chosen.extend(build_notifiers(config))
     if config.markers:
-        from driftwatch._markers import build_markers
+        from driftwatch._alerting.markers import build_markers
 
         chosen.extend(build_markers(config))
     return chosen

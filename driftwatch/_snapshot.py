@@ -15,7 +15,8 @@ import pickle
 from collections.abc import Iterable
 from typing import Any
 
-from driftwatch._state import StateError
+from driftwatch._errors import StateError
+from driftwatch._moved import moved
 
 __all__ = ["dumps", "loads"]
 
@@ -39,6 +40,7 @@ class _Unpickler(pickle.Unpickler):
         self._modules = modules
 
     def find_class(self, module: str, name: str) -> Any:
+        module = moved(module)  # a state file written before a module moved names its old path
         ours = module == "driftwatch" or module.startswith("driftwatch.") or module in self._modules
         if ours or (module, name) in _ALLOWED:
             return super().find_class(module, name)

@@ -13,7 +13,7 @@ it did not deliver in ``stats``.
 
 from __future__ import annotations
 
-from driftwatch._notify import (
+from driftwatch._alerting.notifiers import (
     Delivery,
     Notifier,
     NotifierStats,
@@ -22,7 +22,7 @@ from driftwatch._notify import (
     WebhookSink,
     build_notifiers,
 )
-from driftwatch._notify_config import NotifierSpec
+from driftwatch._alerting.notifiers_config import NotifierSpec
 
 __all__ = [
     "Delivery",

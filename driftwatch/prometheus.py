@@ -11,6 +11,6 @@ HTTP server. ``driftwatch replay FILE --metrics-port 9464`` does the same for a 
 
 from __future__ import annotations
 
-from driftwatch._prometheus import CONTENT_TYPE, MetricsServer, PrometheusSink, serve_metrics
+from driftwatch._alerting.prometheus import CONTENT_TYPE, MetricsServer, PrometheusSink, serve_metrics
 
 __all__ = ["CONTENT_TYPE", "MetricsServer", "PrometheusSink", "serve_metrics"]

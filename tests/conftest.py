@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import driftwatch
-from driftwatch._otel import Telemetry
+from driftwatch._alerting.otel import Telemetry
 from driftwatch._runtime import Runtime
 
 
@@ -102,7 +102,7 @@ def message_json(
 
 
 def sse_events(message: dict[str, Any]) -> list[bytes]:
-    from driftwatch._fake_api import _events
+    from driftwatch._offline.fake_api import _events
 
     return [f"event: {e}\ndata: {json.dumps(d)}\n\n".encode() for e, d in _events(message)]
 

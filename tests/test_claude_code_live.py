@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 
 from driftwatch import InMemorySink, load_config
-from driftwatch._fake_api import FakeMessagesAPI, Reply
+from driftwatch._offline.fake_api import FakeMessagesAPI, Reply
 from driftwatch._outcome import Outcome
-from driftwatch._receiver import Receiver
-from driftwatch._service import TICK, DriftService
+from driftwatch._serve.receiver import Receiver
+from driftwatch._serve.service import TICK, DriftService
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTALL_DIR = ROOT / ".venv" / "claude-code"

@@ -11,9 +11,9 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from driftwatch.collectors import _anthropic
 
 import driftwatch
+from driftwatch.collectors import _anthropic
 from tests.conftest import Harness, make_handler, message_json, sse_events
 
 MESSAGES = [{"role": "user", "content": "SECRET-PROMPT"}]

@@ -10,15 +10,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from driftwatch.collectors._claude_code import SessionLogReport, read_session_logs, split_model
-from driftwatch.collectors._otlp import OtlpDecoder, request_from_json
-from driftwatch.collectors._replay import ReadReport, read_outcomes
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from driftwatch._cli import main
+from driftwatch._cli.main import main
 from driftwatch._outcome import Outcome
+from driftwatch.collectors._claude_code import SessionLogReport, read_session_logs, split_model
+from driftwatch.collectors._otlp import OtlpDecoder, request_from_json
+from driftwatch.collectors._replay import ReadReport, read_outcomes
 
 # The real captures: in shared/ beside the clone (as CI lays it out), else this workplace's copy.
 SHARED = next(

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from driftwatch.collectors._junit import JunitReport, read_junit
 
-from driftwatch._cli import main
+from driftwatch._cli.main import main
+from driftwatch.collectors._junit import JunitReport, read_junit
 from tests.driftwatch.test_pytest_plugin import FAILED, make_project
 
 

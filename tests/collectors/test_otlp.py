@@ -11,7 +11,6 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from driftwatch.collectors._otlp import Decoded, OtlpDecoder
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -25,8 +24,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import driftwatch
+from driftwatch._alerting.otel import Telemetry
 from driftwatch._config import Config
-from driftwatch._otel import Telemetry
+from driftwatch.collectors._otlp import Decoded, OtlpDecoder
 from tests.collectors.test_claude_code import PROTOBUF, decode_all, feed
 from tests.conftest import Harness, make_handler
 

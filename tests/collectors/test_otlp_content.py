@@ -17,7 +17,6 @@ from typing import Any
 import anthropic
 import httpx2
 import pytest
-from driftwatch.collectors._otlp import OtlpDecoder, is_content, redact
 from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.metrics_encoder import encode_metrics
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
@@ -32,8 +31,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from driftwatch import Config, InMemorySink, Monitor
-from driftwatch._otel import OtelAlertSink, Telemetry
-from driftwatch._prometheus import PrometheusSink
+from driftwatch._alerting.otel import OtelAlertSink, Telemetry
+from driftwatch._alerting.prometheus import PrometheusSink
+from driftwatch.collectors._otlp import OtlpDecoder, is_content, redact
 from tests.collectors.test_claude_code import PROTOBUF, TYPES
 from tests.conftest import sse_events
 

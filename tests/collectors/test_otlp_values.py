@@ -7,12 +7,12 @@ import re
 from typing import Any
 
 import pytest
-from driftwatch.collectors import _otlp
-from driftwatch.collectors._otlp import OtlpDecoder, _attrs, _Bad, _count, _number, _text
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
 from driftwatch._config import Config
+from driftwatch.collectors import _otlp
+from driftwatch.collectors._otlp import OtlpDecoder, _attrs, _Bad, _count, _number, _text
 
 
 def attrs(value: AnyValue) -> dict[str, Any]:

@@ -8,10 +8,11 @@ import random
 
 import numpy as np
 import pytest
-from driftwatch.detectors import DEFAULT_SHIFTS, LaggedSR, _lagged_sr
-from driftwatch.detectors._calibrate import alarm_times
 from numpy.typing import NDArray
 from river.base import DriftDetector
+
+from driftwatch.detectors import DEFAULT_SHIFTS, LaggedSR, _lagged_sr
+from driftwatch.detectors._calibrate import alarm_times
 
 
 def first_alarm(detector: LaggedSR, stream: list[float]) -> int:

@@ -9,10 +9,10 @@ import random
 
 import numpy as np
 import pytest
-from driftwatch.detectors import LaggedSR, _sequential
-from driftwatch.detectors._sequential import SequentialConfirm
 
 from driftwatch._stats import Moments
+from driftwatch.detectors import LaggedSR, _sequential
+from driftwatch.detectors._sequential import SequentialConfirm
 
 
 def binomial_upper(n: int, p: float, tail: float = 1e-3) -> int:

@@ -46,11 +46,11 @@ from opentelemetry.trace import Link, Status, StatusCode
 
 import driftwatch
 from driftwatch import ConsoleSink, InMemorySink, JsonlSink
-from driftwatch._otel import OtelAlertSink, Telemetry
-from driftwatch._prometheus import PrometheusSink
+from driftwatch._alerting.otel import OtelAlertSink, Telemetry
+from driftwatch._alerting.prometheus import PrometheusSink
 from tests.conftest import sse_events
-from tests.driftwatch.test_service import T0, free_port, task_outcomes
-from tests.otlp_receiver import OTLPReceiver
+from tests.driftwatch.serve.test_service import T0, free_port, task_outcomes
+from tests.support.otlp_receiver import OTLPReceiver
 
 #: Every canary starts with this; each place content can be names its own suffix.
 MARK = "qz7Canary"
@@ -400,7 +400,7 @@ def test_no_canary_in_anything_serve_outputs(tmp_path: Path) -> None:
             "OTEL_METRIC_EXPORT_INTERVAL": "200",
             "OTEL_BLRP_SCHEDULE_DELAY": "50",
         }
-        cmd = [sys.executable, "-P", "-m", "driftwatch._cli", "serve", "--config", str(config)]
+        cmd = [sys.executable, "-P", "-m", "driftwatch._cli.main", "serve", "--config", str(config)]
         cmd += [
             "--state",
             str(state),

@@ -24,7 +24,7 @@ import httpx2
 import pytest
 
 import driftwatch
-from driftwatch._otel import Telemetry, telemetry_from_env
+from driftwatch._alerting.otel import Telemetry, telemetry_from_env
 from tests.conftest import make_handler, message_json
 
 CALLS = 300
@@ -193,7 +193,7 @@ def test_queue_full_drops_are_counted_and_not_flooding(caplog: pytest.LogCapture
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 
-    from driftwatch._otel import QUEUE_FULL
+    from driftwatch._alerting.otel import QUEUE_FULL
 
     release = threading.Event()
 

@@ -16,9 +16,9 @@ import httpx2
 import pytest
 
 from driftwatch import Config, InMemorySink, Monitor
-from driftwatch._prometheus import MetricsServer, PrometheusSink, serve_metrics
-from tests.driftwatch.test_prometheus_server import free_port, stop
-from tests.prometheus_data import degrading_outcomes
+from driftwatch._alerting.prometheus import MetricsServer, PrometheusSink, serve_metrics
+from tests.driftwatch.alerting.test_prometheus_server import free_port, stop
+from tests.support.prometheus_data import degrading_outcomes
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "examples" / "grafana" / "driftwatch-dashboard.json"

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.prometheus_data import degrading_sink, parse_exposition
-from tests.promql import problems, promtool_parse, read, substitute
+from tests.support.prometheus_data import degrading_sink, parse_exposition
+from tests.support.promql import problems, promtool_parse, read, substitute
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "examples" / "grafana" / "driftwatch-dashboard.json"
@@ -178,7 +178,7 @@ def test_prometheus_rules_query_only_emitted_metrics(
     exposition: dict[str, list[tuple[dict[str, str], float]]],
 ) -> None:
     """The shipped Prometheus rules name metrics and labels a real scrape has (promtool: make rules)."""
-    from driftwatch._notify import WebhookSink, delivery_metrics
+    from driftwatch._alerting.notifiers import WebhookSink, delivery_metrics
 
     notifier = WebhookSink("http://127.0.0.1:9/hook")  # its delivery counters, as serve's scrape has them
     notifier.shutdown(0.1)

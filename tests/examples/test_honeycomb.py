@@ -14,11 +14,11 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 import driftwatch
 from driftwatch import Config, Monitor
-from driftwatch._alerts import KINDS, Status
-from driftwatch._otel import OtelAlertSink, Telemetry
+from driftwatch._alerting.alerts import KINDS, Status
+from driftwatch._alerting.otel import OtelAlertSink, Telemetry
 from driftwatch._outcome import SIGNALS
 from tests.conftest import Harness
-from tests.prometheus_data import degrading_outcomes
+from tests.support.prometheus_data import degrading_outcomes
 
 ROOT = Path(__file__).resolve().parents[2] / "examples" / "honeycomb"
 #: Fields Honeycomb itself adds to every span event (not OTel attributes).

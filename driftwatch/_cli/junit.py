@@ -1,0 +1,77 @@
+"""``driftwatch ingest junit``: JUnit XML reports to outcomes, then detection (kept out of ``_cli``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+__all__ = ["add_junit_parser", "run_ingest_junit"]
+
+
+def add_junit_parser(ingest_sub: Any) -> None:
+    p = ingest_sub.add_parser(
+        "junit",
+        help="JUnit XML reports (pytest --junitxml, Surefire, Jest, ...)",
+        description="Read JUnit XML reports and make one outcome per test suite run: pass rate as score, "
+        "success when no test failed or errored, the suite's time as latency_s, test/failed/skipped "
+        "counts and the failing test ids as labels; with --per-test also one outcome per test case "
+        "(task SUITE/tests, task_id = classname::name, so `driftwatch compare` pairs the same tests "
+        "across runs). Bad XML "
+        "is reported as file:line:column and skipped; the other files are still read. Outcomes are "
+        "written as outcome JSONL (the replay format) and run through detection like `driftwatch "
+        "replay`.\n\n"
+        "example: pytest --junitxml=report.xml; driftwatch ingest junit report.xml --task agent-tests "
+        "--outcomes-out junit.jsonl",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("files", nargs="+", metavar="FILE.xml", help="JUnit XML report(s)")
+    p.add_argument("--task", help="task name for the outcomes (default: the suite's name)")
+    p.add_argument("--per-test", action="store_true", help="also one outcome per test case")
+    p.add_argument("--outcomes-out", metavar="PATH", help="write the outcomes as outcome JSONL to PATH")
+    p.add_argument("--append", action="store_true", help="with --outcomes-out: append instead of overwrite")
+    p.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
+    p.add_argument("--config", metavar="FILE", help="YAML config file (stream_labels, budget, ...)")
+    p.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
+    p.set_defaults(run=run_ingest_junit)
+
+
+def run_ingest_junit(args: argparse.Namespace) -> int:
+    from driftwatch._cli.shared import detect, write_outcomes
+    from driftwatch._config import ConfigError, load_config
+    from driftwatch.collectors._junit import JunitReport, read_junit
+
+    try:
+        config = load_config(args.config, **({"budget": args.budget} if args.budget else {}))
+    except ConfigError as exc:
+        print(f"driftwatch: {exc}", file=sys.stderr)
+        return 2
+    missing = [f for f in args.files if not os.path.isfile(f)]
+    if missing:
+        print(
+            f"driftwatch: {missing[0]} does not exist; expected a JUnit XML file such as the one "
+            "`pytest --junitxml=report.xml` writes",
+            file=sys.stderr,
+        )
+        return 2
+    report = JunitReport()
+    outcomes = []
+    for path in args.files:
+        outcomes += list(
+            read_junit(path, report, task=args.task, per_test=args.per_test, service=config.service)
+        )
+    for error in report.errors[:20]:
+        print(f"driftwatch: skipped {error}", file=sys.stderr)
+    if len(report.errors) > 20:
+        print(f"driftwatch: ... and {len(report.errors) - 20} more problems", file=sys.stderr)
+    outcomes.sort(key=lambda o: o.time)
+    if args.outcomes_out and not write_outcomes(args.outcomes_out, outcomes, append=args.append):
+        return 2
+    monitor, counts = detect(config, outcomes, args.alerts_out, "outcomes through detection")
+    print(
+        f"ingested {report.files} of {len(args.files)} JUnit files ({report.suites} suites, {report.cases} "
+        f"test cases): {len(outcomes)} outcomes in {monitor.stream_count} streams; "
+        f"{len(report.errors)} problems skipped; alerts: {counts}"
+    )
+    return 1 if report.files == 0 else 0

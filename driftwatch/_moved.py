@@ -1,0 +1,55 @@
+"""Where driftwatch's modules moved (0.1.0's flat layout → the stage and driver folders).
+
+State files pickle classes by module path (``driftwatch._alerts.Alert``, the serve decoder
+``driftwatch._service.ServiceDecoder``…) and store the decoder's class name, so a checkpoint
+written before a move names modules that are gone. The snapshot unpickler and the serve
+checkpoint read those names through ``moved()``; add a line here whenever a module with pickled
+classes moves again. ``tests/driftwatch/serve/test_state_fixture.py`` restores a 0.1.0 state file.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MOVED", "moved"]
+
+#: Old module path → new module path.
+MOVED = {
+    "driftwatch._alerts": "driftwatch._alerting.alerts",
+    "driftwatch._notify": "driftwatch._alerting.notifiers",
+    "driftwatch._notify_config": "driftwatch._alerting.notifiers_config",
+    "driftwatch._markers": "driftwatch._alerting.markers",
+    "driftwatch._markers_config": "driftwatch._alerting.markers_config",
+    "driftwatch._otel": "driftwatch._alerting.otel",
+    "driftwatch._prometheus": "driftwatch._alerting.prometheus",
+    "driftwatch._service": "driftwatch._serve.service",
+    "driftwatch._durable": "driftwatch._serve.durable",
+    "driftwatch._state": "driftwatch._serve.store",
+    "driftwatch._receiver": "driftwatch._serve.receiver",
+    "driftwatch._cli": "driftwatch._cli.main",
+    "driftwatch._compare_cli": "driftwatch._cli.compare",
+    "driftwatch._junit_cli": "driftwatch._cli.junit",
+    "driftwatch._progress": "driftwatch._cli.progress",
+    "driftwatch._compare": "driftwatch._offline.compare",
+    "driftwatch._report": "driftwatch._offline.report",
+    "driftwatch._bench": "driftwatch._offline.bench",
+    "driftwatch._demo": "driftwatch._offline.demo",
+    "driftwatch._fake_api": "driftwatch._offline.fake_api",
+    "driftwatch._spans": "driftwatch.collectors._spans",
+}
+
+
+def moved(path: str) -> str:
+    """``path`` (a module, or a module and a class: ``driftwatch._alerts.Alert``) at its new place.
+
+    >>> moved("driftwatch._service.ServiceDecoder"), moved("driftwatch._monitor")
+    ('driftwatch._serve.service.ServiceDecoder', 'driftwatch._monitor')
+    >>> moved("driftwatch._cli"), moved("driftwatch._cli.main")  # a new path stays as it is
+    ('driftwatch._cli.main', 'driftwatch._cli.main')
+    """
+    module, name = path, ""
+    while module:
+        new = MOVED.get(module)
+        if new is not None:
+            return path if path == new or path.startswith(new + ".") else new + name
+        module, _, last = module.rpartition(".")
+        name = f".{last}{name}"
+    return path

@@ -1,0 +1,177 @@
+"""``driftwatch demo``: a simulated agent on the real anthropic SDK against a local fake API.
+
+Two task streams run side by side. ``fix-tests`` silently degrades half-way (a serving change:
+pass rate 78% → 60%, answers 35% shorter); ``summarize`` stays healthy. driftwatch watches both
+through ``driftwatch.watch`` and ``driftwatch.task`` exactly as a user's agent would, and the demo
+prints each alert with its statistics and the detection delay against the known truth.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import sys
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import anthropic
+
+import driftwatch
+from driftwatch._alerting.alerts import Alert, ConsoleSink, InMemorySink, describe
+from driftwatch._alerting.otel import telemetry_from_env
+from driftwatch._offline.fake_api import FakeMessagesAPI, Reply
+
+__all__ = ["run_demo"]
+
+
+@dataclass
+class StreamPlan:
+    name: str
+    pass_before: float
+    pass_after: float
+    tokens_before: float
+    tokens_after: float
+    starts: list[float] = field(default_factory=list)
+
+
+def _progress(out: TextIO, done: int, total: int) -> None:
+    if not out.isatty():
+        return
+    width = 30
+    filled = width * done // total
+    out.write(f"\r  simulating tasks [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done == total:
+        out.write("\n")
+    out.flush()
+
+
+def run_demo(
+    tasks_per_stream: int = 1000, change_at: int = 500, seed: int = 7, out: TextIO | None = None
+) -> int:
+    """Run the demo; returns 0 when the degrading stream alerts and the healthy one stays quiet."""
+    out = out or sys.stdout
+    rng = random.Random(seed)  # the agent's test results
+    rng_api = random.Random(seed + 1)  # the fake API's answers (drawn on the server's thread)
+    plans = {
+        "fix-tests": StreamPlan("fix-tests", 0.78, 0.60, 400.0, 260.0),
+        "summarize": StreamPlan("summarize", 0.90, 0.90, 150.0, 150.0),
+    }
+    state = {"degraded": False}
+
+    def profile(request: dict[str, Any], headers: dict[str, str]) -> Reply:
+        plan = plans[headers.get("x-fake-task", "summarize")]
+        median = plan.tokens_after if state["degraded"] else plan.tokens_before
+        tokens = max(1, int(rng_api.lognormvariate(math.log(median), 0.35)))
+        return Reply(model="claude-sonnet-4-6", output_tokens=tokens, tool_calls=rng_api.random() < 0.3)
+
+    memory = InMemorySink()
+    telemetry = telemetry_from_env()
+    driftwatch.configure(
+        # Added to the configured sinks (OTLP among them): the demo prints to `out` itself and pages
+        # nobody, whatever notifiers or markers the environment configures.
+        sinks=[ConsoleSink(out), memory],
+        telemetry=telemetry,
+        console=False,
+        notifiers=[],
+        markers=[],
+        service="demo-agent",
+        # The fake API's latency is this machine's, not a model's: watch what the model controls.
+        signals=["success", "output_tokens"],
+    )
+    print(
+        "driftwatch demo: a simulated coding agent on the real anthropic SDK, against a local fake API",
+        file=out,
+    )
+    print(
+        f"  streams: fix-tests (degrades at task {change_at}: pass 78% -> 60%, answers 35% shorter), "
+        "summarize (healthy)",
+        file=out,
+    )
+    with FakeMessagesAPI(profile) as api:
+        client = driftwatch.watch(
+            anthropic.Anthropic(api_key="demo-key", base_url=api.base_url, max_retries=0)
+        )
+        total = tasks_per_stream * len(plans)
+        done = 0
+        for i in range(tasks_per_stream):
+            state["degraded"] = i >= change_at
+            for plan in plans.values():
+                with driftwatch.task(plan.name, task_id=f"{plan.name}-{i}", language="python") as t:
+                    plan.starts.append(t.started_at)
+                    kwargs: dict[str, Any] = {
+                        "model": "claude-sonnet-4-6",
+                        "max_tokens": 1024,
+                        "messages": [{"role": "user", "content": f"task {plan.name} #{i}"}],
+                        "extra_headers": {"x-fake-task": plan.name},
+                    }
+                    if i % 2:
+                        with client.messages.stream(**kwargs) as stream:
+                            stream.get_final_message()
+                    else:
+                        client.messages.create(**kwargs)
+                    p = plan.pass_after if state["degraded"] else plan.pass_before
+                    t.record(success=rng.random() < p)
+                done += 1
+                _progress(sys.stderr, done, total)
+    runtime = driftwatch.get_runtime()
+    assert runtime is not None
+    runtime.monitor.flush(10.0)
+    stats = runtime.monitor.stats.as_dict()
+    driftwatch.shutdown()
+    return _report(out, memory.alerts, plans, change_at, stats)
+
+
+def _index(plan: StreamPlan, at: float) -> int:
+    return max(0, bisect.bisect_right(plan.starts, at) - 1)
+
+
+def _report(
+    out: TextIO, alerts: list[Alert], plans: dict[str, StreamPlan], change_at: int, stats: dict[str, Any]
+) -> int:
+    print("\nResults", file=out)
+    print(
+        f"  outcomes processed: {stats['processed']}, dropped: {stats['dropped_queue_full']}, "
+        f"alerts: {stats['alerts']}",
+        file=out,
+    )
+    ok = True
+    for plan in plans.values():
+        mine = [a for a in alerts if a.stream.get("task") == plan.name]
+        degrading = plan.pass_after != plan.pass_before
+        print(
+            f"\n  stream task={plan.name} "
+            f"({'degrades at task ' + str(change_at) if degrading else 'healthy'})",
+            file=out,
+        )
+        if not mine:
+            print("    no alert", file=out)
+        for alert in mine:
+            found = _index(plan, alert.detected_at)
+            began = _index(plan, alert.change_at)
+            kind = alert.stream.get("kind", "task")
+            truth = f", {found - change_at} tasks after the true change" if degrading else " (false alarm)"
+            print(f"    [{alert.status}] {kind} {describe(alert)}", file=out)
+            print(f"      detected at task {found}{truth}; change estimated at task {began}", file=out)
+            if "decided_at" in alert.extra:
+                decided = _index(plan, float(alert.extra["decided_at"]))
+                print(
+                    f"      {alert.status} at task {decided} on {alert.current.n} fresh observations",
+                    file=out,
+                )
+            print(
+                f"      effect {alert.effect:.3g} "
+                f"(95% CI {alert.effect_ci[0]:.3g} .. {alert.effect_ci[1]:.3g}), "
+                f"baseline n={alert.baseline.n}, current n={alert.current.n}",
+                file=out,
+            )
+        confirmed_success = [a for a in mine if a.signal == "success" and a.status == "confirmed"]
+        if degrading and not confirmed_success:
+            ok = False
+        if not degrading and any(a.status == "confirmed" for a in mine):
+            ok = False
+    print(
+        "\n  verdict: " + ("degradation caught, healthy stream quiet" if ok else "UNEXPECTED: see above"),
+        file=out,
+    )
+    return 0 if ok else 1

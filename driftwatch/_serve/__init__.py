@@ -1,0 +1,9 @@
+"""The ``driftwatch serve`` driver: OTLP in, journal first, detection in order, checkpoints.
+
+- ``receiver``: OTLP/HTTP and OTLP/gRPC transports, request parsing and validation
+- ``service``: the receiver's handler (``DriftService``) and the journal's decoder, ``run_serve``
+- ``durable``: journal-first processing: restore, replay, process in order, checkpoint
+- ``store``: the SQLite state file (journal and checkpoints)
+"""
+
+__all__ = ["durable", "receiver", "service", "store"]
