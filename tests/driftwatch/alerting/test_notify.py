@@ -27,7 +27,7 @@ from driftwatch.notify import Notifier, PagerDutySink, SlackSink, WebhookSink, b
 from tests.support.notify_servers import FakeService
 
 FAST = {"backoff_s": 0.01, "timeout_s": 2.0}
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture

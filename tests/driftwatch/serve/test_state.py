@@ -714,7 +714,7 @@ def test_kill_9_loses_no_append_that_returned_from_8_threads(tmp_path: Path) -> 
 def test_a_format_3_snapshot_restores_and_its_open_page_resolves() -> None:
     """A format-3 monitor snapshot (before episode numbers) restores its open page, which later resolves."""
     fixture = (
-        Path(__file__).parent.parent / "fixtures" / "monitor-format-3.snapshot"
+        Path(__file__).resolve().parents[2] / "fixtures" / "monitor-format-3.snapshot"
     )  # by monitor-format-3.py
     sink = InMemorySink()
     monitor = Monitor(Config(service="s"), [sink])

@@ -111,7 +111,18 @@ def test_a_state_file_from_0_1_0_restores_to_its_alerts(tmp_path: Path) -> None:
 
     alerts = restored_alerts(tmp_path / "state.db")
 
-    assert alerts == expected["after_restore"]
+    # The fixture's own episodes continue under their ids exactly as 0.1.0 continued them. Episodes
+    # that open after the restore are compared without ids and order: since issue 13 a new episode's
+    # id carries its episode number, and a resolve waits for evidence of the baseline.
+    held = suspected | confirmed
+    assert {(a["id"], a["status"]) for a in alerts if a["id"] in held} == {
+        (a["id"], a["status"]) for a in expected["after_restore"] if a["id"] in held
+    }
+
+    def episodes(found: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+        return sorted((a["stream"]["task"], a["signal"], a["status"]) for a in found if a["id"] not in held)
+
+    assert episodes(alerts) == episodes(expected["after_restore"])
     after = {(a["id"], a["status"]) for a in alerts}
     assert {(i, "confirmed") for i in suspected} <= after
     assert {(i, "resolved") for i in confirmed} <= after
