@@ -1060,7 +1060,7 @@ class Monitor:
             message="",
             delay=delay,
             extra={
-                "test": test.state()["test"],
+                "confirm_test": test.state()["test"],
                 "alpha": test.alpha,
                 "beta": test.beta,
                 "min_shift": test.min_shift,
@@ -1168,6 +1168,8 @@ class Monitor:
         _, bh_m, bh_rank = self._bh_decide(watch, p_value if decision == "confirm" else 1.0)
         watch.active = watch.test = None
         state = test.state()
+        # Named confirm_test: extra["test"] marks the synthetic alert of `driftwatch alert test`.
+        state["confirm_test"] = state.pop("test")
         extra: dict[str, Any] = {**state, "decided_at": at, "bh_m": bh_m, "bh_rank": bh_rank}
         status: Status = "confirmed" if decision == "confirm" else "resolved"
         alert = suspected.with_status(

@@ -41,7 +41,10 @@ def test_degradation_is_suspected_then_confirmed_with_evidence() -> None:
     assert confirmed.p_value is not None and confirmed.p_value <= monitor.config.confirm_alpha
     n = confirmed.extra["fresh_n"]
     assert f"confirmed on {n} fresh observations (sequential mixture likelihood ratio" in confirmed.message
-    assert confirmed.extra["test"] == "sequential-mixture" and confirmed.extra["decision"] == "confirm"
+    assert (
+        confirmed.extra["confirm_test"] == "sequential-mixture" and confirmed.extra["decision"] == "confirm"
+    )
+    assert "test" not in confirmed.extra  # that key marks the synthetic alert of `driftwatch alert test`
     # The decision's event time: n fresh observations after the alarm (one outcome per time unit).
     assert confirmed.extra["confirmed_at"] == confirmed.detected_at + n
     assert confirmed.baseline.ci_low < confirmed.baseline.mean < confirmed.baseline.ci_high

@@ -101,7 +101,8 @@ def test_monitor_drift_triggers_and_resolves_once_per_destination(
     payload = events[0]["payload"]
     assert payload["severity"] == "error" and payload["source"] == "unknown_service"
     details = payload["custom_details"]
-    assert details["baseline"]["n"] > 0 and details["p_value"] < 0.01 and details["detector"]["name"]
+    # The anytime p-value of the sequential confirmation (1 / likelihood ratio) is at most confirm_alpha.
+    assert details["baseline"]["n"] > 0 and details["p_value"] <= 0.05 and details["detector"]["name"]
     assert {"ci_low", "ci_high", "mean"} <= details["current"].keys() and details["change_at"]
 
     messages = slack.bodies()
@@ -516,13 +517,14 @@ def test_paging_on_suspicion_closes_both_pages_on_recovery(pd: FakeService) -> N
     monitor.shutdown()
     down, back = alerts[0].id, alerts[2].id  # the drop, and the suspicion of the change back
     events = [(e["event_action"], e["dedup_key"], e.get("payload", {}).get("severity")) for e in pd.bodies()]
-    assert events == [
+    # Both resolve at the same outcome; which one the monitor reports first depends on whether the
+    # drop's recovery check or the confirmation of the change back decides.
+    assert events[:3] == [
         ("trigger", down, "warning"),
         ("trigger", down, "error"),
         ("trigger", back, "info"),
-        ("resolve", back, None),
-        ("resolve", down, None),
     ]
+    assert sorted(events[3:]) == [("resolve", back, None), ("resolve", down, None)]
     assert pd.invalid == []
 
 
@@ -717,7 +719,7 @@ def test_pagerduty_details_are_rounded_for_reading(pd: FakeService) -> None:
 
     walk(details)
     assert len(floats) > 5 and all(float(f"{f:.4g}") == f for f in floats), floats
-    assert 0 < details["p_value"] < 0.01
+    assert 0 < details["p_value"] <= 0.05  # the sequential confirmation's anytime p-value
 
 
 def test_runbook_and_dashboard_links(
