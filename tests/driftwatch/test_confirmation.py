@@ -182,3 +182,38 @@ def test_a_silent_drop_after_an_upgrade_pages_as_a_regression() -> None:
             if "regression_after" in alert.extra:
                 assert "a regression after the improvement" in alert.message
     assert paged >= 4
+
+
+def test_the_upgrade_is_recognised_by_a_comparison_stratified_by_task() -> None:
+    """The tracker's 40 % -> 51 % model release: Cochran–Mantel–Haenszel on 400 outcomes a side.
+
+    One pair per task (McNemar on 50 pairs) found no difference in these seeds."""
+    for seed in range(5):
+        (verdict,) = [a for _, a in tracker(seed) if a.kind == "version_comparison"]
+        assert (verdict.status, verdict.direction, verdict.extra["test"]) == (
+            "confirmed",
+            "up",
+            "cochran-mantel-haenszel",
+        ), seed
+        assert verdict.extra["pairs"] == 50 and verdict.extra["before_n"] == verdict.extra["after_n"] == 400
+        assert "within 50 tasks" in verdict.message
+
+
+def test_cmh_matches_the_reference_and_reduces_to_the_pooled_test_in_one_stratum() -> None:
+    """compare_stratified_binary: the CMH statistic by hand; one stratum is the two-proportion z-test
+    up to the (n - 1) / n variance factor; one-sided strata drop out."""
+    from driftwatch._stats import Moments, compare_proportions, compare_stratified_binary
+
+    strata = [(10, 4, 12, 9), (8, 6, 9, 8), (15, 3, 11, 5), (0, 0, 7, 3)]
+    z_num = z_var = 0.0
+    for n0, k0, n1, k1 in strata[:3]:
+        n, m = n0 + n1, k0 + k1
+        z_num += k1 - n1 * m / n
+        z_var += n1 * n0 * m * (n - m) / (n * n * (n - 1))
+    result = compare_stratified_binary(strata)
+    expected = math.erfc(abs(z_num) / math.sqrt(z_var) / math.sqrt(2))
+    assert math.isclose(result.p_value, expected, rel_tol=1e-9)
+    assert result.baseline.n == 33 and result.current.n == 32 and result.effect > 0
+    one = compare_stratified_binary([(400, 160, 400, 204)])
+    pooled = compare_proportions(Moments(400, 0.4, 0.0), Moments(400, 0.51, 0.0), "two-sided")
+    assert math.isclose(one.effect, 0.11) and abs(one.p_value - pooled.p_value) < 0.001
