@@ -217,3 +217,34 @@ def test_cmh_matches_the_reference_and_reduces_to_the_pooled_test_in_one_stratum
     one = compare_stratified_binary([(400, 160, 400, 204)])
     pooled = compare_proportions(Moments(400, 0.4, 0.0), Moments(400, 0.51, 0.0), "two-sided")
     assert math.isclose(one.effect, 0.11) and abs(one.p_value - pooled.p_value) < 0.001
+
+
+def test_a_format_4_snapshot_restores_under_the_new_stage_two_settings() -> None:
+    """Formats 3 and 4 were taken under confirm_alpha 0.01 (a fixed-sample level): they restore under
+    today's settings, and a suspected alert of theirs goes on under the sequential test."""
+    from driftwatch._snapshot import dumps, loads
+
+    monitor = Monitor(Config(signals=["latency_s"]), threaded=False)
+    i, suspected = suspect_latency(monitor, random.Random(7))
+    for k in range(3):  # a few fresh observations, as the old test had collected them
+        monitor.process(Outcome(task="t", time=float(i + 1 + k), latency_s=math.exp(1.0)))
+    state = loads(monitor.snapshot(), "test")
+    state["format"] = 4
+    state["settings"] = {**state["settings"], "confirm_alpha": 0.01}
+    for name in ("withdraw_beta", "min_shift", "max_fresh"):
+        del state["settings"][name]
+    (key,) = state["streams"]
+    stream = loads(state["streams"][key], "test")
+    watch = stream.watches["latency_s"]
+    watch.test = None  # format 4 had no sequential test: it is made from the fresh moments
+    state["streams"][key] = dumps(stream)
+    restored = Monitor(Config(signals=["latency_s"]), threaded=False)
+    restored.restore(dumps(state))
+    assert [a.id for a in restored.open_alerts()] == [suspected.id]
+    t, decided = i + 3, []
+    while not decided:
+        t += 1
+        decided = restored.process(Outcome(task="t", time=float(t), latency_s=math.exp(1.0)))
+    (page,) = decided
+    assert (page.id, page.status) == (suspected.id, "confirmed")
+    assert page.extra["fresh_n"] == t - i  # the three before the snapshot count
