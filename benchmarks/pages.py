@@ -102,8 +102,8 @@ def landed(sc: Scenario, xs: Sequence[float], tau: int, markers: Sequence[tuple[
                 a.kind == "drift"
                 and a.status == "resolved"
                 and ("not confirmed" in a.message or a.extra.get("resolved_by") == "withdrawn")
-                and i >= tau
-                and not any(kind == "drift" for _, _, kind in pages)  # as the proposed arm: up to the page
+                and a.detected_at >= tau  # as the proposed arm: alarms after the change, up to the page
+                and not any(kind == "drift" for _, _, kind in pages)
             ):
                 withdrawn += 1
     return {"pages": pages, "withdrawn": withdrawn}
