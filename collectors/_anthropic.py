@@ -27,9 +27,11 @@ from anthropic._request import APIRequest
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext
 
+from driftwatch import _semconv as sc
 from driftwatch._monitor import stream_key
 from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
+from driftwatch.collectors._pricing import prices_for
 from driftwatch.collectors._spans import CallSpan
 from driftwatch.collectors._task import current_task
 
@@ -222,7 +224,7 @@ class _Call:
             stop_reason=self.stop_reason,
         )
         if not failed:
-            outcome.cost_usd = self.runtime.cost(
+            outcome.cost_usd = prices_for(self.runtime.config).cost(
                 model, self.input_tokens, self.output_tokens, self.cache_read, self.cache_write
             )
         if self.task is not None:
@@ -237,14 +239,14 @@ class _Call:
             if self.own_span.recording:
                 attrs = self._start_attributes()
                 attrs.update(self._attributes(outcome))
-                attrs["driftwatch.stream_key"] = stream_key(outcome, self.runtime.config.stream_labels)
+                attrs[sc.STREAM_KEY] = stream_key(outcome, self.runtime.config.stream_labels)
             ctx = self.own_span.end(attrs, outcome.error_type or "error" if failed else None)
         elif self.sdk_span is not None:
             ctx = self.sdk_span.get_span_context()
             if self.sdk_span.is_recording():
                 self.sdk_span.set_attributes(self._attributes(outcome))
                 self.sdk_span.set_attribute(
-                    "driftwatch.stream_key", stream_key(outcome, self.runtime.config.stream_labels)
+                    sc.STREAM_KEY, stream_key(outcome, self.runtime.config.stream_labels)
                 )
         if ctx is not None and ctx.is_valid:
             outcome.trace_id = format(ctx.trace_id, "032x")
@@ -278,23 +280,23 @@ class _Call:
         # What the outcome needs beyond the GenAI attributes, so that a collector receiving the
         # span (driftwatch serve) rebuilds the same outcome.
         if outcome.latency_s is not None:
-            attrs["driftwatch.latency_s"] = outcome.latency_s
+            attrs[sc.CALL_LATENCY_S] = outcome.latency_s
         if outcome.error_type:
-            attrs["driftwatch.error_type"] = outcome.error_type
+            attrs[sc.CALL_ERROR_TYPE] = outcome.error_type
         if outcome.ttft_s is not None:
-            attrs["driftwatch.ttft_s"] = outcome.ttft_s
+            attrs[sc.CALL_TTFT_S] = outcome.ttft_s
         if outcome.tool_calls is not None:
-            attrs["driftwatch.tool_calls"] = outcome.tool_calls
+            attrs[sc.CALL_TOOL_CALLS] = outcome.tool_calls
         if outcome.cost_usd is not None:
-            attrs["driftwatch.cost_usd"] = outcome.cost_usd
+            attrs[sc.CALL_COST_USD] = outcome.cost_usd
         if self.stream_end:
-            attrs["driftwatch.stream.end"] = self.stream_end
+            attrs[sc.STREAM_END] = self.stream_end
         if self.task is not None:
-            attrs["driftwatch.task.name"] = self.task.name
+            attrs[sc.TASK_NAME] = self.task.name
             if self.task.task_id:
-                attrs["driftwatch.task.id"] = self.task.task_id
+                attrs[sc.TASK_ID] = self.task.task_id
             for k, v in self.task.labels.items():
-                attrs[f"driftwatch.task.label.{k}"] = v
+                attrs[sc.TASK_LABEL + k] = v
         return attrs
 
 

@@ -31,12 +31,13 @@ from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
+from driftwatch import _semconv as sc
 from driftwatch._version import __version__
 
 __all__ = ["CallSpan"]
 
 log = logging.getLogger("driftwatch")
-SCOPE = InstrumentationScope("driftwatch", __version__)
+SCOPE = InstrumentationScope(sc.SCOPE_NAME, __version__)
 
 
 def _sdk_tracer(tracer: trace.Tracer) -> SdkTracer | None:

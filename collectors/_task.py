@@ -17,6 +17,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from driftwatch import _semconv as sc
 from driftwatch._monitor import stream_key
 from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
@@ -108,12 +109,12 @@ class Task:
                 attributes: dict[str, Any] = {
                     "gen_ai.operation.name": "invoke_agent",
                     "gen_ai.agent.name": self.name,
-                    "driftwatch.task.name": self.name,
+                    sc.TASK_NAME: self.name,
                 }
                 if self.task_id:
-                    attributes["driftwatch.task.id"] = self.task_id
+                    attributes[sc.TASK_ID] = self.task_id
                 for k, v in self.labels.items():
-                    attributes[f"driftwatch.task.label.{k}"] = v
+                    attributes[sc.TASK_LABEL + k] = v
                 self._span = self._runtime.telemetry.tracer.start_span(
                     f"invoke_agent {self.name}", kind=SpanKind.INTERNAL, attributes=attributes
                 )
@@ -150,7 +151,7 @@ class Task:
                 outcome.span_id = format(ctx.span_id, "016x")
             if span.is_recording():
                 span.set_attributes(_span_attributes(outcome))
-                span.set_attribute("driftwatch.stream_key", stream_key(outcome, runtime.config.stream_labels))
+                span.set_attribute(sc.STREAM_KEY, stream_key(outcome, runtime.config.stream_labels))
                 if exc is not None and isinstance(exc, Exception):
                     span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
                     span.set_attribute("error.type", type(exc).__name__)
@@ -206,13 +207,13 @@ def _span_attributes(outcome: Outcome) -> dict[str, Any]:
     """Everything of the outcome but its service and time, so that a collector rebuilds it from the span."""
     attrs: dict[str, Any] = {}
     if outcome.success is not None:
-        attrs["driftwatch.task.success"] = outcome.success
+        attrs[sc.TASK_SUCCESS] = outcome.success
     if outcome.score is not None:
-        attrs["driftwatch.task.score"] = outcome.score
+        attrs[sc.TASK_SCORE] = outcome.score
     if outcome.latency_s is not None:
-        attrs["driftwatch.task.latency_s"] = outcome.latency_s
+        attrs[sc.TASK_LATENCY_S] = outcome.latency_s
     if outcome.ttft_s is not None:
-        attrs["driftwatch.task.ttft_s"] = outcome.ttft_s
+        attrs[sc.TASK_TTFT_S] = outcome.ttft_s
     if outcome.model:
         attrs["gen_ai.response.model"] = outcome.model
     if outcome.input_tokens is not None:
@@ -223,19 +224,19 @@ def _span_attributes(outcome: Outcome) -> dict[str, Any]:
     if outcome.output_tokens is not None:
         attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
     if outcome.cost_usd is not None:
-        attrs["driftwatch.task.cost_usd"] = outcome.cost_usd
+        attrs[sc.TASK_COST_USD] = outcome.cost_usd
     if outcome.tool_calls is not None:
-        attrs["driftwatch.task.tool_calls"] = outcome.tool_calls
+        attrs[sc.TASK_TOOL_CALLS] = outcome.tool_calls
     if outcome.tool_errors is not None:
-        attrs["driftwatch.task.tool_errors"] = outcome.tool_errors
+        attrs[sc.TASK_TOOL_ERRORS] = outcome.tool_errors
     if outcome.api_errors is not None:
-        attrs["driftwatch.task.api_errors"] = outcome.api_errors
+        attrs[sc.TASK_API_ERRORS] = outcome.api_errors
     if outcome.error_type:
         attrs["error.type"] = outcome.error_type
     if outcome.stop_reason:
-        attrs["driftwatch.task.stop_reason"] = outcome.stop_reason
+        attrs[sc.TASK_STOP_REASON] = outcome.stop_reason
     for k, v in outcome.labels.items():
-        attrs[f"driftwatch.task.label.{k}"] = v
+        attrs[sc.TASK_LABEL + k] = v
     return attrs
 
 

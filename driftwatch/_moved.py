@@ -26,7 +26,7 @@ MOVED = {
     "driftwatch._receiver": "driftwatch._serve.receiver",
     "driftwatch._cli": "driftwatch._cli.main",
     "driftwatch._compare_cli": "driftwatch._cli.compare",
-    "driftwatch._junit_cli": "driftwatch._cli.junit",
+    "driftwatch._junit_cli": "driftwatch._cli.ingest",
     "driftwatch._progress": "driftwatch._cli.progress",
     "driftwatch._compare": "driftwatch._offline.compare",
     "driftwatch._report": "driftwatch._offline.report",

@@ -17,21 +17,6 @@ from driftwatch._monitor import Monitor
 __all__ = ["Runtime", "configure", "default_sinks", "get_runtime", "shutdown"]
 
 log = logging.getLogger("driftwatch")
-_UNSEEN = object()
-
-# List prices in USD per million tokens [input, output] by model-name prefix, longest prefix wins.
-# Prices change: override or extend them with `prices:` in the config. Cache reads cost 0.1x input,
-# cache writes 1.25x input.
-DEFAULT_PRICES: dict[str, list[float]] = {
-    "claude-opus-4-5": [5.0, 25.0],
-    "claude-opus-4-6": [5.0, 25.0],
-    "claude-opus-4-7": [5.0, 25.0],
-    "claude-opus-4": [15.0, 75.0],
-    "claude-sonnet-4": [3.0, 15.0],
-    "claude-3-7-sonnet": [3.0, 15.0],
-    "claude-haiku-4": [1.0, 5.0],
-    "claude-3-5-haiku": [0.8, 4.0],
-}
 
 
 class Runtime:
@@ -41,32 +26,6 @@ class Runtime:
         self.config = config
         self.monitor = monitor
         self.telemetry = telemetry
-        prices = {**DEFAULT_PRICES, **config.prices}
-        self._prices = sorted(prices.items(), key=lambda kv: -len(kv[0]))
-        # Each model's prices once found (the longest matching prefix), so a call does no prefix scan.
-        self._model_prices: dict[str, Any] = {}
-
-    def cost(
-        self,
-        model: str | None,
-        input_tokens: int | None,
-        output_tokens: int | None,
-        cache_read: int | None,
-        cache_write: int | None,
-    ) -> float | None:
-        """List-price cost of one call, or None for a model without a known price."""
-        if not model:
-            return None
-        prices = self._model_prices.get(model, _UNSEEN)
-        if prices is _UNSEEN:
-            prices = next((p for prefix, p in self._prices if model.startswith(prefix)), None)
-            if len(self._model_prices) < 1024:  # model names are few; a flood of odd ones is not kept
-                self._model_prices[model] = prices
-        if prices is None:
-            return None
-        price_in, price_out = float(prices[0]), float(prices[1])
-        tokens_in = (input_tokens or 0) + 0.1 * (cache_read or 0) + 1.25 * (cache_write or 0)
-        return (tokens_in * price_in + (output_tokens or 0) * price_out) / 1e6
 
     def shutdown(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
@@ -79,11 +38,12 @@ _lock = threading.Lock()
 _runtime: Runtime | None = None
 
 
-def default_sinks(config: Config, telemetry: Telemetry) -> list[AlertSink]:
-    """The sinks configured by ``config``: OTLP (when set up), console, JSONL, notifiers, markers."""
+def default_sinks(config: Config, telemetry: Telemetry, logger: Any = None) -> list[AlertSink]:
+    """The sinks configured by ``config``: OTLP (when set up), console, JSONL, notifiers, markers;
+    ``logger``: the console sink's structlog logger (default: its own, on stderr)."""
     chosen: list[AlertSink] = [OtelAlertSink(telemetry)]
     if config.console:
-        chosen.append(ConsoleSink())
+        chosen.append(ConsoleSink(logger=logger))
     if config.alerts_out:
         chosen.append(JsonlSink(config.alerts_out))
     if config.notifiers:

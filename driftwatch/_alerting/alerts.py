@@ -231,14 +231,19 @@ def describe(alert: Alert) -> str:
 class ConsoleSink:
     """Logs each alert through structlog (to stderr by default), one line with its statistics."""
 
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self._logger = structlog.wrap_logger(
-            structlog.PrintLogger(stream or sys.stderr),
-            processors=[
-                structlog.processors.add_log_level,
-                structlog.processors.TimeStamper(fmt="iso", utc=True),
-                structlog.dev.ConsoleRenderer(colors=False),
-            ],
+    def __init__(self, stream: TextIO | None = None, logger: Any = None) -> None:
+        #: ``logger``: a structlog logger to log through instead (the command line's pipeline).
+        self._logger = (
+            logger
+            if logger is not None
+            else structlog.wrap_logger(
+                structlog.PrintLogger(stream or sys.stderr),
+                processors=[
+                    structlog.processors.add_log_level,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.dev.ConsoleRenderer(colors=False),
+                ],
+            )
         )
 
     def export(self, alert: Alert) -> None:

@@ -27,15 +27,15 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from driftwatch import _semconv as sc
 from driftwatch._alerting.alerts import Alert
-from driftwatch._alerting.prometheus import ALERT_KIND, FOLLOWING, LATENCY_BUCKETS
 from driftwatch._outcome import Outcome
 from driftwatch._version import __version__
 
 __all__ = ["CountingExporter", "OtelAlertSink", "Telemetry", "telemetry_from_env"]
 
 log = logging.getLogger("driftwatch")
-SCOPE = "driftwatch"
+SCOPE = sc.SCOPE_NAME
 
 
 def _protocol(env: Mapping[str, str], signal: str) -> str:
@@ -305,64 +305,61 @@ class OtelAlertSink:
     def __init__(self, telemetry: Telemetry) -> None:
         self.telemetry = telemetry
         meter = telemetry.meter
-        self._alerts = meter.create_counter("driftwatch.alerts", description="Drift alerts raised, by status")
-        self._outcomes = meter.create_counter("driftwatch.outcomes", description="Outcomes observed")
-        self._active = meter.create_gauge(
-            "driftwatch.drift.active", description="1 while a stream and signal has an open drift alert"
-        )
-        # What paging rules and dashboards need (the Prometheus scrape has the same, see _prometheus.py).
+        self._alerts = meter.create_counter(sc.ALERTS.name, description=sc.ALERTS.description)
+        self._outcomes = meter.create_counter(sc.OUTCOMES.name, description=sc.OUTCOMES.description)
+        self._active = meter.create_gauge(sc.DRIFT_ACTIVE.name, description=sc.DRIFT_ACTIVE.description)
+        # What paging rules and dashboards need (the Prometheus scrape has the same, see prometheus.py).
         self._confirmed = meter.create_gauge(
-            "driftwatch.drift.confirmed",
-            description="1 while a stream and signal has an open confirmed drift alert",
+            sc.DRIFT_CONFIRMED.name, description=sc.DRIFT_CONFIRMED.description
         )
         self._results = meter.create_counter(
-            "driftwatch.outcome.results", description="Outcomes with a pass/fail result"
+            sc.OUTCOME_RESULTS.name, description=sc.OUTCOME_RESULTS.description
         )
         self._latency = meter.create_histogram(
-            "driftwatch.outcome.latency",
-            unit="s",
-            description="Outcome latency",
-            explicit_bucket_boundaries_advisory=list(LATENCY_BUCKETS),
+            sc.OUTCOME_LATENCY.name,
+            unit=sc.OUTCOME_LATENCY.unit,
+            description=sc.OUTCOME_LATENCY.description,
+            explicit_bucket_boundaries_advisory=list(sc.LATENCY_BUCKETS),
         )
         self._tokens = meter.create_counter(
-            "driftwatch.outcome.tokens", unit="{token}", description="Tokens used, by type"
+            sc.OUTCOME_TOKENS.name, unit=sc.OUTCOME_TOKENS.unit, description=sc.OUTCOME_TOKENS.description
         )
         self._cost = meter.create_counter(
-            "driftwatch.outcome.cost", unit="{USD}", description="Cost in USD at list prices"
+            sc.OUTCOME_COST.name, unit=sc.OUTCOME_COST.unit, description=sc.OUTCOME_COST.description
         )
 
     def record_outcome(self, outcome: Outcome, stream: dict[str, str]) -> None:
-        attrs = {**stream, "driftwatch.outcome.kind": outcome.kind}
+        attrs = {**stream, sc.OUTCOME_KIND: outcome.kind}
         self._outcomes.add(1, attrs)
         if outcome.success is not None:
-            self._results.add(1, {**attrs, "driftwatch.result": "pass" if outcome.success else "fail"})
+            self._results.add(1, {**attrs, sc.RESULT: "pass" if outcome.success else "fail"})
         if outcome.latency_s is not None and math.isfinite(outcome.latency_s) and outcome.latency_s >= 0:
             self._latency.record(outcome.latency_s, attrs)
         for kind, tokens in (("input", outcome.input_tokens), ("output", outcome.output_tokens)):
             if tokens is not None and tokens >= 0:
-                self._tokens.add(tokens, {**attrs, "gen_ai.token.type": kind})
+                self._tokens.add(tokens, {**attrs, sc.TOKEN_TYPE: kind})
         if outcome.cost_usd is not None and math.isfinite(outcome.cost_usd) and outcome.cost_usd >= 0:
             self._cost.add(outcome.cost_usd, attrs)
 
     def export(self, alert: Alert) -> None:
         attrs: dict[str, Any] = {
-            "driftwatch.alert.id": alert.id,
-            "driftwatch.alert.kind": alert.kind,
-            "driftwatch.alert.status": alert.status,
-            "driftwatch.signal": alert.signal,
-            "driftwatch.direction": alert.direction,
-            "driftwatch.stream_key": ";".join(f"{k}={v}" for k, v in alert.stream.items()),
-            "driftwatch.baseline.mean": alert.baseline.mean,
-            "driftwatch.baseline.n": alert.baseline.n,
-            "driftwatch.current.mean": alert.current.mean,
-            "driftwatch.current.n": alert.current.n,
-            "driftwatch.effect": alert.effect,
-            "driftwatch.delay": alert.delay,
+            sc.ALERT_ID: alert.id,
+            sc.ALERT_KIND: alert.kind,
+            sc.ALERT_STATUS: alert.status,
+            sc.SIGNAL: alert.signal,
+            sc.DIRECTION: alert.direction,
+            sc.STREAM_KEY: ";".join(f"{k}={v}" for k, v in alert.stream.items()),
+            sc.BASELINE_MEAN: alert.baseline.mean,
+            sc.BASELINE_N: alert.baseline.n,
+            sc.CURRENT_MEAN: alert.current.mean,
+            sc.CURRENT_N: alert.current.n,
+            sc.EFFECT: alert.effect,
+            sc.DELAY: alert.delay,
         }
         for k, v in alert.stream.items():
-            attrs[f"driftwatch.stream.{k}"] = v
+            attrs[sc.STREAM_LABEL + k] = v
         if alert.p_value is not None:
-            attrs["driftwatch.p_value"] = alert.p_value
+            attrs[sc.P_VALUE] = alert.p_value
         # Annotations and "no difference" verdicts inform; suspected, confirmed and differing warn.
         severity = SeverityNumber.INFO if alert.status in ("resolved", "annotation") else SeverityNumber.WARN
         self.telemetry.logger.emit(
@@ -371,14 +368,14 @@ class OtelAlertSink:
             severity_text=severity.name,
             body=json.dumps(alert.to_dict()),
             attributes=attrs,
-            event_name="driftwatch.drift",
+            event_name=sc.DRIFT_EVENT,
         )
         metric_attrs = {**alert.stream, "signal": alert.signal, "direction": alert.direction}
         # The alert's kind under its own name: the stream's labels can hold a ``kind`` (call streams).
-        counted = {**metric_attrs, "status": alert.status, ALERT_KIND: alert.kind}
+        counted = {**metric_attrs, "status": alert.status, sc.ALERT_KIND: alert.kind}
         self._alerts.add(1, counted)
         if alert.kind == "drift":
-            for later in FOLLOWING.get(alert.status, ()):
+            for later in sc.FOLLOWING.get(alert.status, ()):
                 self._alerts.add(0, {**counted, "status": later})  # at 0 for increase(): see FOLLOWING
             # Version events have no open state to close later: the gauge tracks drift episodes only.
             self._active.set(0 if alert.status == "resolved" else 1, metric_attrs)

@@ -50,6 +50,7 @@ from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from driftwatch import _semconv as sc
 from driftwatch._alerting.alerts import Alert
 from driftwatch._outcome import Outcome
 
@@ -69,8 +70,8 @@ log = logging.getLogger("driftwatch")
 
 #: The ``Content-Type`` of the text exposition format.
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-#: Upper bounds (seconds) of the latency histogram; agent tasks run from sub-second calls to many minutes.
-LATENCY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0)
+#: Upper bounds (seconds) of the latency histogram (``driftwatch/_semconv.py``, shared with the OTLP sink).
+LATENCY_BUCKETS = sc.LATENCY_BUCKETS
 
 _UNITS = {"s": "seconds", "ms": "milliseconds", "By": "bytes", "1": ""}
 _INVALID = re.compile(r"[^a-zA-Z0-9_:]")
@@ -79,13 +80,10 @@ _RUNS = re.compile(r"__+")
 
 LabelKey = tuple[tuple[str, str], ...]
 
-#: The attribute (label ``driftwatch_alert_kind``) for an alert's kind on ``driftwatch.alerts``: not
-#: ``kind``, which is the stream's own label on call streams (``kind="call"``).
-ALERT_KIND = "driftwatch.alert.kind"
-#: The statuses a drift episode can still reach from each status. Their ``driftwatch.alerts`` series
-#: are created at 0 as soon as the episode opens: a counter series that first appears at 1 is invisible
-#: to ``increase()`` and ``rate()``, which need a sample before the step.
-FOLLOWING: dict[str, tuple[str, ...]] = {"suspected": ("confirmed", "resolved"), "confirmed": ("resolved",)}
+#: The attribute for an alert's kind on ``driftwatch.alerts`` and the statuses a drift episode can
+#: still reach, whose series start at 0 (both in ``driftwatch/_semconv.py``, shared with the OTLP sink).
+ALERT_KIND = sc.ALERT_KIND
+FOLLOWING = sc.FOLLOWING
 
 
 def metric_name(name: str, kind: str, unit: str = "") -> str:
@@ -239,25 +237,21 @@ class PrometheusSink:
         self._lock = threading.Lock()
         cap = max_series
 
-        def metric(otel: str, kind: str, help_text: str, unit: str = "") -> _Metric:
-            return _Metric(metric_name(otel, kind, unit), kind, help_text, cap, self)
+        def metric(spec: sc.Metric) -> _Metric:
+            return _Metric(
+                metric_name(spec.name, spec.kind, spec.unit), spec.kind, spec.description, cap, self
+            )
 
         # Same instruments (names, attributes) as OtelAlertSink:
-        self._active = metric(
-            "driftwatch.drift.active", "gauge", "1 while a stream and signal has an open drift alert"
-        )
-        self._alerts = metric("driftwatch.alerts", "counter", "Drift alerts raised, by status")
-        self._outcomes = metric("driftwatch.outcomes", "counter", "Outcomes observed")
+        self._active = metric(sc.DRIFT_ACTIVE)
+        self._alerts = metric(sc.ALERTS)
+        self._outcomes = metric(sc.OUTCOMES)
         # Scrape-only additions for paging rules and dashboards:
-        self._confirmed = metric(
-            "driftwatch.drift.confirmed",
-            "gauge",
-            "1 while a stream and signal has an open confirmed drift alert",
-        )
-        self._results = metric("driftwatch.outcome.results", "counter", "Outcomes with a pass/fail result")
-        self._latency = metric("driftwatch.outcome.latency", "histogram", "Outcome latency", "s")
-        self._tokens = metric("driftwatch.outcome.tokens", "counter", "Tokens used, by type", "{token}")
-        self._cost = metric("driftwatch.outcome.cost", "counter", "Cost in USD at list prices", "{USD}")
+        self._confirmed = metric(sc.DRIFT_CONFIRMED)
+        self._results = metric(sc.OUTCOME_RESULTS)
+        self._latency = metric(sc.OUTCOME_LATENCY)
+        self._tokens = metric(sc.OUTCOME_TOKENS)
+        self._cost = metric(sc.OUTCOME_COST)
         self._families = [
             self._active,
             self._alerts,
@@ -277,18 +271,18 @@ class PrometheusSink:
 
     def record_outcome(self, outcome: Outcome, stream: dict[str, str]) -> None:
         """Count one outcome and its signals under its stream's labels."""
-        base = {**stream, "driftwatch.outcome.kind": outcome.kind}
+        base = {**stream, sc.OUTCOME_KIND: outcome.kind}
         labels = _labels(base)
         with self._lock:
             self._outcomes.add(labels, 1)
             if outcome.success is not None:
                 result = "pass" if outcome.success else "fail"
-                self._results.add(_labels({**base, "driftwatch.result": result}), 1)
+                self._results.add(_labels({**base, sc.RESULT: result}), 1)
             if outcome.latency_s is not None and math.isfinite(outcome.latency_s) and outcome.latency_s >= 0:
                 self._latency.observe(labels, outcome.latency_s)
             for kind, tokens in (("input", outcome.input_tokens), ("output", outcome.output_tokens)):
                 if tokens is not None and tokens >= 0:
-                    self._tokens.add(_labels({**base, "gen_ai.token.type": kind}), tokens)
+                    self._tokens.add(_labels({**base, sc.TOKEN_TYPE: kind}), tokens)
             if outcome.cost_usd is not None and math.isfinite(outcome.cost_usd) and outcome.cost_usd >= 0:
                 self._cost.add(labels, outcome.cost_usd)
 

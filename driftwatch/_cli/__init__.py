@@ -1,9 +1,26 @@
 """The ``driftwatch`` command line; ``main.main`` is the console script and ``python -m driftwatch``.
 
-- ``main``: the parser and the replay, ingest, demo, alert test, serve and bench run handlers
-- ``compare``, ``junit``: the ``compare`` and ``ingest junit`` subcommands
+- ``main``: ``main()`` wires the subcommands below, in the order ``--help`` lists them
+- one module per subcommand, each with ``add_parser(subparsers)`` and ``run(args) -> exit status``:
+  ``demo``, ``replay``, ``report``, ``alert`` (``alert test``), ``ingest`` (``claude-code``,
+  ``junit``), ``compare``, ``serve``, ``bench`` (``bench run``)
+- ``logs``: the one logging pipeline (stdlib ``logging`` through structlog's ``ProcessorFormatter``:
+  JSON lines when stderr is not a terminal), set up only while a command runs
 - ``shared``: alert printing, detection over outcomes and outcome JSONL, for several subcommands
 - ``progress``: the progress bar on a terminal
 """
 
-__all__ = ["compare", "junit", "main", "progress", "shared"]
+__all__ = [
+    "alert",
+    "bench",
+    "compare",
+    "demo",
+    "ingest",
+    "logs",
+    "main",
+    "progress",
+    "replay",
+    "report",
+    "serve",
+    "shared",
+]

@@ -1,4 +1,4 @@
-"""``driftwatch compare``: the command-line side of the upgrade gate (kept out of ``_cli`` for merges)."""
+"""``driftwatch compare``: the command-line side of the upgrade gate."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from driftwatch._outcome import SIGNALS, Outcome
 
-__all__ = ["add_compare_parser", "run_compare"]
+__all__ = ["add_parser", "run"]
 
 HELP = (
     "Compare a baseline set of outcomes with a candidate (a new model, version or prompt) before "
@@ -33,7 +33,7 @@ HELP = (
 )
 
 
-def add_compare_parser(sub: Any) -> None:
+def add_parser(sub: Any) -> None:
     p = sub.add_parser(
         "compare",
         help="upgrade gate: baseline vs candidate outcomes; exit 1 when the candidate is worse",
@@ -66,7 +66,7 @@ def add_compare_parser(sub: Any) -> None:
     p.add_argument("--resamples", type=int, default=2000, help="bootstrap resamples (default 2000)")
     p.add_argument("--markdown", metavar="PATH", help="write a Markdown summary (for a PR comment) to PATH")
     p.add_argument("--json", metavar="PATH", help="write the result as JSON to PATH")
-    p.set_defaults(run=run_compare)
+    p.set_defaults(run=run)
 
 
 def _fail(message: str) -> int:
@@ -101,7 +101,7 @@ def _names(text: str | None, what: str) -> list[str] | str | None:
     return names
 
 
-def run_compare(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from driftwatch._offline.compare import (
         SelectorError,
         compare_outcomes,

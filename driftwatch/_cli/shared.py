@@ -12,7 +12,7 @@ from driftwatch._config import Config
 from driftwatch._monitor import Monitor
 from driftwatch._outcome import Outcome, format_time
 
-__all__ = ["Printer", "detect", "write_outcomes"]
+__all__ = ["Printer", "detect", "help_without_action", "write_outcomes"]
 
 
 class Printer:
@@ -78,3 +78,13 @@ def detect(
     monitor.shutdown()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
     return monitor, counts
+
+
+def help_without_action(parser: Any) -> None:
+    """``driftwatch ingest`` or ``bench`` without its action: print that command's help, exit status 2."""
+
+    def show_help(args: Any) -> int:
+        parser.print_help()
+        return 2
+
+    parser.set_defaults(run=show_help)

@@ -249,8 +249,11 @@ class DriftService:
         return [sink for sink in self.monitor.sinks if isinstance(sink, module.Notifier)]
 
 
-def run_serve(config: Config, stop: threading.Event | None = None) -> int:
-    """Runs ``driftwatch serve`` until ``stop`` is set or the process gets SIGINT/SIGTERM; returns 0."""
+def run_serve(config: Config, stop: threading.Event | None = None, logger: Any = None) -> int:
+    """Runs ``driftwatch serve`` until ``stop`` is set or the process gets SIGINT/SIGTERM; returns 0.
+
+    ``logger``: a structlog logger for the receiver's events and the console alerts (default: each
+    its own, on stderr); the command line passes one that goes through its logging pipeline."""
     from driftwatch._alerting.otel import telemetry_from_env
     from driftwatch._alerting.prometheus import CONTENT_TYPE, PrometheusSink
     from driftwatch._runtime import default_sinks
@@ -258,8 +261,8 @@ def run_serve(config: Config, stop: threading.Event | None = None) -> int:
     stop = stop or threading.Event()
     telemetry = telemetry_from_env()
     prometheus = PrometheusSink()
-    service = DriftService(config, [*default_sinks(config, telemetry), prometheus])
-    receiver = Receiver(service, config)
+    service = DriftService(config, [*default_sinks(config, telemetry, logger=logger), prometheus])
+    receiver = Receiver(service, config, logger=logger)
     notifiers = service.notifiers()
     if notifiers:
         from driftwatch._alerting.notifiers import delivery_metrics

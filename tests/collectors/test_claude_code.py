@@ -352,10 +352,10 @@ def _events(*events: dict[str, object]) -> ExportLogsServiceRequest:
 
 def test_memory_caps_keep_prompt_totals_and_count_drops(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past the per-prompt cap requests still add to the prompt's totals; prompts past the cap are counted."""
-    from driftwatch.collectors import _claude_code, _otlp
+    from driftwatch.collectors import _claude_code, _otlp_claude
 
     monkeypatch.setattr(_claude_code, "MAX_ITEMS_PER_PROMPT", 2)
-    monkeypatch.setattr(_otlp, "MAX_OPEN_PROMPTS", 1)
+    monkeypatch.setattr(_otlp_claude, "MAX_OPEN_PROMPTS", 1)
     requests = [
         {
             "event.name": "api_request",
@@ -469,3 +469,35 @@ def test_event_and_span_of_a_request_without_request_id_count_once() -> None:
     calls = by_session(without, "call", "claude_code.prompt")
     # Each call outcome has the event's cost and the span's time to first token: one merged record.
     assert all(c.cost_usd is not None and c.ttft_s is not None for c in calls if c.success)
+
+
+def test_a_decoder_pickled_before_the_split_restores_its_open_sessions() -> None:
+    """Checkpoints written before the decoder was split hold one flat state (open Claude Code
+    sessions, the span index): unpickled into today's decoder, the rest of the stream decodes the same."""
+    half = len(PROTOBUF) // 2
+    decoder = OtlpDecoder()
+    for path in PROTOBUF[:half]:
+        feed(decoder, path)
+    assert decoder.open_sessions
+    claude, genai = decoder.claude, decoder.genai
+    flat = {  # the 0.1.0 layout of OtlpDecoder.__dict__
+        "config": decoder.config,
+        "check_only": False,
+        "max_sessions": claude.max_sessions,
+        "session_idle_s": claude.session_idle_s,
+        "stats": decoder.stats,
+        "_sessions": claude._sessions,
+        "_aliases": claude._aliases,
+        "_closed": claude._closed,
+        "_spans": genai.spans,
+        "_records": claude._records,
+        "_open_prompts": claude._open_prompts,
+    }
+    old = OtlpDecoder.__new__(OtlpDecoder)
+    old.__setstate__(pickle.loads(pickle.dumps(flat)))
+    restored: OtlpDecoder = pickle.loads(pickle.dumps(old))
+    assert restored.claude.stats is restored.stats and restored.max_sessions == claude.max_sessions
+    rest = PROTOBUF[half:]
+    want = [o for p in rest for o in feed(decoder, p)] + decoder.expire(math.inf)
+    got = [o for p in rest for o in feed(restored, p)] + restored.expire(math.inf)
+    assert got == want and len(want) > 3

@@ -10,9 +10,15 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
+from driftwatch import _semconv as sc
 from driftwatch._config import Config
-from driftwatch.collectors import _otlp
-from driftwatch.collectors._otlp import OtlpDecoder, _attrs, _Bad, _count, _number, _text
+from driftwatch.collectors import _otlp_genai
+from driftwatch.collectors._otlp import OtlpDecoder
+from driftwatch.collectors._otlp_values import Bad as _Bad
+from driftwatch.collectors._otlp_values import attributes as _attrs
+from driftwatch.collectors._otlp_values import count as _count
+from driftwatch.collectors._otlp_values import number as _number
+from driftwatch.collectors._otlp_values import text as _text
 
 
 def attrs(value: AnyValue) -> dict[str, Any]:
@@ -77,8 +83,11 @@ def test_text_strips_truncates_and_skips_non_text(value: AnyValue, expected: str
     assert _text(attrs(value), "k") == expected
 
 
+_SOURCE = inspect.getsource(_otlp_genai)
+#: Every attribute the GenAI span reader names: upstream names as literals, driftwatch's from _semconv.
 _NAMED = sorted(
-    set(re.findall(r'"((?:gen_ai|driftwatch|http|error|anthropic)\.[a-z0-9_.]+)"', inspect.getsource(_otlp)))
+    set(re.findall(r'"((?:gen_ai|http|error|anthropic)\.[a-z0-9_.]+)"', _SOURCE))
+    | {getattr(sc, name) for name in re.findall(r"\bsc\.([A-Z_]+)\b", _SOURCE)}
 )
 _BAD = [
     AnyValue(string_value="abc"),

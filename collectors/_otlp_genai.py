@@ -1,0 +1,320 @@
+"""GenAI spans in OTLP traces: driftwatch's task and call spans, other instrumentations' call spans
+(OpenLLMetry, the upstream OpenTelemetry GenAI instrumentation) and ``gen_ai.evaluation.result``.
+
+``GenAiSpans`` turns one span (or evaluation) into an ``Outcome`` and keeps the one piece of state
+this needs: a bounded index of recent task and call spans, so that a call span or an evaluation
+finds its task even when it arrives in a later request. The decoder (``collectors/_otlp.py``)
+walks the request and hands each span here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from driftwatch import _semconv as sc
+from driftwatch._config import Config
+from driftwatch._outcome import Outcome
+from driftwatch.collectors._otlp_values import (
+    MAX_COST,
+    STATUS_ERROR,
+    Bad,
+    boolean,
+    count,
+    hex_id,
+    model_and_labels,
+    number,
+    pass_fail,
+    seconds,
+    stream_labels,
+    text,
+)
+
+__all__ = ["MAX_SPANS", "GenAiSpans", "SpanInfo"]
+
+#: Spans remembered (by span id) so that evaluation results and child call spans find their task.
+MAX_SPANS = 10_000
+_CALL_OPERATIONS = {"chat", "text_completion", "generate_content"}
+
+
+@dataclass(slots=True)
+class SpanInfo:
+    """What a child span or an evaluation inherits from a remembered task or call span."""
+
+    task: str
+    service: str
+    labels: dict[str, str]
+    task_id: str | None
+    model: str | None
+    trace_id: str
+
+
+class GenAiSpans:
+    """Task spans, call spans and evaluations → Outcomes, with the index of recent spans."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.spans: dict[str, SpanInfo] = {}
+
+    def _labels(self, attrs: Mapping[str, Any], res: Mapping[str, Any]) -> dict[str, str]:
+        return stream_labels(self.config.stream_labels, attrs, res)
+
+    @staticmethod
+    def is_call_span(name: str, attrs: Mapping[str, Any]) -> bool:
+        """A GenAI model call: by its operation, the SDK's or OpenLLMetry's span name, or its attributes."""
+        return (
+            attrs.get("gen_ai.operation.name") in _CALL_OPERATIONS
+            or name in ("anthropic.messages.create", "anthropic.chat")
+            or (
+                "gen_ai.operation.name" not in attrs
+                and ("gen_ai.system" in attrs or "gen_ai.provider.name" in attrs)
+                and "gen_ai.request.model" in attrs
+            )
+        )
+
+    def remember(self, span_id: str | None, info: SpanInfo) -> None:
+        if span_id is None:
+            return
+        self.spans.pop(span_id, None)
+        self.spans[span_id] = info
+        while len(self.spans) > MAX_SPANS:
+            del self.spans[next(iter(self.spans))]
+
+    @staticmethod
+    def is_task_span(name: str, attrs: Mapping[str, Any]) -> bool:
+        return attrs.get("gen_ai.operation.name") == "invoke_agent" or name.startswith("invoke_agent")
+
+    def task_info(
+        self, span: Any, attrs: Mapping[str, Any], res: Mapping[str, Any], service: str
+    ) -> SpanInfo:
+        name = (
+            text(attrs, sc.TASK_NAME)
+            or text(attrs, "gen_ai.agent.name")
+            or span.name.removeprefix("invoke_agent").strip()
+            or "agent"
+        )
+        labels = self._labels(attrs, res)
+        for key, value in attrs.items():
+            if key.startswith(sc.TASK_LABEL) and value is not None:
+                labels[key[len(sc.TASK_LABEL) :]] = str(value)[:128]
+        model, _ = model_and_labels(
+            text(attrs, "gen_ai.response.model") or text(attrs, "gen_ai.request.model")
+        )
+        return SpanInfo(
+            task=name,
+            service=service,
+            labels=labels,
+            task_id=text(attrs, sc.TASK_ID) or text(attrs, "gen_ai.agent.id"),
+            model=model,
+            trace_id=span.trace_id.hex(),
+        )
+
+    def task_span(
+        self,
+        span: Any,
+        attrs: Mapping[str, Any],
+        res: Mapping[str, Any],
+        service: str,
+        start: float,
+        end: float,
+        where: str,
+    ) -> Outcome:
+        info = self.task_info(span, attrs, res, service)
+        span_id = hex_id(span.span_id)
+        self.remember(span_id, info)
+        outcome = Outcome(
+            task=info.task,
+            time=start,
+            kind="task",
+            service=service,
+            task_id=info.task_id,
+            model=info.model,
+            labels=dict(info.labels),
+            trace_id=hex_id(span.trace_id),
+            span_id=span_id,
+        )
+        outcome.success = boolean(attrs, sc.TASK_SUCCESS, where)
+        if outcome.success is None and span.status.code == STATUS_ERROR:
+            outcome.success = False
+        outcome.score = number(attrs, sc.TASK_SCORE, where, -1e12, 1e12)
+        latency = seconds(attrs, sc.TASK_LATENCY_S, where)
+        outcome.latency_s = latency if latency is not None else end - start
+        outcome.ttft_s = seconds(attrs, sc.TASK_TTFT_S, where)
+        self._usage(outcome, attrs, where)
+        outcome.cost_usd = number(attrs, sc.TASK_COST_USD, where, 0, MAX_COST)
+        outcome.tool_calls = count(attrs, sc.TASK_TOOL_CALLS, where)
+        outcome.tool_errors = count(attrs, sc.TASK_TOOL_ERRORS, where)
+        outcome.api_errors = count(attrs, sc.TASK_API_ERRORS, where)
+        outcome.error_type = text(attrs, "error.type")
+        outcome.stop_reason = text(attrs, sc.TASK_STOP_REASON)
+        return outcome
+
+    def _usage(self, outcome: Outcome, attrs: Mapping[str, Any], where: str) -> None:
+        """GenAI usage; ``gen_ai.usage.input_tokens`` includes cached tokens (semconv): subtracted."""
+        inp, out, read, write = self._usage_counts(attrs, where)
+        cached = (read or 0) + (write or 0)
+        if inp is not None and cached and inp >= cached:
+            inp -= cached
+        outcome.input_tokens = inp
+        outcome.output_tokens = out
+        outcome.cache_read_tokens = read
+        outcome.cache_write_tokens = write
+
+    @staticmethod
+    def _usage_counts(
+        attrs: Mapping[str, Any], where: str
+    ) -> tuple[int | None, int | None, int | None, int | None]:
+        """Input, output, cache-read and cache-write tokens as sent (each checked; None when absent)."""
+        inp = count(attrs, "gen_ai.usage.input_tokens", where)
+        if inp is None:
+            inp = count(attrs, "gen_ai.usage.prompt_tokens", where)  # older instrumentations
+        out = count(attrs, "gen_ai.usage.output_tokens", where)
+        if out is None:
+            out = count(attrs, "gen_ai.usage.completion_tokens", where)
+        read = count(attrs, "gen_ai.usage.cache_read.input_tokens", where)
+        if read is None:
+            read = count(attrs, "gen_ai.usage.cache_read_input_tokens", where)  # OpenLLMetry
+        write = count(attrs, "gen_ai.usage.cache_write.input_tokens", where)
+        if write is None:
+            write = count(attrs, "gen_ai.usage.cache_creation.input_tokens", where)
+        if write is None:
+            write = count(attrs, "gen_ai.usage.cache_creation_input_tokens", where)
+        return inp, out, read, write
+
+    @classmethod
+    def check_call_span(cls, attrs: Mapping[str, Any], where: str) -> None:
+        """The checks of ``call_span``, in its order, without building the outcome (``check_only``).
+
+        Keep the two in step: a check added there goes here too (tests/collectors/
+        test_otlp_values.py compares both on malformed values of every attribute this module names).
+        """
+        count(attrs, "http.response.status_code", where)
+        seconds(attrs, sc.CALL_LATENCY_S, where)
+        if seconds(attrs, sc.CALL_TTFT_S, where) is None:
+            seconds(attrs, "gen_ai.response.time_to_first_chunk", where)
+        cls._usage_counts(attrs, where)
+        count(attrs, sc.CALL_TOOL_CALLS, where)
+        number(attrs, sc.CALL_COST_USD, where, 0, MAX_COST)
+
+    def call_span(
+        self,
+        span: Any,
+        attrs: Mapping[str, Any],
+        res: Mapping[str, Any],
+        service: str,
+        start: float,
+        end: float,
+        where: str,
+    ) -> Outcome:
+        # Every check (a count, seconds, number that can raise Bad) is mirrored, in the same
+        # order, in check_call_span.
+        provider = (text(attrs, "gen_ai.provider.name") or text(attrs, "gen_ai.system") or "").lower() or None
+        operation = text(attrs, "gen_ai.operation.name") or "chat"
+        request_model, _ = model_and_labels(text(attrs, "gen_ai.request.model"))
+        model, model_labels = model_and_labels(
+            text(attrs, "gen_ai.response.model") or text(attrs, "gen_ai.request.model")
+        )
+        own_task = text(attrs, sc.TASK_NAME)
+        # driftwatch's call spans say their task themselves; others inherit their agent span's.
+        parent = None if own_task else self.spans.get(hex_id(span.parent_span_id) or "")
+        task = own_task or (parent.task if parent else None)
+        if task is None:
+            task = "anthropic.messages" if provider == "anthropic" else f"{provider or 'gen_ai'}.{operation}"
+        labels: dict[str, str] = dict(parent.labels) if parent is not None else {}
+        labels.update(self._labels(attrs, res))
+        labels.update(model_labels)
+        for key, value in attrs.items():
+            if key.startswith(sc.TASK_LABEL) and value is not None:
+                labels[key[len(sc.TASK_LABEL) :]] = str(value)[:128]
+        stream_end = text(attrs, sc.STREAM_END)
+        if stream_end:
+            labels["stream_end"] = stream_end
+        if provider:
+            labels["provider"] = provider
+        status = count(attrs, "http.response.status_code", where)
+        error_type = text(attrs, sc.CALL_ERROR_TYPE) or text(attrs, "error.type")
+        failed = span.status.code == STATUS_ERROR or error_type is not None or (status or 0) >= 400
+        if failed and error_type is None:
+            error_type = str(status) if status else "error"
+        outcome = Outcome(
+            task=task,
+            time=start,
+            kind="call",
+            service=service,
+            task_id=text(attrs, sc.TASK_ID) or (parent.task_id if parent else None),
+            model=model,
+            request_model=request_model,
+            labels=labels,
+            success=not failed,
+            error_type=error_type if failed else None,
+            trace_id=hex_id(span.trace_id),
+            span_id=hex_id(span.span_id),
+        )
+        latency = seconds(attrs, sc.CALL_LATENCY_S, where)
+        outcome.latency_s = latency if latency is not None else end - start
+        ttft = seconds(attrs, sc.CALL_TTFT_S, where)
+        if ttft is None:
+            ttft = seconds(attrs, "gen_ai.response.time_to_first_chunk", where)
+        outcome.ttft_s = ttft
+        self._usage(outcome, attrs, where)
+        outcome.tool_calls = count(attrs, sc.CALL_TOOL_CALLS, where)
+        outcome.cost_usd = number(attrs, sc.CALL_COST_USD, where, 0, MAX_COST)
+        reasons = attrs.get("gen_ai.response.finish_reasons")
+        if isinstance(reasons, list) and reasons and isinstance(reasons[0], str):
+            outcome.stop_reason = reasons[0]
+        else:
+            outcome.stop_reason = text(attrs, "anthropic.message.stop_reason") or text(
+                attrs, "gen_ai.response.finish_reasons"
+            )
+        info = SpanInfo(task, service, labels, outcome.task_id, model, span.trace_id.hex())
+        self.remember(outcome.span_id, info)
+        response_id = text(attrs, "gen_ai.response.id")
+        if response_id:
+            self.remember(f"r:{response_id}", info)
+        return outcome
+
+    def evaluation(
+        self,
+        attrs: Mapping[str, Any],
+        res: Mapping[str, Any],
+        service: str,
+        parent_span: str | None,
+        t: float,
+        where: str,
+    ) -> Outcome | None:
+        """A score for the evaluated span's task; None when the evaluation itself failed (``error.type``)."""
+        name = text(attrs, "gen_ai.evaluation.name")
+        if name is None:
+            raise Bad(
+                f"{where}: attribute 'gen_ai.evaluation.name' is missing; expected the evaluation's "
+                "name such as 'relevance'"
+            )
+        score = number(attrs, "gen_ai.evaluation.score.value", where, -1e12, 1e12)
+        label = text(attrs, "gen_ai.evaluation.score.label")
+        if score is None and label is None:
+            raise Bad(
+                f"{where}: evaluation '{name}' has neither 'gen_ai.evaluation.score.value' nor "
+                "'gen_ai.evaluation.score.label'; expected a score such as 0.8 or a label such as 'pass'"
+            )
+        if text(attrs, "error.type"):
+            return None  # the evaluator failed: no verdict on the evaluated output
+        info = self.spans.get(parent_span or "")
+        response_id = text(attrs, "gen_ai.response.id")
+        if info is None and response_id:
+            # Semconv: without a parent span, the evaluated completion is named by its response id.
+            info = self.spans.get(f"r:{response_id}")
+        labels = dict(info.labels) if info is not None else {}
+        labels.update(self._labels(attrs, res))
+        return Outcome(
+            # One stream per evaluated task and evaluation: scores of different evaluators differ in scale.
+            task=f"{info.task if info is not None else 'evaluation'}:{name}",
+            time=t,
+            kind="task",
+            service=info.service if info is not None else service,
+            task_id=info.task_id if info is not None else None,
+            model=info.model if info is not None else None,
+            labels=labels,
+            score=score,
+            success=pass_fail(label),
+        )

@@ -1,0 +1,31 @@
+"""``driftwatch demo``: a simulated agent through the real anthropic SDK against a local fake API."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(sub: Any) -> None:
+    demo = sub.add_parser(
+        "demo",
+        help="simulated agent with a silent degradation; prints the alert and its delay",
+        description="Run a simulated coding agent through the real anthropic SDK against a local fake API. "
+        "One stream degrades at a known task; the alert is printed with its statistics and the "
+        "detection delay. "
+        "Exports spans, alert logs and metrics over OTLP when OTEL_EXPORTER_OTLP_ENDPOINT is set.\n\n"
+        "example: driftwatch demo --tasks 1000 --change-at 500",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    demo.add_argument("--tasks", type=int, default=1000, help="tasks per stream (default 1000)")
+    demo.add_argument("--change-at", type=int, default=500, help="task index where degradation starts")
+    demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    demo.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from driftwatch._offline.demo import run_demo
+
+    return run_demo(tasks_per_stream=args.tasks, change_at=args.change_at, seed=args.seed)
