@@ -98,7 +98,13 @@ def landed(sc: Scenario, xs: Sequence[float], tau: int, markers: Sequence[tuple[
         for a in mon.process(Outcome(task="bench", time=float(i), model=model, task_id=tid, **value)):
             if a.status == "confirmed":
                 pages.append((i, a.direction, a.kind))
-            elif a.kind == "drift" and a.status == "resolved" and "not confirmed" in a.message and i >= tau:
+            elif (
+                a.kind == "drift"
+                and a.status == "resolved"
+                and ("not confirmed" in a.message or a.extra.get("resolved_by") == "withdrawn")
+                and a.detected_at >= tau  # as the proposed arm: alarms after the change, up to the page
+                and not any(kind == "drift" for _, _, kind in pages)
+            ):
                 withdrawn += 1
     return {"pages": pages, "withdrawn": withdrawn}
 
