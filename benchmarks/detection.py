@@ -707,6 +707,20 @@ of the decision) and say on how many fresh observations and by which ratio they 
 Benjamini–Hochberg across concurrent candidates is recorded in `extra` (`bh_m`, `bh_rank`) but holds
 no page back.
 
+**Fleet control (issue 15 item 3).** The stage-two likelihood ratios are e-values, and e-BH over
+them is Benjamini–Hochberg on p = 1/ratio (a seeded test checks the identity). Its k-th threshold
+is m / (`confirm_alpha` · k) ≥ 1 / `confirm_alpha`, so across candidates it can only make a page
+*harder* than the lone test, never easier. Simulated (`python -P benchmarks/fleet_fdr.py --reps
+60`, seed 20261203: 20 candidates suspected at once at a pass rate of 0.51, a share of them really
+at 0.38, alpha 0.05): the shipped lone tests page every real change in a median 75–91 fresh
+observations with a false discovery rate of 0.433 when none changed (each null candidate pages with
+probability ≤ 0.05, so 20 of them page at least once 43 % of the time), 0.085 with 20 % changed,
+0.025 with 50 %, 0.006 with 90 %; e-BH pages them in 139–174 (about 1.6–2.3× later) at a false
+discovery rate of 0.033, 0, 0.002, 0.003. The Monitor keeps the lone tests (per-stream error
+control, false pages ≤ *b* × `confirm_alpha` per observation, the fleet rule below) and records
+BH's ranks in `extra`; a fleet that wants its pages' FDR held at a level should lower
+`confirm_alpha` rather than gate pages on the other candidates.
+
 **Fleet rule.** Expected false pages per week ≤ streams × observations per stream per week × *b* ×
 `confirm_alpha`. A service with 500 streams of 1,000 tasks a week each, at the defaults, expects at
 most 500 × 1,000 × 1e-4 × 0.05 = 2.5 false pages a week (and 50 `suspected` annotations); measured
