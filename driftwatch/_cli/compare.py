@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from driftwatch._cli.remote import RemoteError, add_remote_arguments, fetch_outcomes
 from driftwatch._outcome import SIGNALS, Outcome
 
 __all__ = ["add_parser", "run"]
@@ -29,7 +30,10 @@ HELP = (
     "  driftwatch compare outcomes.jsonl --baseline model=gpt-4-0314 --candidate model=gpt-4-0613 \\\n"
     "    --markdown comment.md --json compare.json\n"
     "  driftwatch compare main.jsonl pr.jsonl --tolerance 0.02 --gate success,latency_s\n"
-    "  driftwatch compare runs.jsonl --baseline until=2026-03-01 --candidate since=2026-03-01"
+    "  driftwatch compare runs.jsonl --baseline until=2026-03-01 --candidate since=2026-03-01\n"
+    "  driftwatch compare --url http://127.0.0.1:4318 --baseline model=a --candidate model=b\n\n"
+    "With --url the outcomes come from a running `driftwatch serve` (its outcome history), each side "
+    "selected there with the same selector"
 )
 
 
@@ -41,8 +45,9 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument(
-        "files", nargs="+", metavar="FILE", help="outcome file(s): one, or baseline then candidate"
+        "files", nargs="*", metavar="FILE", help="outcome file(s): one, or baseline then candidate"
     )
+    add_remote_arguments(p, optional=True)
     p.add_argument("--baseline", default="", metavar="SELECTOR", help="which outcomes are the baseline")
     p.add_argument("--candidate", default="", metavar="SELECTOR", help="which outcomes are the candidate")
     p.add_argument(
@@ -111,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
         to_text,
     )
 
+    if args.url is not None:
+        if args.files:
+            return _fail("give outcome files or --url, not both")
+        args.files = [args.url]  # one source: both selectors are required, as with one file
+    elif not args.files:
+        return _fail("give one or two outcome files, or --url to read a running driftwatch serve")
     if len(args.files) > 2:
         return _fail(f"compare takes one outcome file or two (baseline, candidate), got {len(args.files)}")
     if len(args.files) == 1 and not (args.baseline and args.candidate):
@@ -142,7 +153,12 @@ def run(args: argparse.Namespace) -> int:
     except SelectorError as exc:
         return _fail(str(exc))
     sides = []
-    for path in args.files:
+    if args.url is not None:
+        try:  # each side selected by the service, with the same selector (and again below: a no-op)
+            sides = [fetch_outcomes(args.url, args.token, sel) for sel in (args.baseline, args.candidate)]
+        except RemoteError as exc:
+            return _fail(str(exc))
+    for path in args.files if args.url is None else ():
         read = _read(path)
         if isinstance(read, str):
             return _fail(read)

@@ -151,20 +151,23 @@ class History:
         try:
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
             self._reader.executescript(_SCHEMA)
-            rows, size = self._reader.execute(
-                "SELECT count(*), coalesce(sum(size), 0) FROM history_outcome"
+            rows, size, newest = self._reader.execute(
+                "SELECT count(*), coalesce(sum(size), 0), max(time) FROM history_outcome"
             ).fetchone()
             self._stream_ids = dict(self._reader.execute("SELECT key, id FROM history_stream"))
             self._reader.execute("PRAGMA query_only = 1")
         except sqlite3.Error as exc:
             raise StateError(f"state file {path}: cannot keep the outcome history ({exc})") from None
         self.stats.rows, self.stats.bytes = int(rows), int(size)
+        #: The newest event time kept: age is counted back from it (see ``cutoff``).
+        self.newest = -math.inf if newest is None else float(newest)
 
     # -- the worker's side -----------------------------------------------------------------------
     def add(self, seq: int, outcomes: Sequence[Outcome]) -> None:
         """Buffer the outcomes of journal entry ``seq`` (in the order the entry decoded to)."""
         labels = self.stream_labels
         out = self._outcomes
+        self.newest = max(self.newest, max(o.time for o in outcomes)) if outcomes else self.newest
         for index, outcome in enumerate(outcomes):
             out.append(
                 (
@@ -240,7 +243,7 @@ class History:
     def _prune(self, conn: sqlite3.Connection, pending: HistoryStats, added: int) -> None:
         started = time.perf_counter()
         budget = max(PRUNE_BATCH, 2 * added)
-        cutoff = self._clock() - self.max_age_s
+        cutoff = self.cutoff()
         removed_rows = removed_bytes = 0
         # By age: the oldest rows, up to this checkpoint's budget.
         old = conn.execute(
@@ -280,6 +283,13 @@ class History:
             pending.prunes += 1
             pending.prune_seconds += took
             pending.prune_max_seconds = max(pending.prune_max_seconds, took)
+
+    def cutoff(self) -> float:
+        """Outcomes and alerts older than this (event time) are pruned: ``max_age`` before the newest
+        outcome kept, so recorded or replayed data are kept as long as live data; the newest counts
+        as at most a day past the wall clock, so one outcome with a far-future time prunes nothing
+        more. Deterministic, so a replay prunes as the first run did."""
+        return min(self.newest, self._clock() + 86400.0) - self.max_age_s
 
     @staticmethod
     def _delete_oldest(conn: sqlite3.Connection, count: int) -> tuple[int, int]:
