@@ -1,4 +1,4 @@
-"""Issue 19's bar check with real processes: serve, OTLP in, restart, then status, compare and report --url."""
+"""Issue 19's bar check, real processes: serve, OTLP in, restart, then status, compare and report --url."""
 
 from __future__ import annotations
 
