@@ -23,6 +23,7 @@ COMMANDS = [
     "ingest junit",
     "compare",
     "serve",
+    "status",
     "bench",
     "bench run",
 ]
