@@ -25,9 +25,8 @@ def add_parser(sub: Any) -> None:
         "changes and the baseline 95% interval. Prints a summary table (runs, baseline vs current, open "
         "alerts). Without --alerts, detection runs over the outcomes as in `driftwatch replay`.\n\n"
         "With --url the outcomes come from a running `driftwatch serve` (its outcome history).\n\n"
-        "examples:\n"
-        "  driftwatch report outcomes.jsonl --alerts alerts.jsonl --out report/\n"
-        "  driftwatch report --url http://127.0.0.1:4318 --out report/",
+        "example: driftwatch report outcomes.jsonl --alerts alerts.jsonl --out report/\n"
+        "example: driftwatch report --url http://127.0.0.1:4318 --out report/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("file", nargs="?", help="outcome file: .jsonl (default) or .csv")

@@ -147,6 +147,7 @@ class History:
         self._outcomes: list[tuple[int, float, str, str | None, str]] = []  # id, time, key, model, json
         self._alerts: dict[tuple[str, str], tuple[str, str, float, str]] = {}
         self._pending: HistoryStats | None = None
+        self._new_ids: dict[str, int] = {}
         self._read_lock = threading.Lock()
         try:
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -287,8 +288,8 @@ class History:
     def cutoff(self) -> float:
         """Outcomes and alerts older than this (event time) are pruned: ``max_age`` before the newest
         outcome kept, so recorded or replayed data are kept as long as live data; the newest counts
-        as at most a day past the wall clock, so one outcome with a far-future time prunes nothing
-        more. Deterministic, so a replay prunes as the first run did."""
+        as at most a day past the wall clock, so one outcome with a far-future time cannot prune
+        the rest."""
         return min(self.newest, self._clock() + 86400.0) - self.max_age_s
 
     @staticmethod
