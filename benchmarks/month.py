@@ -123,7 +123,7 @@ def main() -> int:
     durable, history = open_all(path, config, args)
     durable.start()
     crash_at = hours // 2 + args.every // 2  # mid-interval: entries after the last checkpoint are replayed
-    outcomes = 0
+    outcomes = pruned_before = 0
     for h in range(hours):
         durable.append("hour", hour(rng, args.streams, args.per_day, h, drift_from))
         durable.step(limit=1)
@@ -131,6 +131,7 @@ def main() -> int:
         if (h + 1) % args.every == 0:
             timed_checkpoint(durable, checkpoints)
         if h == crash_at:
+            pruned_before = history.stats.pruned_rows  # counters live in memory: carried over by hand
             durable.store.close()  # a kill -9: no last checkpoint, the history buffer lost with it
             history.close()
             durable, history = open_all(path, config, args)
@@ -146,8 +147,8 @@ def main() -> int:
     print(f"{args.streams} streams, {args.days} days, {outcomes:,} outcomes processed in {feed_s:.1f} s")
     print(
         f"history: {stats.rows:,} outcomes kept ({stats.bytes / 2**20:.1f} MiB counted), "
-        f"{stats.pruned_rows:,} pruned in {stats.prunes} prunes "
-        f"({stats.prune_seconds:.2f} s total, max {stats.prune_max_seconds * 1000:.0f} ms)"
+        f"{pruned_before + stats.pruned_rows:,} pruned ({stats.prunes} prunes since the restart: "
+        f"{stats.prune_seconds:.2f} s total, max {stats.prune_max_seconds * 1000:.0f} ms)"
     )
     print(
         f"state file: {size / 2**20:.1f} MiB ({size / max(stats.bytes, 1):.2f}x the history's counted bytes; "
@@ -160,7 +161,8 @@ def main() -> int:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"memory: RSS {rss_mib():.0f} MiB now, peak {peak:.0f} MiB")
     # Exactly once across the crash: every outcome processed is kept or was pruned, none twice.
-    assert stats.rows + stats.pruned_rows == outcomes, (stats.rows, stats.pruned_rows, outcomes)
+    pruned = pruned_before + stats.pruned_rows
+    assert stats.rows + pruned == outcomes, (stats.rows, pruned, outcomes)
     serve = load_config(None, env={}, http_port=0, grpc_port=0, state=str(path))
     receiver = Receiver(_Idle(), serve)  # type: ignore[arg-type]
     receiver.query_routes.update(ReadApi(durable.monitor, history).routes())
