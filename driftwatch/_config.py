@@ -32,6 +32,9 @@ class Config:
     lag: int = 300
     signals: list[str] = field(default_factory=lambda: list(SIGNALS))
     stream_labels: list[str] = field(default_factory=list)
+    task_signals: list[str] = field(default_factory=lambda: ["success", "score"])
+    """Signals detected against each task's difficulty when outcomes carry a ``task_id``
+    (``detectors/_ability.py``): a change in the agent's ability, not in the task mix. ``[]``: none."""
     """Outcome labels added to the stream key (service, task), e.g. ``[language]``."""
     confirm_alpha: float = 0.05
     """Stage two (confirmation): the chance that the sequential test on fresh observations ever pages
@@ -226,10 +229,10 @@ def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> 
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: key '{name}': expected a non-empty string, got {value!r}")
         return value
-    if name == "signals":
+    if name in ("signals", "task_signals"):
         if not isinstance(value, list) or any(v not in SIGNALS for v in value):
             raise ConfigError(
-                f"{where}: key 'signals': expected a list drawn from {sorted(SIGNALS)}, got {value!r}"
+                f"{where}: key '{name}': expected a list drawn from {sorted(SIGNALS)}, got {value!r}"
             )
         return list(value)
     if name == "stream_labels":

@@ -385,10 +385,12 @@ class Monitor:
                 log.warning("driftwatch: could not track version markers", exc_info=True)
         watches = entry.watches
         observe = self._lifecycle.observe
+        task_id = self._lifecycle.task = outcome.task_id
         for name, value in values.items():
             watch = watches.get(name)
             if watch is None:
-                watch = watches[name] = _SignalWatch(SIGNALS[name], self.config)
+                per_task = task_id is not None and name in self.config.task_signals
+                watch = watches[name] = _SignalWatch(SIGNALS[name], self.config, per_task=per_task)
             alerts += observe(watch, key, labels, name, value, outcome.time)
         if alerts:  # a resolve says when it resolved: at this outcome's event time
             alerts = [stamp_resolved(alert, outcome.time) for alert in alerts]
