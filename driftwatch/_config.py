@@ -67,6 +67,9 @@ class Config:
     compare_max: int = 400
     """At most this many observations per side: the last ones before the change, the first after."""
     compare_alpha: float = 0.05
+    incident_window_s: float = 3600.0
+    """Alerts of one task (call- and task-level streams, every signal) or of one version change whose
+    changes lie within this many seconds form one incident: one page (``_monitor/incidents.py``)."""
     """False-discovery rate (Benjamini–Hochberg over the signals) of a before/after comparison."""
     queue_size: int = 10_000
     """Outcomes waiting for detection; more are dropped and counted, never blocking the agent."""
@@ -192,6 +195,17 @@ def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> 
                 f"(default 0.2), got {value!r}"
             )
         return shift
+    if name == "incident_window_s":
+        try:
+            window = float(value)
+        except (TypeError, ValueError):
+            window = -1.0
+        if isinstance(value, bool) or not 0 <= window < float("inf"):
+            raise ConfigError(
+                f"{where}: key 'incident_window_s': expected seconds >= 0 (default 3600; 0 groups only "
+                f"alerts whose changes coincide), got {value!r}"
+            )
+        return window
     if name == "max_fresh":
         try:
             most = int(value)
