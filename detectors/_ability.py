@@ -51,7 +51,7 @@ ABILITY_CONFIRM_SHIFTS: dict[str, tuple[float, ...]] = {
 }
 ABILITY_MIN_SHIFT: dict[str, float] = {"binary": 0.3, "numeric": 0.2}
 #: Task ids tracked per stream; beyond it the least recently seen task is forgotten.
-MAX_TASKS = 5000
+MAX_TASKS = 1000
 #: Added to log(1 / budget): what estimating each task's difficulty costs in false alarms.
 THRESHOLD_MARGIN = -3.0
 #: The prior's weight (pseudo-observations) in a task's expectation is at most this: the empirical
