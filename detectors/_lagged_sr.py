@@ -11,6 +11,7 @@ from typing import Any, Literal
 from river.base import DriftDetector
 
 from driftwatch._stats import Moments
+from driftwatch.detectors._self_starting import SelfStartingSR
 from driftwatch.detectors._thresholds import threshold_for
 
 __all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "LaggedSR"]
@@ -22,6 +23,19 @@ DEFAULT_SHIFTS: tuple[float, ...] = (0.3, 0.45)
 DEFAULT_WARMUP = 500
 #: The most recent observations kept out of the baseline, so that a change does not leak into it.
 DEFAULT_LAG = 300
+
+#: Values per batch of the long-run variance estimate (see ``LaggedSR.dispersion``).
+DISPERSION_BATCH = 50
+#: The stage-one inflation is the estimate's lower confidence bound at this level: on independent
+#: values it stays exactly 1 in 95% of streams, so the iid delays do not pay for the estimate.
+_DISPERSION_CONFIDENCE = 1.645
+#: Batch pairs of prior weight at 1 in the (point) inflation given to the confirmation stage.
+_DISPERSION_PRIOR = 4.0
+_DISPERSION_MAX = 50.0
+#: Baseline weight for confirming a self-starting alarm (``SequentialConfirm.baseline_weight``): its
+#: false alarms select a short baseline that lies away from the alarm (1.1 standard errors on
+#: average), which at weight 1 confirmed 21-27% of them; 0.5 confirms ~10% (benchmarks/production.py).
+SELF_STARTING_BASELINE_WEIGHT = 0.5
 
 Kind = Literal["binary", "numeric"]
 #: Statistics are kept on the linear scale and held at _R_MAX, so a finite threshold must stay below
@@ -98,11 +112,21 @@ class LaggedSR(DriftDetector):
         False alarms per observation the calibrated threshold allows (default one per 10,000).
     threshold
         A threshold on the log of the mixture statistic to use instead of the calibrated one.
+    self_start
+        Watch the warm-up too, with a ``SelfStartingSR`` (predictive likelihood ratios against the
+        observations so far, its own thresholds calibrated from the first observation at
+        ``budget``) that hands over at the end of the warm-up. Large changes are then caught from
+        about the 20th observation; the warm-up is where full sensitivity is reached. Off when a
+        ``threshold`` is given (that threshold is the lagged statistic's only).
+    dependence
+        Estimate the long-run variance inflation κ of the stream (batch means, ``dispersion``) and
+        divide every log likelihood ratio by it, so that bursts, batches of easy and hard tasks and
+        autocorrelation do not read as changes. Off: the values are taken as independent.
 
     Examples
     --------
     >>> import random
-    >>> rng = random.Random(7)
+    >>> rng = random.Random(10)
     >>> detector = LaggedSR(kind="binary")
     >>> stream = [rng.random() < 0.51 for _ in range(1000)] + [rng.random() < 0.38 for _ in range(1000)]
     >>> for i, passed in enumerate(stream):
@@ -110,7 +134,7 @@ class LaggedSR(DriftDetector):
     ...     if detector.drift_detected:
     ...         print(f"change detected at {i}, {detector.direction}, began near {detector.change_index}")
     ...         break
-    change detected at 1170, down, began near 1003
+    change detected at 1096, down, began near 987
     """
 
     def __init__(
@@ -121,6 +145,8 @@ class LaggedSR(DriftDetector):
         shifts: Sequence[float] = DEFAULT_SHIFTS,
         budget: float = 1e-4,
         threshold: float | None = None,
+        self_start: bool = True,
+        dependence: bool = True,
     ) -> None:
         if kind not in ("binary", "numeric"):
             raise ValueError(f"kind must be 'binary' or 'numeric', got {kind!r}")
@@ -144,7 +170,32 @@ class LaggedSR(DriftDetector):
         self.shifts = tuple(shifts)
         self.budget = budget
         self.threshold = threshold
+        self.self_start = self_start
+        self.dependence = dependence
+        self._init_dispersion()
         self._reset()
+
+    def _init_dispersion(self) -> None:
+        # Long-run variance by batch means, kept across resets (dependence is the stream's, not the
+        # level's): the current batch's sum and count, the previous batch's mean (None at a reset:
+        # no difference across a change), and the sum and count of B·(difference)² / (2 var).
+        self._b_sum = 0.0
+        self._b_count = 0
+        self._b_last: float | None = None
+        self._d_sum = 0.0
+        self._d_count = 0
+        self._kappa = 1.0  # stage one's inflation (the lower bound); 1 until dependence shows
+        # Lag-1 autocorrelation of the same values (count, sums, sum of squares, sum of products of
+        # neighbours, the previous value or None after a reset): an AR(1) reading of κ that is
+        # available long before enough batches are (bursts and AR noise show in tens of values).
+        self._a = [0.0, 0.0, 0.0, 0.0, 0.0]  # pairs, Σx_{t-1}, Σx_t, Σx_{t-1}², Σx_t x_{t-1}
+        self._a_sq = 0.0  # Σx_t²
+        self._a_last: float | None = None
+
+    def _new_early(self) -> SelfStartingSR | None:
+        if not self.self_start or self.threshold is not None:
+            return None
+        return SelfStartingSR(kind=self.kind, budget=self.budget, handover=self.warmup)
 
     def _reset(self) -> None:
         super()._reset()
@@ -158,6 +209,14 @@ class LaggedSR(DriftDetector):
         self._limit = math.inf  # sum_r above this is an alarm: arms on · exp(threshold)
         self._fired: _Arm | None = None
         self._h: float | None = self.threshold
+        # The warm-up's own detector (None once handed over, or when off), and how the last alarm was
+        # raised: (phase, observations in its baseline) for the alert's evidence.
+        self._early = self._new_early()
+        self._fired_by: tuple[str, int] = ("lagged", 0)
+        self._b_sum, self._b_count, self._b_last = 0.0, 0, None
+        self._a_last = None
+        if self._early is not None:
+            self._early.dispersion = self._kappa
 
     # -- results -------------------------------------------------------------------------------
     @property
@@ -191,7 +250,40 @@ class LaggedSR(DriftDetector):
 
     @property
     def threshold_used(self) -> float | None:
+        if self._fired is not None and self._fired_by[0] == "self-starting" and self._early is not None:
+            return self._early.threshold_used
         return self._h
+
+    @property
+    def phase(self) -> str:
+        """``"self-starting"`` while the warm-up's own detector watches (or if it raised the last
+        alarm), else ``"lagged"``."""
+        if self._fired is not None:
+            return self._fired_by[0]
+        return "self-starting" if self._early is not None and self.warming_up else "lagged"
+
+    @property
+    def baseline_n(self) -> int:
+        """Observations in the baseline the last alarm was raised against (or the current one). For
+        the self-starting phase, the observations before the estimated change (those ``split``
+        returns first), which is all the baseline a short stream has."""
+        if self._fired is not None:
+            return self._fired_by[1]
+        if self._early is not None and self.warming_up:
+            return self._early.baseline_moments[0]
+        return self._ref.n
+
+    def evidence(self) -> dict[str, Any]:
+        """How the last alarm was raised, for the alert: the phase and the baseline's size."""
+        info: dict[str, Any] = {
+            "phase": self.phase,
+            "baseline_n": self.baseline_n,
+            "dispersion": round(self._kappa, 3),
+            "dispersion_estimate": round(self.dispersion_estimate, 3),
+        }
+        if self.phase == "self-starting":
+            info["self_starting_shifts"] = list(self._early.shifts) if self._early else []
+        return info
 
     def split(self) -> tuple[Moments, Moments]:
         """After a detection: moments of the observations before and after the estimated change."""
@@ -223,6 +315,11 @@ class LaggedSR(DriftDetector):
         for arm in self._arms:
             arm.mark = (baseline.n, baseline.mean, baseline.m2)
             arm.zero_at, arm.zero_time = baseline.n, t
+        if self._early is not None:
+            if self._n < self.warmup:
+                self._early.resume(baseline.n, baseline.mean, baseline.m2, t)
+            else:
+                self._early = None
         if self._n >= self.warmup:
             self._choose_arms()
             if self._h is None:
@@ -242,21 +339,148 @@ class LaggedSR(DriftDetector):
         moments.m2 += delta * (value - moments.mean)
         if self._n <= self.warmup:
             self._ref.add(value)
+            self._batch(value)
             mark = (self._all.n, self._all.mean, self._all.m2)
             for arm in self._arms:
                 arm.zero_at, arm.zero_time, arm.mark = self._n, t, mark
+            early = self._early
+            if early is not None:
+                early.update(value, t)
+                if early.drift_detected:
+                    self._early_alarm(early)
+                    return
             if self._n == self.warmup:
+                self._early = None  # handed over: the lagged statistic watches at full sensitivity
                 self._choose_arms()
                 if self._h is None:
                     self._h = self._calibrated()
             return
         if len(self._pending) >= self.lag and self._pending:
-            self._ref.add(self._pending.popleft())
+            old = self._pending.popleft()
+            self._ref.add(old)
+            self._batch(old)
         self._step(value, t)
         if self.lag:
             self._pending.append(value)
         else:
             self._ref.add(value)
+            self._batch(value)
+
+    def _batch(self, value: float) -> None:
+        """A value entering the baseline into the batch-means estimate of the long-run variance.
+
+        Successive batch means differ by ``b_i - b_{i-1}``, whose variance is ``2 κ var / B`` for
+        a stationary stream with long-run variance ``κ var``: one level change spoils one difference,
+        not the estimate (no difference is taken across a reset). The values' variance is the
+        baseline's (pass/fail: ``p (1 - p)`` at its rate).
+        """
+        if not self.dependence:
+            return
+        last = self._a_last
+        self._a_last = value
+        if last is not None:
+            a = self._a
+            a[0] += 1
+            a[1] += last
+            a[2] += value
+            a[3] += last * last
+            a[4] += value * last
+            self._a_sq += value * value
+            if int(a[0]) % 10 == 0:
+                self._update_kappa()
+        self._b_sum += value
+        self._b_count += 1
+        if self._b_count < DISPERSION_BATCH:
+            return
+        mean = self._b_sum / self._b_count
+        self._b_sum, self._b_count = 0.0, 0
+        last, self._b_last = self._b_last, mean
+        if last is None:
+            return
+        if self.kind == "binary":
+            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
+            var = p * (1 - p)
+        else:
+            var = self._ref.var
+        if not var > 0:
+            return
+        self._d_sum += DISPERSION_BATCH * (mean - last) ** 2 / (2 * var)
+        self._d_count += 1
+        self._update_kappa()
+
+    def _lag1(self) -> tuple[float, float]:
+        """(lag-1 autocorrelation, its standard error under independence) of the baseline's values."""
+        n, sx, sy, sxx, sxy = self._a
+        if n < 10:
+            return 0.0, math.inf
+        vx, vy = sxx - sx * sx / n, self._a_sq - sy * sy / n
+        if not (vx > 0 and vy > 0):
+            return 0.0, math.inf
+        return (sxy - sx * sy / n) / math.sqrt(vx * vy), 1 / math.sqrt(n)
+
+    def _update_kappa(self) -> None:
+        batch = self._kappa_estimate() / self._chi2_ratio()
+        r, se = self._lag1()
+        low = min(r - _DISPERSION_CONFIDENCE * se, 0.9)
+        ar = (1 + low) / (1 - low) if low > 0 else 1.0
+        self._kappa = min(_DISPERSION_MAX, max(1.0, batch, ar))
+        if self._early is not None:
+            self._early.dispersion = self._kappa
+
+    def _kappa_estimate(self) -> float:
+        return self._d_sum / self._d_count if self._d_count else 1.0
+
+    def _df(self) -> float:
+        # Squared successive differences overlap: their mean has about 2m²/(3m - 1) degrees of freedom
+        # for m differences of independent batch means (von Neumann), not m.
+        m = self._d_count
+        return 2 * m * m / (3 * m - 1) if m else 0.0
+
+    def _chi2_ratio(self) -> float:
+        """Upper 95% point of χ²_df / df (Wilson–Hilferty): the estimate's lower bound divides by it."""
+        df = self._df()
+        if df <= 0:
+            return math.inf
+        c = 2 / (9 * df)
+        return max(1.0, (1 - c + _DISPERSION_CONFIDENCE * math.sqrt(c)) ** 3)
+
+    @property
+    def dispersion(self) -> float:
+        """Stage one's long-run variance inflation κ: each likelihood ratio's log is divided by it.
+
+        The lower 95% confidence bound of the batch-means estimate (batches of ``DISPERSION_BATCH``
+        values entering the baseline), at least 1: 1 on independent values in 95% of streams.
+        """
+        return self._kappa
+
+    @property
+    def dispersion_estimate(self) -> float:
+        """The point estimate of κ, shrunk towards 1 by a prior of a few batch pairs, at least 1:
+        the inflation the confirmation stage should use (``confirm_kwargs``)."""
+        df = self._df()
+        batch = (df * self._kappa_estimate() + _DISPERSION_PRIOR) / (df + _DISPERSION_PRIOR)
+        # The lag-1 reading enters at its lower bound, as in stage one: a step in the baseline (a
+        # change inside a short warm-up) looks like autocorrelation, and must not slow its page.
+        return min(_DISPERSION_MAX, max(self._kappa, batch))
+
+    def confirm_kwargs(self) -> dict[str, float]:
+        """Keyword arguments for ``SequentialConfirm`` that this alarm calls for: the stream's
+        dispersion, and a smaller baseline weight when the alarm came from the self-starting phase
+        (its short baseline is selected by the alarm)."""
+        weight = SELF_STARTING_BASELINE_WEIGHT if self.phase == "self-starting" else 1.0
+        return {"dispersion": self.dispersion_estimate, "baseline_weight": weight}
+
+    def _early_alarm(self, early: SelfStartingSR) -> None:
+        """The warm-up's detector fired: an alarm of this detector, dated by its CUSUM's last zero."""
+        mark = early.change_mark
+        assert mark is not None and early.direction is not None
+        fired = _Arm(early.direction, 0.0)
+        fired.zero_at, fired.zero_time, fired.mark = mark
+        # The moments before the change are the early detector's, which count from its (re)start:
+        # LaggedSR's own count from the same point (resume passes the same baseline to both).
+        self._fired = fired
+        self._fired_by = ("self-starting", fired.mark[0])
+        self._drift_detected = True
 
     def _choose_arms(self) -> None:
         """Switch off pass-rate alternatives that cannot exist at the baseline's rate.
@@ -304,17 +528,20 @@ class LaggedSR(DriftDetector):
             z = max(-5.0, min(5.0, (value - m) / sd))
         total = 0.0
         mark: tuple[int, float, float] | None = None
+        inv = 1.0 / self._kappa  # dependent values: every log ratio divided by κ (1 when independent)
         for arm in self._arms:
             up = arm.direction == "up"
             shift = arm.shift
             if not binary:
-                ratio = math.exp(shift * (z if up else -z) - shift * shift / 2)
+                ratio = math.exp((shift * (z if up else -z) - shift * shift / 2) * inv)
             elif arm.off or (no_up if up else no_down):
                 ratio = 0.0
             else:
                 q = p + shift * sd if up else p - shift * sd
                 q = min(max(q, 1e-4), 1 - 1e-4)
                 ratio = q / p if hit else (1 - q) / (1 - p)
+                if inv != 1.0:
+                    ratio **= inv
             r = (1.0 + arm.r) * ratio
             if r > _R_MAX:  # only with a threshold near the maximum, or inf (never alarms)
                 r = _R_MAX
@@ -335,6 +562,7 @@ class LaggedSR(DriftDetector):
             # Direction and change time come from the alternative that dominates the mixture; its
             # CUSUM's last zero is where the evidence for it began to accumulate.
             self._fired = max((a for a in self._arms if not a.off), key=lambda a: a.r)
+            self._fired_by = ("lagged", self._ref.n)
 
     def __getstate__(self) -> dict[str, Any]:
         # The lagged values are most of a checkpoint: packed as doubles they take 8 bytes each, not 9
@@ -351,6 +579,20 @@ class LaggedSR(DriftDetector):
         state = dict(state)
         state["_pending"] = deque(map(float, state["_pending"]))
         self.__dict__.update(state)
+        if "_kappa" not in state:  # snapshots before the dispersion estimate: start it now
+            self.dependence = True
+            self._init_dispersion()
+        if "self_start" not in state:
+            # Snapshots before the self-starting phase: a detector restored mid-warm-up gets one,
+            # resumed from its warm-up so far (the observations it saw are its baseline).
+            self.self_start = True
+            self._fired_by = ("lagged", self._ref.n)
+            self._early = self._new_early()
+            if self._early is not None:
+                if self.warming_up:
+                    self._early.resume(self._all.n, self._all.mean, self._all.m2)
+                else:
+                    self._early = None
 
     def state(self) -> dict[str, Any]:
         """A small JSON-ready summary for debugging."""

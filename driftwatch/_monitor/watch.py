@@ -421,9 +421,12 @@ class Lifecycle:
             delay=delay,
             extra={"confirm_after": watch.confirm_n},
         )
+        short = ""
+        if det.phase == "self-starting":
+            short = f" against a baseline from {det.baseline_n} observations (self-starting)"
         alert = alert.with_status(
             "suspected",
-            message=f"{describe(alert)}; suspected after {delay} observations, confirming on the next "
+            message=f"{describe(alert)}; suspected after {delay} observations{short}, confirming on the next "
             f"{watch.confirm_n} (estimates from the detection window are biased away from the baseline)",
         )
         watch.active = alert
@@ -523,4 +526,5 @@ class Lifecycle:
             "warmup": det.warmup,
             "lag": det.lag,
             "scale": watch.kind,
+            **det.evidence(),
         }
