@@ -26,6 +26,8 @@ DEFAULT_LAG = 300
 
 #: Values per batch of the long-run variance estimate (see ``LaggedSR.dispersion``).
 DISPERSION_BATCH = 50
+#: Values per block of the AR(1)-on-block-means reading of κ (see ``LaggedSR._update_kappa``).
+DISPERSION_BLOCK = 10
 #: The stage-one inflation is the estimate's lower confidence bound at this level: on independent
 #: values it stays exactly 1 in 95% of streams, so the iid delays do not pay for the estimate.
 _DISPERSION_CONFIDENCE = 1.645
@@ -191,6 +193,13 @@ class LaggedSR(DriftDetector):
         self._a = [0.0, 0.0, 0.0, 0.0, 0.0]  # pairs, Σx_{t-1}, Σx_t, Σx_{t-1}², Σx_t x_{t-1}
         self._a_sq = 0.0  # Σx_t²
         self._a_last: float | None = None
+        # Block means of DISPERSION_BLOCK values: the running block, the current chain (since the
+        # last reset) as [count, Σy, Σy², pairs, Σy_prev, Σy_next, Σy_prev y_next, last y], and the
+        # finished chains pooled around their own means as [Σ squares, df, Σ products, pairs].
+        self._k_sum = 0.0
+        self._k_count = 0
+        self._chain = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        self._pool = [0.0, 0.0, 0.0, 0.0]
 
     def _new_early(self) -> SelfStartingSR | None:
         if not self.self_start or self.threshold is not None:
@@ -215,6 +224,8 @@ class LaggedSR(DriftDetector):
         self._fired_by: tuple[str, int] = ("lagged", 0)
         self._b_sum, self._b_count, self._b_last = 0.0, 0, None
         self._a_last = None
+        if hasattr(self, "_chain"):
+            self._end_chain()
         if self._early is not None:
             self._early.dispersion = self._kappa
 
@@ -388,6 +399,11 @@ class LaggedSR(DriftDetector):
             self._a_sq += value * value
             if int(a[0]) % 10 == 0:
                 self._update_kappa()
+        self._k_sum += value
+        self._k_count += 1
+        if self._k_count == DISPERSION_BLOCK:
+            self._block(self._k_sum / DISPERSION_BLOCK)
+            self._k_sum, self._k_count = 0.0, 0
         self._b_sum += value
         self._b_count += 1
         if self._b_count < DISPERSION_BATCH:
@@ -408,6 +424,62 @@ class LaggedSR(DriftDetector):
         self._d_count += 1
         self._update_kappa()
 
+    def _block(self, y: float) -> None:
+        c = self._chain
+        if c[0] > 0:
+            c[3] += 1
+            c[4] += c[7]
+            c[5] += y
+            c[6] += c[7] * y
+        c[0] += 1
+        c[1] += y
+        c[2] += y * y
+        c[7] = y
+        if int(c[0]) % 5 == 0:
+            self._update_kappa()
+
+    def _end_chain(self) -> None:
+        """Fold the current chain of block means into the pool (around its own mean: a reset is
+        usually a change of level, which must not read as variance)."""
+        c, pool = self._chain, self._pool
+        if c[0] >= 2:
+            pool[0] += c[2] - c[1] * c[1] / c[0]
+            pool[1] += c[0] - 1
+        if c[3] >= 2:
+            pool[2] += c[6] - c[4] * c[5] / c[3]
+            pool[3] += c[3] - 1
+        self._chain = [0.0] * 8
+        self._k_sum, self._k_count = 0.0, 0
+
+    def _block_kappa(self) -> float:
+        """κ from block means (lower bound): the block means' variance over the values' variance
+        (times the block size), times the AR(1) factor of their lag-1 autocorrelation. Bursts and
+        AR noise show in the first factor, batches of easy and hard tasks (runs of tens of values)
+        in both; independent values give 1 · 1."""
+        c, pool = self._chain, self._pool
+        ss, df, cov, pairs = pool
+        if c[0] >= 2:
+            ss += c[2] - c[1] * c[1] / c[0]
+            df += c[0] - 1
+        if c[3] >= 2:
+            cov += c[6] - c[4] * c[5] / c[3]
+            pairs += c[3] - 1
+        if df < 10:
+            return 1.0
+        if self.kind == "binary":
+            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
+            var = p * (1 - p)
+        else:
+            var = self._ref.var
+        if not var > 0 or not ss > 0:
+            return 1.0
+        ratio = DISPERSION_BLOCK * (ss / df) / var
+        c2 = 2 / (9 * df)
+        ratio /= max(1.0, (1 - c2 + _DISPERSION_CONFIDENCE * math.sqrt(c2)) ** 3)
+        r = cov / pairs / (ss / df) if pairs >= 2 else 0.0
+        low = min(r - _DISPERSION_CONFIDENCE / math.sqrt(max(pairs, 1.0)), 0.9)
+        return ratio * ((1 + low) / (1 - low) if low > 0 else 1.0)
+
     def _lag1(self) -> tuple[float, float]:
         """(lag-1 autocorrelation, its standard error under independence) of the baseline's values."""
         n, sx, sy, sxx, sxy = self._a
@@ -423,7 +495,7 @@ class LaggedSR(DriftDetector):
         r, se = self._lag1()
         low = min(r - _DISPERSION_CONFIDENCE * se, 0.9)
         ar = (1 + low) / (1 - low) if low > 0 else 1.0
-        self._kappa = min(_DISPERSION_MAX, max(1.0, batch, ar))
+        self._kappa = min(_DISPERSION_MAX, max(1.0, batch, ar, self._block_kappa()))
         if self._early is not None:
             self._early.dispersion = self._kappa
 
@@ -582,6 +654,9 @@ class LaggedSR(DriftDetector):
         if "_kappa" not in state:  # snapshots before the dispersion estimate: start it now
             self.dependence = True
             self._init_dispersion()
+        if "_chain" not in state:
+            self._k_sum, self._k_count = 0.0, 0
+            self._chain, self._pool = [0.0] * 8, [0.0, 0.0, 0.0, 0.0]
         if "self_start" not in state:
             # Snapshots before the self-starting phase: a detector restored mid-warm-up gets one,
             # resumed from its warm-up so far (the observations it saw are its baseline).
