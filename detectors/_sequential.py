@@ -155,6 +155,9 @@ class SequentialConfirm:
     Statistica Sinica 11 (sequential tests with estimated nuisance parameters).
     """
 
+    #: Class default for objects pickled before ``dispersion`` existed (snapshot format 5).
+    dispersion: float = 1.0
+
     def __init__(
         self,
         kind: Kind,
@@ -279,6 +282,23 @@ class SequentialConfirm:
             return
         self.n += 1
         self.total += float(x)
+        self._log_confirm, self._log_withdraw = self.log_ratios(self.n, self.total)
+        if self._log_confirm >= self._upper:
+            self._decision = "confirm"
+        elif self._log_withdraw <= self._lower:
+            self._decision = "withdraw"
+
+    def advance(self, n: int, total: float) -> None:
+        """Feed ``n`` fresh observations summing to ``total`` at once (e.g. from their moments).
+
+        The ratios depend on the fresh data only through (n, total), so this reaches the same
+        evidence as feeding them one by one; the decision is taken on the result only (a crossing
+        on the way that the end no longer shows is not seen).
+        """
+        if self._decision != "undecided" or n <= 0:
+            return
+        self.n += n
+        self.total += float(total)
         self._log_confirm, self._log_withdraw = self.log_ratios(self.n, self.total)
         if self._log_confirm >= self._upper:
             self._decision = "confirm"

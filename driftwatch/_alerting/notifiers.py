@@ -249,7 +249,7 @@ class Notifier:
         checkpoint). Open pages are remembered (their resolve goes out with the same key), statuses
         already sent are not sent again, and what was queued but not sent is queued again.
         """
-        pages = store.pages(self.identity)
+        pages = store.notifier_pages.pages(self.identity)
         with self._lock:
             for page in pages:
                 alert = None
@@ -285,10 +285,10 @@ class Notifier:
             return
         try:
             if sent is None:
-                store.put_page(self.identity, alert.id, alert.status, dumps(alert))
+                store.notifier_pages.put_page(self.identity, alert.id, alert.status, dumps(alert))
             else:
                 ok = sent.ok and request.action == "trigger"
-                store.page_sent(self.identity, alert.id, alert.status, announced=ok)
+                store.notifier_pages.page_sent(self.identity, alert.id, alert.status, announced=ok)
         except Exception:
             self.stats.internal_errors += 1
             log.warning("driftwatch: %s could not record alert %s in the state file", self.name, alert.id)
@@ -554,8 +554,11 @@ def _level(signal: str, e: Estimate) -> str:
 
 
 def _test_mark(alert: Alert) -> str:
-    """Marks the synthetic alert of ``driftwatch alert test`` so nobody acts on it."""
-    return "[TEST] " if alert.extra.get("test") else ""
+    """Marks the synthetic alert of ``driftwatch alert test`` so nobody acts on it.
+
+    Only ``extra["test"] is True`` marks it: version comparisons carry their test's name there.
+    """
+    return "[TEST] " if alert.extra.get("test") is True else ""
 
 
 def _round(value: Any, digits: int = 4) -> Any:
@@ -721,9 +724,7 @@ class SlackSink(Notifier):
         )
         b, c = alert.baseline, alert.current
         if alert.p_value is None:
-            confidence = (
-                f"suspected; confirming on {alert.extra.get('confirm_after', 'fresh')} fresh observations"
-            )
+            confidence = "suspected; confirming on fresh observations"
         else:
             confidence = f"p = {alert.p_value:.2g}"
         detector = alert.detector.get("name") or alert.detector.get("type")
