@@ -296,6 +296,7 @@ class LaggedSR(DriftDetector):
             info["self_starting_shifts"] = list(self._early.shifts) if self._early else []
         return info
 
+    @property
     def alternatives_off(self) -> set[tuple[str, float]]:
         """The alternatives (direction, shift) switched off as impossible at the baseline's pass rate."""
         return {(arm.direction, arm.shift) for arm in self._arms if arm.off}
@@ -387,13 +388,8 @@ class LaggedSR(DriftDetector):
             self._batch(value)
 
     def _batch(self, value: float) -> None:
-        """A value entering the baseline into the batch-means estimate of the long-run variance.
-
-        Successive batch means differ by ``b_i - b_{i-1}``, whose variance is ``2 κ var / B`` for
-        a stationary stream with long-run variance ``κ var``: one level change spoils one difference,
-        not the estimate (no difference is taken across a reset). The values' variance is the
-        baseline's (pass/fail: ``p (1 - p)`` at its rate).
-        """
+        """A value entering the baseline into the estimates of the long-run variance (``_update_kappa``):
+        per value only sums; the readings are refreshed per block of ``DISPERSION_BLOCK`` values."""
         if not self.dependence:
             return
         last = self._a_last
@@ -406,18 +402,23 @@ class LaggedSR(DriftDetector):
             a[3] += last * last
             a[4] += value * last
             self._a_sq += value * value
-            if int(a[0]) % 10 == 0:
-                self._update_kappa()
         self._k_sum += value
         self._k_count += 1
         if self._k_count == DISPERSION_BLOCK:
-            self._block(self._k_sum / DISPERSION_BLOCK)
+            y = self._k_sum / DISPERSION_BLOCK
             self._k_sum, self._k_count = 0.0, 0
-        self._b_sum += value
-        self._b_count += 1
-        if self._b_count < DISPERSION_BATCH:
-            return
-        mean = self._b_sum / self._b_count
+            self._block(y)
+            self._b_sum += y
+            self._b_count += DISPERSION_BLOCK
+            if self._b_count >= DISPERSION_BATCH:
+                self._batch_done()
+
+    def _batch_done(self) -> None:
+        """Batch means: successive batch means differ by ``b_i - b_{i-1}``, whose variance is
+        ``2 κ var / B`` for a stationary stream with long-run variance ``κ var``: one level change
+        spoils one difference, not the estimate (no difference is taken across a reset). The
+        values' variance is the baseline's (pass/fail: ``p (1 - p)`` at its rate)."""
+        mean = self._b_sum * DISPERSION_BLOCK / self._b_count
         self._b_sum, self._b_count = 0.0, 0
         last, self._b_last = self._b_last, mean
         if last is None:
@@ -431,7 +432,6 @@ class LaggedSR(DriftDetector):
             return
         self._d_sum += DISPERSION_BATCH * (mean - last) ** 2 / (2 * var)
         self._d_count += 1
-        self._update_kappa()
 
     def _block(self, y: float) -> None:
         c = self._chain
@@ -444,7 +444,8 @@ class LaggedSR(DriftDetector):
         c[1] += y
         c[2] += y * y
         c[7] = y
-        if int(c[0]) % 5 == 0:
+        # Refreshed every 2 blocks while the warm-up's detector needs it early, every 10 after.
+        if int(c[0]) % (2 if self._n <= self.warmup else 10) == 0:
             self._update_kappa()
 
     def _end_chain(self) -> None:
