@@ -66,6 +66,11 @@ PRIOR = 0.5  # Jeffreys Beta(½, ½)
 #: 40 took a median 42 observations with lag 0, 32 with lag 10, 33 with lag 25 (benchmarks/self_starting.py).
 DEFAULT_LAG = 10
 _Q_CLIP = (0.005, 0.995)
+#: Studentised residuals are held within ±T_CLAMP before scoring: one 30× timeout (7 sd on a
+#: log-sd of 0.5) would otherwise be ~10 nats for the 2-sd alternative, and two within the lag an
+#: alarm (benchmarks/production.py, heavy tails: 13 suspicions per 10k in observations 1-500). At 3
+#: it is at most 4 nats; a 1.8-sd change (tokens ×2.5) rarely reaches the clamp.
+T_CLAMP = 3.0
 
 #: Calibrated thresholds (log of the mixture statistic) per block, budget 1e-4, lag 10, shifts (1, 2):
 #: filled by ``--calibrate`` (seed, streams and the worst base rate in CALIBRATION below).
@@ -282,7 +287,7 @@ class SelfStartingSR(DriftDetector):
             return out
         df = k - 1
         s = math.sqrt(self._m2 / df) if self._m2 > 0 else 1.0
-        t = (value - self._mean) / (s * math.sqrt(1 + 1 / k))
+        t = max(-T_CLAMP, min(T_CLAMP, (value - self._mean) / (s * math.sqrt(1 + 1 / k))))
         for shift in self.shifts:
             out.append(_log_t_ratio(t, shift, df))
             out.append(_log_t_ratio(t, -shift, df))
@@ -371,7 +376,7 @@ def statistic_paths(
             var = np.maximum(csum2[:, k] - k * mean * mean, 0.0) / df
             s = np.sqrt(var)
             s[s == 0] = 1.0
-            tt = (x - mean) / (s * math.sqrt(1 + 1 / k))
+            tt = np.clip((x - mean) / (s * math.sqrt(1 + 1 / k)), -T_CLAMP, T_CLAMP)
             if method == "pred-sr":
                 llr = (
                     -(df + 1)
