@@ -11,6 +11,7 @@ from typing import Any, Literal
 from river.base import DriftDetector
 
 from driftwatch._stats import Moments
+from driftwatch.detectors._dispersion import Dispersion
 from driftwatch.detectors._self_starting import SelfStartingSR
 from driftwatch.detectors._thresholds import threshold_for
 
@@ -24,20 +25,15 @@ DEFAULT_WARMUP = 500
 #: The most recent observations kept out of the baseline, so that a change does not leak into it.
 DEFAULT_LAG = 300
 
-#: Values per batch of the long-run variance estimate (see ``LaggedSR.dispersion``).
-DISPERSION_BATCH = 50
-#: Values per block of the AR(1)-on-block-means reading of κ (see ``LaggedSR._update_kappa``).
-DISPERSION_BLOCK = 10
-#: The stage-one inflation is the estimate's lower confidence bound at this level: on independent
-#: values it stays exactly 1 in 95% of streams, so the iid delays do not pay for the estimate.
-_DISPERSION_CONFIDENCE = 1.645
-#: Batch pairs of prior weight at 1 in the (point) inflation given to the confirmation stage.
-_DISPERSION_PRIOR = 4.0
-_DISPERSION_MAX = 50.0
 #: Baseline weight for confirming a self-starting alarm (``SequentialConfirm.baseline_weight``): its
 #: false alarms select a short baseline that lies away from the alarm (1.1 standard errors on
 #: average), which at weight 1 confirmed 21-27% of them; 0.5 confirms ~10% (benchmarks/production.py).
 SELF_STARTING_BASELINE_WEIGHT = 0.5
+#: Smallest change a self-starting alarm's confirmation must page (``SequentialConfirm.min_shift``):
+#: on 449 / 542 self-starting false alarms (pass/fail / log values) 0.2 sd withdrew 8-24% (the short
+#: baseline caps the evidence), 0.75 sd withdraws 79% and confirms 8.5-9.4%; real changes of
+#: 0.94-1.1 sd are confirmed as often as at 0.2 (80/81 and 66/66).
+SELF_STARTING_MIN_SHIFT = 0.75
 
 Kind = Literal["binary", "numeric"]
 #: Statistics are kept on the linear scale and held at _R_MAX, so a finite threshold must stay below
@@ -174,32 +170,9 @@ class LaggedSR(DriftDetector):
         self.threshold = threshold
         self.self_start = self_start
         self.dependence = dependence
-        self._init_dispersion()
+        self._disp = Dispersion(kind, warmup)
+        self._disp.enabled = dependence
         self._reset()
-
-    def _init_dispersion(self) -> None:
-        # Long-run variance by batch means, kept across resets (dependence is the stream's, not the
-        # level's): the current batch's sum and count, the previous batch's mean (None at a reset:
-        # no difference across a change), and the sum and count of B·(difference)² / (2 var).
-        self._b_sum = 0.0
-        self._b_count = 0
-        self._b_last: float | None = None
-        self._d_sum = 0.0
-        self._d_count = 0
-        self._kappa = 1.0  # stage one's inflation (the lower bound); 1 until dependence shows
-        # Lag-1 autocorrelation of the same values (count, sums, sum of squares, sum of products of
-        # neighbours, the previous value or None after a reset): an AR(1) reading of κ that is
-        # available long before enough batches are (bursts and AR noise show in tens of values).
-        self._a = [0.0, 0.0, 0.0, 0.0, 0.0]  # pairs, Σx_{t-1}, Σx_t, Σx_{t-1}², Σx_t x_{t-1}
-        self._a_sq = 0.0  # Σx_t²
-        self._a_last: float | None = None
-        # Block means of DISPERSION_BLOCK values: the running block, the current chain (since the
-        # last reset) as [count, Σy, Σy², pairs, Σy_prev, Σy_next, Σy_prev y_next, last y], and the
-        # finished chains pooled around their own means as [Σ squares, df, Σ products, pairs].
-        self._k_sum = 0.0
-        self._k_count = 0
-        self._chain = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
-        self._pool = [0.0, 0.0, 0.0, 0.0]
 
     def _new_early(self) -> SelfStartingSR | None:
         if not self.self_start or self.threshold is not None:
@@ -222,12 +195,11 @@ class LaggedSR(DriftDetector):
         # raised: (phase, observations in its baseline) for the alert's evidence.
         self._early = self._new_early()
         self._fired_by: tuple[str, int] = ("lagged", 0)
-        self._b_sum, self._b_count, self._b_last = 0.0, 0, None
-        self._a_last = None
-        if hasattr(self, "_chain"):
-            self._end_chain()
-        if self._early is not None:
-            self._early.dispersion = self._kappa
+        if hasattr(self, "_disp"):
+            self._disp.restart()
+            self._disp.early = self._early
+            if self._early is not None:
+                self._early.dispersion = self._disp.kappa
 
     # -- results -------------------------------------------------------------------------------
     @property
@@ -289,8 +261,8 @@ class LaggedSR(DriftDetector):
         info: dict[str, Any] = {
             "phase": self.phase,
             "baseline_n": self.baseline_n,
-            "dispersion": round(self._kappa, 3),
-            "dispersion_estimate": round(self.dispersion_estimate, 3),
+            "dispersion": round(self._disp.kappa, 3),
+            "dispersion_estimate": round(self._disp.estimate, 3),
         }
         if self.phase == "self-starting":
             info["self_starting_shifts"] = list(self._early.shifts) if self._early else []
@@ -360,7 +332,7 @@ class LaggedSR(DriftDetector):
         moments.m2 += delta * (value - moments.mean)
         if self._n <= self.warmup:
             self._ref.add(value)
-            self._batch(value)
+            self._disp.add(value, self._ref, self._n)
             mark = (self._all.n, self._all.mean, self._all.m2)
             for arm in self._arms:
                 arm.zero_at, arm.zero_time, arm.mark = self._n, t, mark
@@ -379,178 +351,39 @@ class LaggedSR(DriftDetector):
         if len(self._pending) >= self.lag and self._pending:
             old = self._pending.popleft()
             self._ref.add(old)
-            self._batch(old)
+            self._disp.add(old, self._ref, self._n)
         self._step(value, t)
         if self.lag:
             self._pending.append(value)
         else:
             self._ref.add(value)
-            self._batch(value)
-
-    def _batch(self, value: float) -> None:
-        """A value entering the baseline into the estimates of the long-run variance (``_update_kappa``):
-        per value only sums; the readings are refreshed per block of ``DISPERSION_BLOCK`` values."""
-        if not self.dependence:
-            return
-        last = self._a_last
-        self._a_last = value
-        if last is not None:
-            a = self._a
-            a[0] += 1
-            a[1] += last
-            a[2] += value
-            a[3] += last * last
-            a[4] += value * last
-            self._a_sq += value * value
-        self._k_sum += value
-        self._k_count += 1
-        if self._k_count == DISPERSION_BLOCK:
-            y = self._k_sum / DISPERSION_BLOCK
-            self._k_sum, self._k_count = 0.0, 0
-            self._block(y)
-            self._b_sum += y
-            self._b_count += DISPERSION_BLOCK
-            if self._b_count >= DISPERSION_BATCH:
-                self._batch_done()
-
-    def _batch_done(self) -> None:
-        """Batch means: successive batch means differ by ``b_i - b_{i-1}``, whose variance is
-        ``2 κ var / B`` for a stationary stream with long-run variance ``κ var``: one level change
-        spoils one difference, not the estimate (no difference is taken across a reset). The
-        values' variance is the baseline's (pass/fail: ``p (1 - p)`` at its rate)."""
-        mean = self._b_sum * DISPERSION_BLOCK / self._b_count
-        self._b_sum, self._b_count = 0.0, 0
-        last, self._b_last = self._b_last, mean
-        if last is None:
-            return
-        if self.kind == "binary":
-            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
-            var = p * (1 - p)
-        else:
-            var = self._ref.var
-        if not var > 0:
-            return
-        self._d_sum += DISPERSION_BATCH * (mean - last) ** 2 / (2 * var)
-        self._d_count += 1
-
-    def _block(self, y: float) -> None:
-        c = self._chain
-        if c[0] > 0:
-            c[3] += 1
-            c[4] += c[7]
-            c[5] += y
-            c[6] += c[7] * y
-        c[0] += 1
-        c[1] += y
-        c[2] += y * y
-        c[7] = y
-        # Refreshed every 2 blocks while the warm-up's detector needs it early, every 10 after.
-        if int(c[0]) % (2 if self._n <= self.warmup else 10) == 0:
-            self._update_kappa()
-
-    def _end_chain(self) -> None:
-        """Fold the current chain of block means into the pool (around its own mean: a reset is
-        usually a change of level, which must not read as variance)."""
-        c, pool = self._chain, self._pool
-        if c[0] >= 2:
-            pool[0] += c[2] - c[1] * c[1] / c[0]
-            pool[1] += c[0] - 1
-        if c[3] >= 2:
-            pool[2] += c[6] - c[4] * c[5] / c[3]
-            pool[3] += c[3] - 1
-        self._chain = [0.0] * 8
-        self._k_sum, self._k_count = 0.0, 0
-
-    def _block_kappa(self) -> float:
-        """κ from block means (lower bound): the block means' variance over the values' variance
-        (times the block size), times the AR(1) factor of their lag-1 autocorrelation. Bursts and
-        AR noise show in the first factor, batches of easy and hard tasks (runs of tens of values)
-        in both; independent values give 1 · 1."""
-        c, pool = self._chain, self._pool
-        ss, df, cov, pairs = pool
-        if c[0] >= 2:
-            ss += c[2] - c[1] * c[1] / c[0]
-            df += c[0] - 1
-        if c[3] >= 2:
-            cov += c[6] - c[4] * c[5] / c[3]
-            pairs += c[3] - 1
-        if df < 10:
-            return 1.0
-        if self.kind == "binary":
-            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
-            var = p * (1 - p)
-        else:
-            var = self._ref.var
-        if not var > 0 or not ss > 0:
-            return 1.0
-        ratio = DISPERSION_BLOCK * (ss / df) / var
-        c2 = 2 / (9 * df)
-        ratio /= max(1.0, (1 - c2 + _DISPERSION_CONFIDENCE * math.sqrt(c2)) ** 3)
-        r = cov / pairs / (ss / df) if pairs >= 2 else 0.0
-        low = min(r - _DISPERSION_CONFIDENCE / math.sqrt(max(pairs, 1.0)), 0.9)
-        return ratio * ((1 + low) / (1 - low) if low > 0 else 1.0)
-
-    def _lag1(self) -> tuple[float, float]:
-        """(lag-1 autocorrelation, its standard error under independence) of the baseline's values."""
-        n, sx, sy, sxx, sxy = self._a
-        if n < 10:
-            return 0.0, math.inf
-        vx, vy = sxx - sx * sx / n, self._a_sq - sy * sy / n
-        if not (vx > 0 and vy > 0):
-            return 0.0, math.inf
-        return (sxy - sx * sy / n) / math.sqrt(vx * vy), 1 / math.sqrt(n)
-
-    def _update_kappa(self) -> None:
-        batch = self._kappa_estimate() / self._chi2_ratio()
-        r, se = self._lag1()
-        low = min(r - _DISPERSION_CONFIDENCE * se, 0.9)
-        ar = (1 + low) / (1 - low) if low > 0 else 1.0
-        self._kappa = min(_DISPERSION_MAX, max(1.0, batch, ar, self._block_kappa()))
-        if self._early is not None:
-            self._early.dispersion = self._kappa
-
-    def _kappa_estimate(self) -> float:
-        return self._d_sum / self._d_count if self._d_count else 1.0
-
-    def _df(self) -> float:
-        # Squared successive differences overlap: their mean has about 2m²/(3m - 1) degrees of freedom
-        # for m differences of independent batch means (von Neumann), not m.
-        m = self._d_count
-        return 2 * m * m / (3 * m - 1) if m else 0.0
-
-    def _chi2_ratio(self) -> float:
-        """Upper 95% point of χ²_df / df (Wilson–Hilferty): the estimate's lower bound divides by it."""
-        df = self._df()
-        if df <= 0:
-            return math.inf
-        c = 2 / (9 * df)
-        return max(1.0, (1 - c + _DISPERSION_CONFIDENCE * math.sqrt(c)) ** 3)
+            self._disp.add(value, self._ref, self._n)
 
     @property
     def dispersion(self) -> float:
-        """Stage one's long-run variance inflation κ: each likelihood ratio's log is divided by it.
-
-        The lower 95% confidence bound of the batch-means estimate (batches of ``DISPERSION_BATCH``
-        values entering the baseline), at least 1: 1 on independent values in 95% of streams.
-        """
-        return self._kappa
+        """Stage one's long-run variance inflation κ (``Dispersion.kappa``): each log likelihood
+        ratio is divided by it; 1 on independent values in 95% of streams."""
+        return self._disp.kappa
 
     @property
     def dispersion_estimate(self) -> float:
-        """The point estimate of κ, shrunk towards 1 by a prior of a few batch pairs, at least 1:
-        the inflation the confirmation stage should use (``confirm_kwargs``)."""
-        df = self._df()
-        batch = (df * self._kappa_estimate() + _DISPERSION_PRIOR) / (df + _DISPERSION_PRIOR)
-        # The lag-1 reading enters at its lower bound, as in stage one: a step in the baseline (a
-        # change inside a short warm-up) looks like autocorrelation, and must not slow its page.
-        return min(_DISPERSION_MAX, max(self._kappa, batch))
+        """The point estimate of κ for the confirmation stage (``Dispersion.estimate``)."""
+        return self._disp.estimate
 
-    def confirm_kwargs(self) -> dict[str, float]:
+    def confirm_kwargs(self, min_shift: float = 0.2) -> dict[str, float]:
         """Keyword arguments for ``SequentialConfirm`` that this alarm calls for: the stream's
-        dispersion, and a smaller baseline weight when the alarm came from the self-starting phase
-        (its short baseline is selected by the alarm)."""
-        weight = SELF_STARTING_BASELINE_WEIGHT if self.phase == "self-starting" else 1.0
-        return {"dispersion": self.dispersion_estimate, "baseline_weight": weight}
+        dispersion, ``min_shift`` (the smallest change worth a page) and, after a self-starting
+        alarm, a smaller baseline weight (its short baseline is selected by the alarm) and a
+        ``min_shift`` of at least ``SELF_STARTING_MIN_SHIFT`` (it watches shifts of 1-2 sd; with a
+        short baseline, evidence against 0.2 sd can never accumulate, so its false alarms would stay
+        undecided)."""
+        if self.phase == "self-starting":
+            return {
+                "dispersion": self._disp.estimate,
+                "baseline_weight": SELF_STARTING_BASELINE_WEIGHT,
+                "min_shift": max(min_shift, SELF_STARTING_MIN_SHIFT),
+            }
+        return {"dispersion": self._disp.estimate, "baseline_weight": 1.0, "min_shift": min_shift}
 
     def _early_alarm(self, early: SelfStartingSR) -> None:
         """The warm-up's detector fired: an alarm of this detector, dated by its CUSUM's last zero."""
@@ -610,7 +443,7 @@ class LaggedSR(DriftDetector):
             z = max(-5.0, min(5.0, (value - m) / sd))
         total = 0.0
         mark: tuple[int, float, float] | None = None
-        inv = 1.0 / self._kappa  # dependent values: every log ratio divided by κ (1 when independent)
+        inv = 1.0 / self._disp.kappa  # dependent values: each log ratio divided by κ (1 if independent)
         for arm in self._arms:
             up = arm.direction == "up"
             shift = arm.shift
@@ -661,12 +494,9 @@ class LaggedSR(DriftDetector):
         state = dict(state)
         state["_pending"] = deque(map(float, state["_pending"]))
         self.__dict__.update(state)
-        if "_kappa" not in state:  # snapshots before the dispersion estimate: start it now
+        if "_disp" not in state:  # snapshots before the dispersion estimate: start it now
             self.dependence = True
-            self._init_dispersion()
-        if "_chain" not in state:
-            self._k_sum, self._k_count = 0.0, 0
-            self._chain, self._pool = [0.0] * 8, [0.0, 0.0, 0.0, 0.0]
+            self._disp = Dispersion(self.kind, self.warmup)
         if "self_start" not in state:
             # Snapshots before the self-starting phase: a detector restored mid-warm-up gets one,
             # resumed from its warm-up so far (the observations it saw are its baseline).
@@ -678,6 +508,7 @@ class LaggedSR(DriftDetector):
                     self._early.resume(self._all.n, self._all.mean, self._all.m2)
                 else:
                     self._early = None
+        self._disp.early = self._early
 
     def state(self) -> dict[str, Any]:
         """A small JSON-ready summary for debugging."""
