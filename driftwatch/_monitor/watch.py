@@ -222,6 +222,16 @@ class _SignalWatch:
             self.post = None
 
 
+def _note(det: LaggedSR, test: SequentialConfirm) -> str:
+    """What a suspected alert's message says about a short baseline or dependent values (issue 16)."""
+    note = ""
+    if det.phase == "self-starting":
+        note = f" against a baseline from {det.baseline_n} observations (self-starting)"
+    if test.dispersion > 1:
+        note += f", evidence discounted {test.dispersion:.2g}× for serially dependent values"
+    return note
+
+
 def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) -> Comparison:
     """``cur`` against ``base`` on ``kind``'s scale: proportions for pass/fail, else means."""
     if kind == "binary":
@@ -436,7 +446,7 @@ class Lifecycle:
         watch.baseline = before if before.n >= 2 else det.observed
         watch.history = det.observed
         watch.fresh = Moments()
-        watch.test = test = self._stage_two(watch, direction)
+        watch.test = test = self._stage_two(watch, direction, det.confirm_kwargs(self.config.min_shift))
         watch.episodes += 1
         alert = Alert(
             id=alert_id(key, name, direction, change_at, episode=watch.episodes),
@@ -465,7 +475,8 @@ class Lifecycle:
         )
         alert = alert.with_status(
             "suspected",
-            message=f"{describe(alert)}; suspected after {delay} observations, confirming sequentially on "
+            message=f"{describe(alert)}; suspected after {delay} observations{_note(det, test)}, confirming "
+            "sequentially on "
             f"fresh observations: paged when the evidence for the change reaches {1 / test.alpha:.3g}, "
             f"withdrawn when the evidence that nothing changed (against a {test.min_shift:g}-sd shift) "
             f"reaches {1 / test.beta:.3g}, at most {self.config.max_fresh} (estimates from the detection "
@@ -483,7 +494,7 @@ class Lifecycle:
         """Benjamini–Hochberg over the stage-two candidates concurrent with this one (``Fdr.decide``)."""
         return self.fdr.decide(watch, p)
 
-    def _stage_two(self, watch: _SignalWatch, direction: str) -> SequentialConfirm:
+    def _stage_two(self, watch: _SignalWatch, direction: str, hints: Any = None) -> SequentialConfirm:
         """The sequential test of a suspected change against the baseline before it."""
         config = self.config
         return SequentialConfirm(
@@ -492,7 +503,7 @@ class Lifecycle:
             "up" if direction == "up" else "down",
             alpha=config.confirm_alpha,
             beta=config.withdraw_beta,
-            min_shift=config.min_shift,
+            **(hints or {"min_shift": config.min_shift}),  # LaggedSR.confirm_kwargs
         )
 
     def _confirm(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
@@ -681,4 +692,5 @@ class Lifecycle:
             "warmup": det.warmup,
             "lag": det.lag,
             "scale": watch.kind,
+            **det.evidence(),
         }
