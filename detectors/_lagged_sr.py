@@ -11,6 +11,8 @@ from typing import Any, Literal
 from river.base import DriftDetector
 
 from driftwatch._stats import Moments
+from driftwatch.detectors._dispersion import Dispersion
+from driftwatch.detectors._self_starting import SelfStartingSR
 from driftwatch.detectors._thresholds import threshold_for
 
 __all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "LaggedSR"]
@@ -22,6 +24,16 @@ DEFAULT_SHIFTS: tuple[float, ...] = (0.3, 0.45)
 DEFAULT_WARMUP = 500
 #: The most recent observations kept out of the baseline, so that a change does not leak into it.
 DEFAULT_LAG = 300
+
+#: Baseline weight for confirming a self-starting alarm (``SequentialConfirm.baseline_weight``): its
+#: false alarms select a short baseline that lies away from the alarm (1.1 standard errors on
+#: average), which at weight 1 confirmed 21-27% of them; 0.5 confirms ~10% (benchmarks/production.py).
+SELF_STARTING_BASELINE_WEIGHT = 0.5
+#: Smallest change a self-starting alarm's confirmation must page (``SequentialConfirm.min_shift``):
+#: on 449 / 542 self-starting false alarms (pass/fail / log values) 0.2 sd withdrew 8-24% (the short
+#: baseline caps the evidence), 0.75 sd withdraws 79% and confirms 8.5-9.4%; real changes of
+#: 0.94-1.1 sd are confirmed as often as at 0.2 (80/81 and 66/66).
+SELF_STARTING_MIN_SHIFT = 0.75
 
 Kind = Literal["binary", "numeric"]
 #: Statistics are kept on the linear scale and held at _R_MAX, so a finite threshold must stay below
@@ -98,11 +110,21 @@ class LaggedSR(DriftDetector):
         False alarms per observation the calibrated threshold allows (default one per 10,000).
     threshold
         A threshold on the log of the mixture statistic to use instead of the calibrated one.
+    self_start
+        Watch the warm-up too, with a ``SelfStartingSR`` (predictive likelihood ratios against the
+        observations so far, its own thresholds calibrated from the first observation at
+        ``budget``) that hands over at the end of the warm-up. Large changes are then caught from
+        about the 20th observation; the warm-up is where full sensitivity is reached. Off when a
+        ``threshold`` is given (that threshold is the lagged statistic's only).
+    dependence
+        Estimate the long-run variance inflation κ of the stream (batch means, ``dispersion``) and
+        divide every log likelihood ratio by it, so that bursts, batches of easy and hard tasks and
+        autocorrelation do not read as changes. Off: the values are taken as independent.
 
     Examples
     --------
     >>> import random
-    >>> rng = random.Random(7)
+    >>> rng = random.Random(10)
     >>> detector = LaggedSR(kind="binary")
     >>> stream = [rng.random() < 0.51 for _ in range(1000)] + [rng.random() < 0.38 for _ in range(1000)]
     >>> for i, passed in enumerate(stream):
@@ -110,7 +132,7 @@ class LaggedSR(DriftDetector):
     ...     if detector.drift_detected:
     ...         print(f"change detected at {i}, {detector.direction}, began near {detector.change_index}")
     ...         break
-    change detected at 1170, down, began near 1003
+    change detected at 1096, down, began near 987
     """
 
     def __init__(
@@ -121,6 +143,8 @@ class LaggedSR(DriftDetector):
         shifts: Sequence[float] = DEFAULT_SHIFTS,
         budget: float = 1e-4,
         threshold: float | None = None,
+        self_start: bool = True,
+        dependence: bool = True,
     ) -> None:
         if kind not in ("binary", "numeric"):
             raise ValueError(f"kind must be 'binary' or 'numeric', got {kind!r}")
@@ -144,7 +168,16 @@ class LaggedSR(DriftDetector):
         self.shifts = tuple(shifts)
         self.budget = budget
         self.threshold = threshold
+        self.self_start = self_start
+        self.dependence = dependence
+        self._disp = Dispersion(kind, warmup)
+        self._disp.enabled = dependence
         self._reset()
+
+    def _new_early(self) -> SelfStartingSR | None:
+        if not self.self_start or self.threshold is not None:
+            return None
+        return SelfStartingSR(kind=self.kind, budget=self.budget, handover=self.warmup)
 
     def _reset(self) -> None:
         super()._reset()
@@ -158,6 +191,15 @@ class LaggedSR(DriftDetector):
         self._limit = math.inf  # sum_r above this is an alarm: arms on · exp(threshold)
         self._fired: _Arm | None = None
         self._h: float | None = self.threshold
+        # The warm-up's own detector (None once handed over, or when off), and how the last alarm was
+        # raised: (phase, observations in its baseline) for the alert's evidence.
+        self._early = self._new_early()
+        self._fired_by: tuple[str, int] = ("lagged", 0)
+        if hasattr(self, "_disp"):
+            self._disp.restart()
+            self._disp.early = self._early
+            if self._early is not None:
+                self._early.dispersion = self._disp.kappa
 
     # -- results -------------------------------------------------------------------------------
     @property
@@ -191,7 +233,40 @@ class LaggedSR(DriftDetector):
 
     @property
     def threshold_used(self) -> float | None:
+        if self._fired is not None and self._fired_by[0] == "self-starting" and self._early is not None:
+            return self._early.threshold_used
         return self._h
+
+    @property
+    def phase(self) -> str:
+        """``"self-starting"`` while the warm-up's own detector watches (or if it raised the last
+        alarm), else ``"lagged"``."""
+        if self._fired is not None:
+            return self._fired_by[0]
+        return "self-starting" if self._early is not None and self.warming_up else "lagged"
+
+    @property
+    def baseline_n(self) -> int:
+        """Observations in the baseline the last alarm was raised against (or the current one). For
+        the self-starting phase, the observations before the estimated change (those ``split``
+        returns first), which is all the baseline a short stream has."""
+        if self._fired is not None:
+            return self._fired_by[1]
+        if self._early is not None and self.warming_up:
+            return self._early.baseline_moments[0]
+        return self._ref.n
+
+    def evidence(self) -> dict[str, Any]:
+        """How the last alarm was raised, for the alert: the phase and the baseline's size."""
+        info: dict[str, Any] = {
+            "phase": self.phase,
+            "baseline_n": self.baseline_n,
+            "dispersion": round(self._disp.kappa, 3),
+            "dispersion_estimate": round(self._disp.estimate, 3),
+        }
+        if self.phase == "self-starting":
+            info["self_starting_shifts"] = list(self._early.shifts) if self._early else []
+        return info
 
     @property
     def alternatives_off(self) -> set[tuple[str, float]]:
@@ -233,6 +308,11 @@ class LaggedSR(DriftDetector):
         for arm in self._arms:
             arm.mark = (baseline.n, baseline.mean, baseline.m2)
             arm.zero_at, arm.zero_time = baseline.n, t
+        if self._early is not None:
+            if self._n < self.warmup:
+                self._early.resume(baseline.n, baseline.mean, baseline.m2, t)
+            else:
+                self._early = None
         if self._n >= self.warmup:
             self._choose_arms()
             if self._h is None:
@@ -252,21 +332,70 @@ class LaggedSR(DriftDetector):
         moments.m2 += delta * (value - moments.mean)
         if self._n <= self.warmup:
             self._ref.add(value)
+            self._disp.add(value, self._ref, self._n)
             mark = (self._all.n, self._all.mean, self._all.m2)
             for arm in self._arms:
                 arm.zero_at, arm.zero_time, arm.mark = self._n, t, mark
+            early = self._early
+            if early is not None:
+                early.update(value, t)
+                if early.drift_detected:
+                    self._early_alarm(early)
+                    return
             if self._n == self.warmup:
+                self._early = None  # handed over: the lagged statistic watches at full sensitivity
                 self._choose_arms()
                 if self._h is None:
                     self._h = self._calibrated()
             return
         if len(self._pending) >= self.lag and self._pending:
-            self._ref.add(self._pending.popleft())
+            old = self._pending.popleft()
+            self._ref.add(old)
+            self._disp.add(old, self._ref, self._n)
         self._step(value, t)
         if self.lag:
             self._pending.append(value)
         else:
             self._ref.add(value)
+            self._disp.add(value, self._ref, self._n)
+
+    @property
+    def dispersion(self) -> float:
+        """Stage one's long-run variance inflation κ (``Dispersion.kappa``): each log likelihood
+        ratio is divided by it; 1 on independent values in 95% of streams."""
+        return self._disp.kappa
+
+    @property
+    def dispersion_estimate(self) -> float:
+        """The point estimate of κ for the confirmation stage (``Dispersion.estimate``)."""
+        return self._disp.estimate
+
+    def confirm_kwargs(self, min_shift: float = 0.2) -> dict[str, float]:
+        """Keyword arguments for ``SequentialConfirm`` that this alarm calls for: the stream's
+        dispersion, ``min_shift`` (the smallest change worth a page) and, after a self-starting
+        alarm, a smaller baseline weight (its short baseline is selected by the alarm) and a
+        ``min_shift`` of at least ``SELF_STARTING_MIN_SHIFT`` (it watches shifts of 1-2 sd; with a
+        short baseline, evidence against 0.2 sd can never accumulate, so its false alarms would stay
+        undecided)."""
+        if self.phase == "self-starting":
+            return {
+                "dispersion": self._disp.estimate,
+                "baseline_weight": SELF_STARTING_BASELINE_WEIGHT,
+                "min_shift": max(min_shift, SELF_STARTING_MIN_SHIFT),
+            }
+        return {"dispersion": self._disp.estimate, "baseline_weight": 1.0, "min_shift": min_shift}
+
+    def _early_alarm(self, early: SelfStartingSR) -> None:
+        """The warm-up's detector fired: an alarm of this detector, dated by its CUSUM's last zero."""
+        mark = early.change_mark
+        assert mark is not None and early.direction is not None
+        fired = _Arm(early.direction, 0.0)
+        fired.zero_at, fired.zero_time, fired.mark = mark
+        # The moments before the change are the early detector's, which count from its (re)start:
+        # LaggedSR's own count from the same point (resume passes the same baseline to both).
+        self._fired = fired
+        self._fired_by = ("self-starting", fired.mark[0])
+        self._drift_detected = True
 
     def _choose_arms(self) -> None:
         """Switch off pass-rate alternatives that cannot exist at the baseline's rate.
@@ -314,17 +443,20 @@ class LaggedSR(DriftDetector):
             z = max(-5.0, min(5.0, (value - m) / sd))
         total = 0.0
         mark: tuple[int, float, float] | None = None
+        inv = 1.0 / self._disp.kappa  # dependent values: each log ratio divided by κ (1 if independent)
         for arm in self._arms:
             up = arm.direction == "up"
             shift = arm.shift
             if not binary:
-                ratio = math.exp(shift * (z if up else -z) - shift * shift / 2)
+                ratio = math.exp((shift * (z if up else -z) - shift * shift / 2) * inv)
             elif arm.off or (no_up if up else no_down):
                 ratio = 0.0
             else:
                 q = p + shift * sd if up else p - shift * sd
                 q = min(max(q, 1e-4), 1 - 1e-4)
                 ratio = q / p if hit else (1 - q) / (1 - p)
+                if inv != 1.0:
+                    ratio **= inv
             r = (1.0 + arm.r) * ratio
             if r > _R_MAX:  # only with a threshold near the maximum, or inf (never alarms)
                 r = _R_MAX
@@ -345,6 +477,7 @@ class LaggedSR(DriftDetector):
             # Direction and change time come from the alternative that dominates the mixture; its
             # CUSUM's last zero is where the evidence for it began to accumulate.
             self._fired = max((a for a in self._arms if not a.off), key=lambda a: a.r)
+            self._fired_by = ("lagged", self._ref.n)
 
     def __getstate__(self) -> dict[str, Any]:
         # The lagged values are most of a checkpoint: packed as doubles they take 8 bytes each, not 9
@@ -361,6 +494,21 @@ class LaggedSR(DriftDetector):
         state = dict(state)
         state["_pending"] = deque(map(float, state["_pending"]))
         self.__dict__.update(state)
+        if "_disp" not in state:  # snapshots before the dispersion estimate: start it now
+            self.dependence = True
+            self._disp = Dispersion(self.kind, self.warmup)
+        if "self_start" not in state:
+            # Snapshots before the self-starting phase: a detector restored mid-warm-up gets one,
+            # resumed from its warm-up so far (the observations it saw are its baseline).
+            self.self_start = True
+            self._fired_by = ("lagged", self._ref.n)
+            self._early = self._new_early()
+            if self._early is not None:
+                if self.warming_up:
+                    self._early.resume(self._all.n, self._all.mean, self._all.m2)
+                else:
+                    self._early = None
+        self._disp.early = self._early
 
     def state(self) -> dict[str, Any]:
         """A small JSON-ready summary for debugging."""

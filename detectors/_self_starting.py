@@ -66,6 +66,11 @@ PRIOR = 0.5  # Jeffreys Beta(½, ½)
 #: 40 took a median 42 observations with lag 0, 32 with lag 10, 33 with lag 25 (benchmarks/self_starting.py).
 DEFAULT_LAG = 10
 _Q_CLIP = (0.005, 0.995)
+#: Studentised residuals are held within ±T_CLAMP before scoring: one 30× timeout (7 sd on a
+#: log-sd of 0.5) would otherwise be ~10 nats for the 2-sd alternative, and two within the lag an
+#: alarm (benchmarks/production.py, heavy tails: 13 suspicions per 10k in observations 1-500). At 3
+#: it is at most 4 nats; a 1.8-sd change (tokens ×2.5) rarely reaches the clamp.
+T_CLAMP = 3.0
 
 #: Calibrated thresholds (log of the mixture statistic) per block, budget 1e-4, lag 10, shifts (1, 2):
 #: filled by ``--calibrate`` (seed, streams and the worst base rate in CALIBRATION below).
@@ -157,6 +162,8 @@ class SelfStartingSR(DriftDetector):
         table = self.thresholds or THRESHOLDS[kind]
         extra = math.log(_CALIBRATED_BUDGET / budget) if thresholds is None else 0.0
         self._h = tuple(h + extra for h in table)
+        #: Long-run variance inflation: every log ratio is divided by it (``LaggedSR`` sets it).
+        self.dispersion = 1.0
         self._reset()
 
     def _reset(self) -> None:
@@ -171,6 +178,12 @@ class SelfStartingSR(DriftDetector):
         self._stat = -math.inf
         self._fired: int | None = None
         self._baseline_at_fire = 0
+        # For the change-time estimate, as LaggedSR: per alternative a CUSUM of the same log ratios,
+        # the observation count and event time at its last zero, and the moments of every
+        # observation up to it (count, mean, m2; ``_all`` holds them for every observation).
+        self._all = (0, 0.0, 0.0)
+        self._cusum = [0.0] * len(self._r)
+        self._zero: list[tuple[int, float, tuple[int, float, float]]] = [(0, 0.0, self._all)] * len(self._r)
 
     # -- results -------------------------------------------------------------------------------
     @property
@@ -205,14 +218,48 @@ class SelfStartingSR(DriftDetector):
     def baseline_mean(self) -> float:
         return self._mean
 
+    @property
+    def baseline_moments(self) -> tuple[int, float, float]:
+        """(count, mean, m2) of the current baseline (every observation but the latest ``lag``)."""
+        return self._k, self._mean, self._m2
+
+    @property
+    def observed(self) -> tuple[int, float, float]:
+        """(count, mean, m2) of every observation since the reset (or resume)."""
+        return self._all
+
+    @property
+    def change_mark(self) -> tuple[int, float, tuple[int, float, float]] | None:
+        """After an alarm: the CUSUM's last zero for the alternative that fired (observation count,
+        event time, moments of the observations up to it); the change began after it."""
+        return None if self._fired is None else self._zero[self._fired]
+
+    def resume(self, n: int, mean: float, m2: float, t: float = 0.0) -> None:
+        """Start afresh with a baseline of ``n`` observations (``mean``, ``m2``) and no pending values:
+        after a withdrawn alarm, the baseline stands and the statistic restarts at zero."""
+        self._reset()
+        self._n = self._k = n
+        self._mean, self._m2 = mean, m2
+        self._sum = mean * n
+        self._all = (n, mean, m2)
+        self._zero = [(n, t, self._all)] * len(self._r)
+
     # -- updating ------------------------------------------------------------------------------
-    def update(self, x: float) -> None:
+    def update(self, x: float, t: float = 0.0) -> None:
+        """Feed one observation, with its event time ``t`` for the change-time estimate."""
         if self._drift_detected:
             self._reset()
         value = float(x)
         self._n += 1
+        n, mean, m2 = self._all
+        n += 1
+        delta = value - mean
+        mean += delta / n
+        self._all = (n, mean, m2 + delta * (value - mean))
         if self._n <= self.handover and self._k >= MIN_BASELINE[self.kind]:
-            self._step(value)
+            self._step(value, t)
+        else:
+            self._zero = [(self._n, t, self._all)] * len(self._r)
         if self.lag:
             self._values.append(value)
             if len(self._values) > self.lag:
@@ -240,18 +287,26 @@ class SelfStartingSR(DriftDetector):
             return out
         df = k - 1
         s = math.sqrt(self._m2 / df) if self._m2 > 0 else 1.0
-        t = (value - self._mean) / (s * math.sqrt(1 + 1 / k))
+        t = max(-T_CLAMP, min(T_CLAMP, (value - self._mean) / (s * math.sqrt(1 + 1 / k))))
         for shift in self.shifts:
             out.append(_log_t_ratio(t, shift, df))
             out.append(_log_t_ratio(t, -shift, df))
         return out
 
-    def _step(self, value: float) -> None:
+    def _step(self, value: float, t: float = 0.0) -> None:
         total = 0.0
+        inv = 1.0 / self.dispersion
         for j, llr in enumerate(self._log_ratios(value)):
+            llr *= inv
             r = (1.0 + self._r[j]) * math.exp(max(llr, -700.0))
             self._r[j] = min(r, 1e300)
             total += self._r[j]
+            c = self._cusum[j] + llr
+            if c <= 0.0:
+                self._cusum[j] = 0.0
+                self._zero[j] = (self._n, t, self._all)
+            else:
+                self._cusum[j] = c
         self._stat = math.log(total / len(self._r)) if total > 0 else -math.inf
         if self._stat > self._h[_block(self._n)]:
             self._drift_detected = True
@@ -321,7 +376,7 @@ def statistic_paths(
             var = np.maximum(csum2[:, k] - k * mean * mean, 0.0) / df
             s = np.sqrt(var)
             s[s == 0] = 1.0
-            tt = (x - mean) / (s * math.sqrt(1 + 1 / k))
+            tt = np.clip((x - mean) / (s * math.sqrt(1 + 1 / k)), -T_CLAMP, T_CLAMP)
             if method == "pred-sr":
                 llr = (
                     -(df + 1)

@@ -119,6 +119,12 @@ class SequentialConfirm:
         The smallest change that must be paged; withdrawal tests against it.
     design
         ``"mixture"`` (default) or ``"sprt"``.
+    baseline_weight
+        Treat the baseline as this fraction of its size (selection by the alarm; see above).
+    dispersion
+        Long-run variance inflation of the values (1: independent): both log ratios are divided by
+        it. ``LaggedSR.confirm_kwargs()`` gives the stream's estimate and the baseline weight its
+        alarm calls for.
 
     Examples
     --------
@@ -149,6 +155,9 @@ class SequentialConfirm:
     Statistica Sinica 11 (sequential tests with estimated nuisance parameters).
     """
 
+    #: Class default for objects pickled before ``dispersion`` existed (snapshot format 5).
+    dispersion: float = 1.0
+
     def __init__(
         self,
         kind: Kind,
@@ -161,6 +170,7 @@ class SequentialConfirm:
         min_shift: float = DEFAULT_MIN_SHIFT,
         design: Design = "mixture",
         baseline_weight: float = 1.0,
+        dispersion: float = 1.0,
     ) -> None:
         if kind not in ("binary", "numeric"):
             raise ValueError(f"kind must be 'binary' or 'numeric', got {kind!r}")
@@ -176,6 +186,9 @@ class SequentialConfirm:
             raise ValueError(f"baseline_weight must be in (0, 1], got {baseline_weight}")
         if baseline.n < 2:
             raise ValueError(f"the baseline needs at least 2 observations, got {baseline.n}")
+        if not (dispersion >= 1 and math.isfinite(dispersion)):
+            raise ValueError(f"dispersion is a variance inflation, at least 1; got {dispersion}")
+        self.dispersion = dispersion
         self.kind = kind
         self.direction = direction
         self.alpha = alpha
@@ -310,6 +323,12 @@ class SequentialConfirm:
             logs = [_logsumexp([self._log_w + k * a + f * b for a, b in arm]) - null for arm in self._alts]
             withdraw = _logsumexp([self._log_w + k * a + f * b for a, b in self._alt_min]) - null
         confirm = logs[0] if len(logs) == 1 else _logsumexp(logs) - math.log(len(logs))
+        if self.dispersion != 1.0:
+            # Serially dependent or overdispersed values: the fresh sum's variance is ``dispersion``
+            # times the independent one. Dividing the log likelihood ratio by it is the Gaussian
+            # ratio at that variance (numeric) and the quasi-likelihood ratio (pass/fail).
+            confirm /= self.dispersion
+            withdraw /= self.dispersion
         return confirm, withdraw
 
     def state(self) -> dict[str, Any]:
@@ -327,4 +346,7 @@ class SequentialConfirm:
             "beta": self.beta,
             "shifts": list(self._deltas),
             "min_shift": self.min_shift,
+            "dispersion": self.dispersion,
+            "baseline_n": self.baseline.n,
+            "baseline_weight": self.baseline_weight,
         }

@@ -244,8 +244,11 @@ def _test_update(
         test.update(value)
 
 
-def _stage_two(watch: _SignalWatch, direction: str, config: Config) -> SequentialConfirm | AbilityConfirm:
-    """The sequential test of a suspected change against the baseline before it.
+def _stage_two(
+    watch: _SignalWatch, direction: str, config: Config, hints: dict[str, Any] | None = None
+) -> SequentialConfirm | AbilityConfirm:
+    """The sequential test of a suspected change against the baseline before it (``hints``:
+    ``LaggedSR.confirm_kwargs``).
 
     Per task: against each fresh outcome's task posterior, at ``ALPHA_FACTOR`` of ``confirm_alpha``
     (what a shift of the task mix costs, ``detectors/_ability.py``).
@@ -259,7 +262,7 @@ def _stage_two(watch: _SignalWatch, direction: str, config: Config) -> Sequentia
         "up" if direction == "up" else "down",
         alpha=config.confirm_alpha,
         beta=config.withdraw_beta,
-        min_shift=config.min_shift,
+        **(hints or {"min_shift": config.min_shift}),
     )
 
 
@@ -282,6 +285,16 @@ def _resume(
         detector.resume(baseline, at, shown=test if isinstance(test, AbilityConfirm) else None)
     else:
         detector.resume(baseline, at, keep_tasks=why == "inconclusive")
+
+
+def _note(det: LaggedSR | AbilitySR, test: SequentialConfirm | AbilityConfirm) -> str:
+    """What a suspected alert's message says about a short baseline or dependent values (issue 16)."""
+    note = ""
+    if isinstance(det, LaggedSR) and det.phase == "self-starting":
+        note = f" against a baseline from {det.baseline_n} observations (self-starting)"
+    if isinstance(test, SequentialConfirm) and test.dispersion > 1:
+        note += f", evidence discounted {test.dispersion:.2g}× for serially dependent values"
+    return note
 
 
 def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) -> Comparison:
@@ -499,7 +512,8 @@ class Lifecycle:
         watch.baseline = before if before.n >= 2 else det.observed
         watch.history = det.observed
         watch.fresh = Moments()
-        watch.test = test = _stage_two(watch, direction, self.config)
+        hints = det.confirm_kwargs(self.config.min_shift) if isinstance(det, LaggedSR) else None
+        watch.test = test = _stage_two(watch, direction, self.config, hints)
         watch.episodes += 1
         alert = Alert(
             id=alert_id(key, name, direction, change_at, episode=watch.episodes),
@@ -528,7 +542,8 @@ class Lifecycle:
         )
         alert = alert.with_status(
             "suspected",
-            message=f"{describe(alert)}; suspected after {delay} observations, confirming sequentially on "
+            message=f"{describe(alert)}; suspected after {delay} observations{_note(det, test)}, confirming "
+            "sequentially on "
             f"fresh observations: paged when the evidence for the change reaches {1 / test.alpha:.3g}, "
             f"withdrawn when the evidence that nothing changed (against a {test.min_shift:g}-sd shift) "
             f"reaches {1 / test.beta:.3g}, at most {self.config.max_fresh} (estimates from the detection "
@@ -734,5 +749,5 @@ class Lifecycle:
             "warmup": det.warmup,
             "lag": det.lag,
             "scale": watch.kind,
-            **({"tasks": len(det.model.tasks)} if isinstance(det, AbilitySR) else {}),
+            **(det.evidence() if isinstance(det, LaggedSR) else {"tasks": len(det.model.tasks)}),
         }

@@ -73,7 +73,7 @@ def test_scalar_detector_matches_the_calibration_simulation() -> None:
     for kind, data in (("binary", binary), ("numeric", numeric), ("binary", high), ("binary", edge)):
         sim = alarm_times(data, kind=kind, thresholds=np.array([6.0]))[:, 0]
         for row, expected in zip(data, sim, strict=True):
-            got = first_alarm(LaggedSR(kind=kind, threshold=6.0), list(row))  # type: ignore[arg-type]
+            got = first_alarm(LaggedSR(kind=kind, threshold=6.0, dependence=False), list(row))  # type: ignore[arg-type]
             assert got == expected
     # The mirror really replays the mixture: the largest-of-CUSUMs bank fires elsewhere.
     sim = alarm_times(binary, kind="binary", thresholds=np.array([6.0]))[:, 0]

@@ -52,7 +52,7 @@ def test_one_page_per_cause_across_call_and_task_streams(pd: FakeService, slack:
         SlackSink(slack.url, **FAST),
     ]
     monitor = Monitor(Config(signals=["output_tokens"], console=False), sinks, threaded=False)
-    alerts = play(monitor, [(1.0, 700), (1.6, 600), (1.0, 1500)])
+    alerts = play(monitor, [(1.0, 700), (1.6, 600), (1.0, 800)])
     monitor.shutdown()
     confirmed = [a for a in alerts if a.status == "confirmed"]
     assert {a.stream.get("kind", "task") for a in confirmed} == {"call", "task"}

@@ -141,7 +141,12 @@ def test_replay_real_gpt4_prime_march_to_june(tmp_path: Path, capsys: pytest.Cap
     alerts = alerts_of(out)
     switch = 1000
     index = {a["id"]: (_epoch(str(a["detected_at"])) - 1_680_000_000) / 60 for a in alerts}
-    assert all(i >= switch for i in index.values()), "alert on March data alone"
+    # March's output tokens are bimodal (long explanations, a few bare answers): a run of bare
+    # answers can raise a self-starting suspicion, which fresh March data must withdraw. No page.
+    before = [a for a in alerts if index[a["id"]] < switch]
+    assert all(a["status"] != "confirmed" for a in before), "page on March data alone"
+    assert {a["id"] for a in before} == {a["id"] for a in before if a["status"] == "resolved"}
+    alerts = [a for a in alerts if index[a["id"]] >= switch]
     success = [a for a in alerts if a["signal"] == "success" and a["status"] == "suspected"]
     assert success and success[0]["direction"] == "down"
     after = index[str(success[0]["id"])] - switch + 1

@@ -1,0 +1,241 @@
+"""The long-run variance inflation κ of a stream's values, for ``LaggedSR`` and its confirmation.
+
+Serially dependent values (failures in bursts, batches of easy and hard tasks, AR noise, cycles)
+make a sum of log likelihood ratios wander more than independence allows: its variance is κ times
+the independent one. ``Dispersion`` estimates κ from the values as they enter the detector's
+baseline (so a change reaches it only after the lag), kept across the detector's restarts, as the
+largest of three lower 95% confidence bounds, each 1 on independent values:
+
+* batch means (batches of ``DISPERSION_BATCH``; successive differences, so one level change spoils
+  one term, not the estimate);
+* the lag-1 autocorrelation as an AR(1) factor ``(1 + r) / (1 - r)``: bursts and AR noise show in
+  tens of values, long before enough batches exist;
+* block means of ``DISPERSION_BLOCK`` values: their variance ratio times the AR(1) factor of their
+  own lag-1 autocorrelation, pooled within restarts: runs of tens (easy/hard batches, cycles).
+
+Why not an AR fit alone: batch regimes' autocorrelation decays slower than φ^k (their κ is 6-10
+where the lag-1 reading says 1.4); batch means alone need thousands of values before their bound
+moves; regime models need labels. ``docs/detection.md`` ("Production-shaped streams") measures it.
+"""
+
+from __future__ import annotations
+
+import math
+
+from driftwatch._stats import Moments
+from driftwatch.detectors._self_starting import SelfStartingSR
+
+__all__ = ["DISPERSION_BATCH", "DISPERSION_BLOCK", "Dispersion"]
+
+#: Values per batch of the long-run variance estimate (see ``LaggedSR.dispersion``).
+DISPERSION_BATCH = 50
+#: Values per block of the AR(1)-on-block-means reading of κ (see ``Dispersion._update_kappa``).
+DISPERSION_BLOCK = 10
+#: The stage-one inflation is the estimate's lower confidence bound at this level: on independent
+#: values it stays exactly 1 in 95% of streams, so the iid delays do not pay for the estimate.
+_DISPERSION_CONFIDENCE = 1.645
+#: Batch pairs of prior weight at 1 in the (point) inflation given to the confirmation stage.
+_DISPERSION_PRIOR = 4.0
+_DISPERSION_MAX = 50.0
+
+_P_FLOOR = 0.02  # as LaggedSR
+
+
+class Dispersion:
+    """κ for one (stream, signal): ``add`` each value entering the baseline, ``restart`` at the
+    detector's restarts; ``kappa`` (lower bound, stage one) and ``estimate`` (stage two)."""
+
+    def __init__(self, kind: str, warmup: int) -> None:
+        self.kind = kind
+        self.warmup = warmup
+        self.early: SelfStartingSR | None = None  # told each new κ (set by LaggedSR)
+        self.enabled = True
+        # Long-run variance by batch means, kept across resets (dependence is the stream's, not the
+        # level's): the current batch's sum and count, the previous batch's mean (None at a reset:
+        # no difference across a change), and the sum and count of B·(difference)² / (2 var).
+        self._b_sum = 0.0
+        self._b_count = 0
+        self._b_last: float | None = None
+        self._d_sum = 0.0
+        self._d_count = 0
+        self._kappa = 1.0  # stage one's inflation (the lower bound); 1 until dependence shows
+        # Lag-1 autocorrelation of the same values (count, sums, sum of squares, sum of products of
+        # neighbours, the previous value or None after a reset): an AR(1) reading of κ that is
+        # available long before enough batches are (bursts and AR noise show in tens of values).
+        self._a = [0.0, 0.0, 0.0, 0.0, 0.0]  # pairs, Σx_{t-1}, Σx_t, Σx_{t-1}², Σx_t x_{t-1}
+        self._a_sq = 0.0  # Σx_t²
+        self._a_last: float | None = None
+        # Block means of DISPERSION_BLOCK values: the running block, the current chain (since the
+        # last reset) as [count, Σy, Σy², pairs, Σy_prev, Σy_next, Σy_prev y_next, last y], and the
+        # finished chains pooled around their own means as [Σ squares, df, Σ products, pairs].
+        self._k_sum = 0.0
+        self._k_count = 0
+        self._chain = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]
+        self._pool = [0.0, 0.0, 0.0, 0.0]
+        self._ref = Moments()
+        self._n = 0
+
+    def restart(self) -> None:
+        """The detector restarted (an alarm, a resume): no difference or pair across it."""
+        self._b_sum, self._b_count, self._b_last = 0.0, 0, None
+        self._a_last = None
+        self._end_chain()
+
+    def add(self, value: float, ref: Moments, n: int) -> None:
+        """A value entering the baseline into the estimates of the long-run variance (``_update_kappa``):
+        per value only sums; the readings are refreshed per block of ``DISPERSION_BLOCK`` values."""
+        if not self.enabled:
+            return
+        self._ref, self._n = ref, n
+        last = self._a_last
+        self._a_last = value
+        if last is not None:
+            a = self._a
+            a[0] += 1
+            a[1] += last
+            a[2] += value
+            a[3] += last * last
+            a[4] += value * last
+            self._a_sq += value * value
+        self._k_sum += value
+        self._k_count += 1
+        if self._k_count == DISPERSION_BLOCK:
+            y = self._k_sum / DISPERSION_BLOCK
+            self._k_sum, self._k_count = 0.0, 0
+            self._block(y)
+            self._b_sum += y
+            self._b_count += DISPERSION_BLOCK
+            if self._b_count >= DISPERSION_BATCH:
+                self._batch_done()
+
+    def _batch_done(self) -> None:
+        """Batch means: successive batch means differ by ``b_i - b_{i-1}``, whose variance is
+        ``2 κ var / B`` for a stationary stream with long-run variance ``κ var``: one level change
+        spoils one difference, not the estimate (no difference is taken across a reset). The
+        values' variance is the baseline's (pass/fail: ``p (1 - p)`` at its rate)."""
+        mean = self._b_sum * DISPERSION_BLOCK / self._b_count
+        self._b_sum, self._b_count = 0.0, 0
+        last, self._b_last = self._b_last, mean
+        if last is None:
+            return
+        if self.kind == "binary":
+            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
+            var = p * (1 - p)
+        else:
+            var = self._ref.var
+        if not var > 0:
+            return
+        self._d_sum += DISPERSION_BATCH * (mean - last) ** 2 / (2 * var)
+        self._d_count += 1
+
+    def _block(self, y: float) -> None:
+        c = self._chain
+        if c[0] > 0:
+            c[3] += 1
+            c[4] += c[7]
+            c[5] += y
+            c[6] += c[7] * y
+        c[0] += 1
+        c[1] += y
+        c[2] += y * y
+        c[7] = y
+        # Refreshed every 2 blocks while the warm-up's detector needs it early, every 10 after.
+        if int(c[0]) % (2 if self._n <= self.warmup else 10) == 0:
+            self._update_kappa()
+
+    def _end_chain(self) -> None:
+        """Fold the current chain of block means into the pool (around its own mean: a reset is
+        usually a change of level, which must not read as variance)."""
+        c, pool = self._chain, self._pool
+        if c[0] >= 2:
+            pool[0] += c[2] - c[1] * c[1] / c[0]
+            pool[1] += c[0] - 1
+        if c[3] >= 2:
+            pool[2] += c[6] - c[4] * c[5] / c[3]
+            pool[3] += c[3] - 1
+        self._chain = [0.0] * 8
+        self._k_sum, self._k_count = 0.0, 0
+
+    def _block_kappa(self) -> float:
+        """κ from block means (lower bound): the block means' variance over the values' variance
+        (times the block size), times the AR(1) factor of their lag-1 autocorrelation. Bursts and
+        AR noise show in the first factor, batches of easy and hard tasks (runs of tens of values)
+        in both; independent values give 1 · 1."""
+        c, pool = self._chain, self._pool
+        ss, df, cov, pairs = pool
+        if c[0] >= 2:
+            ss += c[2] - c[1] * c[1] / c[0]
+            df += c[0] - 1
+        if c[3] >= 2:
+            cov += c[6] - c[4] * c[5] / c[3]
+            pairs += c[3] - 1
+        if df < 10:
+            return 1.0
+        if self.kind == "binary":
+            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
+            var = p * (1 - p)
+        else:
+            var = self._ref.var
+        if not var > 0 or not ss > 0:
+            return 1.0
+        ratio = DISPERSION_BLOCK * (ss / df) / var
+        c2 = 2 / (9 * df)
+        ratio /= max(1.0, (1 - c2 + _DISPERSION_CONFIDENCE * math.sqrt(c2)) ** 3)
+        r = cov / pairs / (ss / df) if pairs >= 2 else 0.0
+        low = min(r - _DISPERSION_CONFIDENCE / math.sqrt(max(pairs, 1.0)), 0.9)
+        return ratio * ((1 + low) / (1 - low) if low > 0 else 1.0)
+
+    def _lag1(self) -> tuple[float, float]:
+        """(lag-1 autocorrelation, its standard error under independence) of the baseline's values."""
+        n, sx, sy, sxx, sxy = self._a
+        if n < 10:
+            return 0.0, math.inf
+        vx, vy = sxx - sx * sx / n, self._a_sq - sy * sy / n
+        if not (vx > 0 and vy > 0):
+            return 0.0, math.inf
+        return (sxy - sx * sy / n) / math.sqrt(vx * vy), 1 / math.sqrt(n)
+
+    def _update_kappa(self) -> None:
+        batch = self._kappa_estimate() / self._chi2_ratio()
+        r, se = self._lag1()
+        low = min(r - _DISPERSION_CONFIDENCE * se, 0.9)
+        ar = (1 + low) / (1 - low) if low > 0 else 1.0
+        self._kappa = min(_DISPERSION_MAX, max(1.0, batch, ar, self._block_kappa()))
+        if self.early is not None:
+            self.early.dispersion = self._kappa
+
+    def _kappa_estimate(self) -> float:
+        return self._d_sum / self._d_count if self._d_count else 1.0
+
+    def _df(self) -> float:
+        # Squared successive differences overlap: their mean has about 2m²/(3m - 1) degrees of freedom
+        # for m differences of independent batch means (von Neumann), not m.
+        m = self._d_count
+        return 2 * m * m / (3 * m - 1) if m else 0.0
+
+    def _chi2_ratio(self) -> float:
+        """Upper 95% point of χ²_df / df (Wilson–Hilferty): the estimate's lower bound divides by it."""
+        df = self._df()
+        if df <= 0:
+            return math.inf
+        c = 2 / (9 * df)
+        return max(1.0, (1 - c + _DISPERSION_CONFIDENCE * math.sqrt(c)) ** 3)
+
+    @property
+    def kappa(self) -> float:
+        """Stage one's long-run variance inflation κ: each likelihood ratio's log is divided by it.
+
+        The lower 95% confidence bound of the batch-means estimate (batches of ``DISPERSION_BATCH``
+        values entering the baseline), at least 1: 1 on independent values in 95% of streams.
+        """
+        return self._kappa
+
+    @property
+    def estimate(self) -> float:
+        """The point estimate of κ, shrunk towards 1 by a prior of a few batch pairs, at least 1:
+        the inflation the confirmation stage should use (``confirm_kwargs``)."""
+        df = self._df()
+        batch = (df * self._kappa_estimate() + _DISPERSION_PRIOR) / (df + _DISPERSION_PRIOR)
+        # The lag-1 reading enters at its lower bound, as in stage one: a step in the baseline (a
+        # change inside a short warm-up) looks like autocorrelation, and must not slow its page.
+        return min(_DISPERSION_MAX, max(self._kappa, batch))
