@@ -258,3 +258,17 @@ def test_nothing_of_the_content_reaches_the_span(harness: Harness, fake: Fake) -
     assert "SECRET" not in text and "hello" not in text and "ok ok" not in text
     assert span.attributes is not None and span.attributes["driftwatch.task.tool_uses.Read"] == 1
     assert time.time() - span.end_time / 1e9 < 60
+
+
+def test_the_example_coding_agent_fixes_the_bug_and_records_success() -> None:
+    """examples/agents/coding_agent.py offline: the fake model reads, greps, writes; the verifier passes."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "agents" / "coding_agent.py"
+    spec = importlib.util.spec_from_file_location("coding_agent_example", path)
+    assert spec is not None and spec.loader is not None
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    (outcome,) = example.main([])
+    assert (outcome.task, outcome.success, outcome.turns) == ("fix-add", True, 4)
+    assert outcome.tool_uses == {"Read": 1, "Grep": 1, "Write": 1} and outcome.reads_per_edit == 2.0

@@ -132,7 +132,8 @@ def _message(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     for i in range(int(reply.get("tool_calls", 0))):
         name, tool_input = reply.get("tool_name", "run_tests"), reply.get("tool_input", {})
         # Unique across messages, as the real API's: an agent tells its tool uses apart by id.
-        content.append({"type": "tool_use", "id": f"toolu_{message_id}_{i}", "name": name, "input": tool_input})
+        tool_id = f"toolu_{message_id}_{i}"
+        content.append({"type": "tool_use", "id": tool_id, "name": name, "input": tool_input})
     input_tokens = reply.get("input_tokens")
     if input_tokens is None:
         input_tokens = sum(len(json.dumps(m)) // 4 for m in request.get("messages", [])) + 10
