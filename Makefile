@@ -31,7 +31,7 @@ unit: install
 
 test: lint typecheck rules claude-code chromium unit
 
-# The real Claude Code CLI from npm, pinned, for tests/test_claude_code_live.py (the version whose
+# The real Claude Code CLI from npm, pinned, for tests/collectors/test_claude_code_live.py (the version whose
 # telemetry the fixtures in ../shared/data/claude-code captured). Without npm the test skips.
 CLAUDE_CODE_VERSION := 2.1.197
 CLAUDE_CODE_DIR := $(VENV)/claude-code
@@ -42,9 +42,9 @@ claude-code:
 	    echo "installing @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) into $(CLAUDE_CODE_DIR)"; \
 	    npm install --silent --no-audit --no-fund --prefix $(CLAUDE_CODE_DIR) \
 	      @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION) \
-	      || echo "npm could not install Claude Code: tests/test_claude_code_live.py will skip"; \
+	      || echo "npm could not install Claude Code: tests/collectors/test_claude_code_live.py will skip"; \
 	  else \
-	    echo "npm not found: tests/test_claude_code_live.py will skip"; \
+	    echo "npm not found: tests/collectors/test_claude_code_live.py will skip"; \
 	  fi; \
 	fi
 

@@ -44,11 +44,13 @@ def build(streams: int, task_ids: int, seed: int = 1) -> Monitor:
             )
         )
     (key,) = monitor.stream_keys()
-    template = pickle.dumps(monitor._streams[key])
+    head, parts = monitor.snapshot_parts([key])
+    copies = {}
     for n in range(1, streams):
-        stream = pickle.loads(template)
+        stream = pickle.loads(parts[key])
         stream.labels = {**stream.labels, "task": f"t{n}"}
-        monitor._streams[key.replace("task=t0", f"task=t{n}")] = stream
+        copies[key.replace("task=t0", f"task=t{n}")] = pickle.dumps(stream, protocol=5)
+    monitor.merge(pickle.dumps({**head, "streams": copies}, protocol=5))
     return monitor
 
 
@@ -92,7 +94,8 @@ def main() -> None:
             for key in keys[:touched]:  # a new outcome on these streams
                 outcome.task = key.split("task=")[1]
                 monitor.process(outcome)
-            durable._since = 1  # checkpoint even though no journal entry was processed
+            durable.append("noop", b"")  # one journal entry processed, so that a checkpoint is due
+            durable.step()
             start = time.perf_counter()
             durable.checkpoint()
             took = time.perf_counter() - start

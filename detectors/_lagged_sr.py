@@ -193,6 +193,16 @@ class LaggedSR(DriftDetector):
     def threshold_used(self) -> float | None:
         return self._h
 
+    @property
+    def alternatives_off(self) -> set[tuple[str, float]]:
+        """The alternatives (direction, shift) switched off as impossible at the baseline's pass rate."""
+        return {(arm.direction, arm.shift) for arm in self._arms if arm.off}
+
+    @property
+    def mixture_size(self) -> int:
+        """How many alternatives the mixture statistic averages (those not switched off)."""
+        return round(math.exp(self._log_k))
+
     def split(self) -> tuple[Moments, Moments]:
         """After a detection: moments of the observations before and after the estimated change."""
         if self._fired is None:

@@ -45,7 +45,7 @@ class Harness:
         return self.outcomes
 
 
-LIVE_CLAUDE_CODE = "test_claude_code_live.py"
+LIVE_CLAUDE_CODE = "test_claude_code_live.py"  # in tests/collectors/
 LIVE_SKIPPED = "live Claude Code skipped"
 
 
@@ -65,7 +65,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     longrepr = skipped[0].longrepr
     reason = str(longrepr[2] if isinstance(longrepr, tuple) else longrepr).removeprefix("Skipped: ")
     terminalreporter.write_sep("=", "the live Claude Code test did not run", yellow=True, bold=True)
-    terminalreporter.write_line(f"{len(skipped)} tests in tests/{LIVE_CLAUDE_CODE} skipped: {reason}")
+    where = f"tests/collectors/{LIVE_CLAUDE_CODE}"
+    terminalreporter.write_line(f"{len(skipped)} tests in {where} skipped: {reason}")
 
 
 @pytest.fixture

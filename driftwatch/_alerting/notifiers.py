@@ -249,7 +249,7 @@ class Notifier:
         checkpoint). Open pages are remembered (their resolve goes out with the same key), statuses
         already sent are not sent again, and what was queued but not sent is queued again.
         """
-        pages = store.pages(self.identity)
+        pages = store.notifier_pages.pages(self.identity)
         with self._lock:
             for page in pages:
                 alert = None
@@ -285,10 +285,10 @@ class Notifier:
             return
         try:
             if sent is None:
-                store.put_page(self.identity, alert.id, alert.status, dumps(alert))
+                store.notifier_pages.put_page(self.identity, alert.id, alert.status, dumps(alert))
             else:
                 ok = sent.ok and request.action == "trigger"
-                store.page_sent(self.identity, alert.id, alert.status, announced=ok)
+                store.notifier_pages.page_sent(self.identity, alert.id, alert.status, announced=ok)
         except Exception:
             self.stats.internal_errors += 1
             log.warning("driftwatch: %s could not record alert %s in the state file", self.name, alert.id)

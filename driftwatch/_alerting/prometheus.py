@@ -63,6 +63,7 @@ __all__ = [
     "PrometheusSink",
     "label_name",
     "metric_name",
+    "sample_value",
     "serve_metrics",
 ]
 
@@ -132,7 +133,8 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _number(value: float) -> str:
+def sample_value(value: float) -> str:
+    """A sample value (or an ``le`` bound) as the exposition format writes it."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -143,7 +145,7 @@ def _number(value: float) -> str:
 def _series(name: str, labels: LabelKey, value: float, extra: tuple[tuple[str, str], ...] = ()) -> str:
     pairs = labels + extra
     inner = ",".join(f'{k}="{_escape(v)}"' for k, v in pairs)
-    return f"{name}{{{inner}}} {_number(value)}" if inner else f"{name} {_number(value)}"
+    return f"{name}{{{inner}}} {sample_value(value)}" if inner else f"{name} {sample_value(value)}"
 
 
 class _Metric:
@@ -210,7 +212,7 @@ class _Histogram:
         running = 0
         for bound, count in zip(LATENCY_BUCKETS, self.counts, strict=True):
             running += count
-            out.append(_series(f"{name}_bucket", labels, running, (("le", _number(bound)),)))
+            out.append(_series(f"{name}_bucket", labels, running, (("le", sample_value(bound)),)))
         out.append(_series(f"{name}_bucket", labels, self.count, (("le", "+Inf"),)))
         out.append(_series(f"{name}_sum", labels, self.sum))
         out.append(_series(f"{name}_count", labels, self.count))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 from typing import Any
 
 from driftwatch._config import ConfigError, load_config
@@ -61,5 +61,6 @@ def run(args: argparse.Namespace) -> int:
         # Receiver events and console alerts through the same pipeline as every other log line.
         return run_serve(config, logger=structured("driftwatch.serve"))
     except (ConfigError, StateError) as exc:
-        print(f"driftwatch: {exc}", file=sys.stderr)
+        # A log line like every other of serve's (JSON when stderr is not a terminal), not plain text.
+        logging.getLogger("driftwatch").error("driftwatch: %s", exc)
         return 2

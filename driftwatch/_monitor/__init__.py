@@ -9,6 +9,7 @@
 - ``versions``: version markers, annotations and before/after comparisons
 - ``stream``: a stream's state (its watches and version tracking)
 - ``snapshot``: pickling with an allow-list, the snapshot format and its checks
+- ``moved``: old module and class paths → new ones, for state files written before a move
 """
 
 from driftwatch._monitor.monitor import Monitor, MonitorStats

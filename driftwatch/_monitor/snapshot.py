@@ -19,8 +19,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from driftwatch._errors import StateError
+from driftwatch._monitor.moved import moved_class
 from driftwatch._monitor.stream import _Stream
-from driftwatch._moved import moved_class
 
 if TYPE_CHECKING:
     from driftwatch._config import Config

@@ -4,6 +4,7 @@
 - ``service``: the receiver's handler (``DriftService``) and the journal's decoder, ``run_serve``
 - ``durable``: journal-first processing: restore, replay, process in order, checkpoint
 - ``store``: the SQLite state file (journal and checkpoints)
+- ``pages``: the notifiers' pages in that file (``StateStore.notifier_pages``)
 """
 
-__all__ = ["durable", "receiver", "service", "store"]
+__all__ = ["durable", "pages", "receiver", "service", "store"]

@@ -24,8 +24,8 @@ from typing import Any
 
 from driftwatch._errors import StateError
 from driftwatch._monitor import Monitor
+from driftwatch._monitor.moved import moved
 from driftwatch._monitor.snapshot import dumps, loads
-from driftwatch._moved import moved
 from driftwatch._outcome import Outcome
 from driftwatch._serve.store import StateStore
 

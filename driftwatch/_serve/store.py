@@ -18,11 +18,12 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from driftwatch._errors import StateError
+from driftwatch._serve.pages import PAGES_SCHEMA, NotifierPages, Page
 
 __all__ = ["FORMAT_VERSION", "GroupCommitStats", "Page", "StateError", "StateStore", "StoreStats"]
 
@@ -53,39 +54,6 @@ CREATE TABLE checkpoint_part (
     blob BLOB NOT NULL
 );
 """
-
-
-# Notifiers' open pages and delivery state, so that a restart neither pages twice nor leaves a page
-# open forever. Added after format 1 without changing it: created when missing, ignored by older
-# versions. ``notifier`` names the destination (type and a digest of its URL and key, never the
-# secret itself); ``status`` is the last status decided for the alert, ``alert`` the pickled Alert
-# to send (NULL once resolved and sent); ``announced`` is 1 once a trigger was delivered, ``queued``
-# 1 while the last decision is not yet delivered or given up (sent again after a restart).
-_PAGES = """
-CREATE TABLE IF NOT EXISTS notifier_page (
-    notifier TEXT NOT NULL,
-    alert_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    alert BLOB,
-    announced INTEGER NOT NULL DEFAULT 0,
-    queued INTEGER NOT NULL DEFAULT 1,
-    updated REAL NOT NULL,
-    PRIMARY KEY (notifier, alert_id)
-);
-"""
-#: Resolved pages kept per notifier (to recognise a resolve replayed from the journal).
-_RESOLVED_KEPT = 10_000
-
-
-@dataclass(frozen=True, slots=True)
-class Page:
-    """One notifier's record of one alert (``StateStore.pages``)."""
-
-    alert_id: str
-    status: str
-    alert: bytes | None
-    announced: bool
-    queued: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +121,8 @@ class StateStore:
         self._pending: list[_Batch] = []
         self._leading = False
         self.group_commits = GroupCommitStats()
+        #: The notifiers' pages (``driftwatch serve``'s notifiers record them here across restarts).
+        self.notifier_pages = NotifierPages(self._on_writer)
         self._check_path()
         self._lock_fd = self._lock_instance()
         try:
@@ -264,7 +234,7 @@ class StateStore:
             )
         self._configure(conn)
         if create:
-            self._run(lambda: conn.executescript(_PAGES))  # a file from before notifier pages
+            self._run(lambda: conn.executescript(PAGES_SCHEMA))  # a file from before notifier pages
             # A damaged page surfaces here, at start, instead of mid-run; the file is bounded, so it is quick.
             problem = self._run(lambda: conn.execute("PRAGMA quick_check(1)").fetchone()[0])
             if problem != "ok":
@@ -293,7 +263,7 @@ class StateStore:
         )
         self._run(lambda: conn.executescript(script))
         self._configure(conn)
-        self._run(lambda: conn.executescript(_PAGES))
+        self._run(lambda: conn.executescript(PAGES_SCHEMA))
 
     def _run(self, fn: Any) -> Any:
         """Run ``fn``; SQLite errors become a StateError that names the file and the fix."""
@@ -361,6 +331,12 @@ class StateStore:
         if batch.error is not None:
             raise batch.error
         return batch.seqs
+
+    @property
+    def appends_waiting(self) -> int:
+        """``append_many`` calls waiting for the next group commit (not those in the one in progress)."""
+        with self._group:
+            return len(self._pending)
 
     def _commit_group(self, group: list[_Batch]) -> None:
         """One transaction for the rows of every batch in ``group``; each gets its seqs or the error."""
@@ -511,58 +487,13 @@ class StateStore:
             checkpoint_bytes=int(cp[1]) if cp else 0,
         )
 
-    # -- notifier pages ------------------------------------------------------------------------
-    def _write(self, sql: str, params: tuple[Any, ...]) -> None:
-        """One statement in its own transaction on the appenders' connection."""
+    # -- the notifiers' pages ------------------------------------------------------------------
+    def _on_writer(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """``fn(connection)`` on the appenders' connection, in its lock (``notifier_pages``' writes)."""
         with self._write_lock:
             self._check_open()
             conn = self._writer
-            self._run(lambda: conn.execute(sql, params))
-
-    def put_page(self, notifier: str, alert_id: str, status: str, alert: bytes) -> None:
-        """A notifier decided to send ``status`` for an alert: record it as queued (on disk on return)."""
-        self._write(
-            "INSERT INTO notifier_page (notifier, alert_id, status, alert, queued, updated) "
-            "VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (notifier, alert_id) DO UPDATE SET "
-            "status = excluded.status, alert = excluded.alert, queued = 1, updated = excluded.updated",
-            (notifier, alert_id, status, alert, time.time()),
-        )
-
-    def page_sent(self, notifier: str, alert_id: str, status: str, *, announced: bool) -> None:
-        """``status`` of an alert was delivered (``announced``: a trigger) or given up: not queued any
-        more, unless a later status was decided meanwhile. A resolved page keeps only id and status."""
-        self._write(
-            "UPDATE notifier_page SET announced = max(announced, ?), "
-            "queued = CASE WHEN status = ? THEN 0 ELSE queued END, "
-            "alert = CASE WHEN status = ? AND status = 'resolved' THEN NULL ELSE alert END, updated = ? "
-            "WHERE notifier = ? AND alert_id = ?",
-            (int(announced), status, status, time.time(), notifier, alert_id),
-        )
-
-    def pages(self, notifier: str) -> list[Page]:
-        """A notifier's pages, oldest first; resolved ones beyond the newest 10,000 are dropped first."""
-        with self._write_lock:
-            self._check_open()
-            conn = self._writer
-
-            def run() -> list[Any]:
-                conn.execute(
-                    "DELETE FROM notifier_page WHERE notifier = ? AND status = 'resolved' AND queued = 0 "
-                    "AND rowid NOT IN (SELECT rowid FROM notifier_page WHERE notifier = ? "
-                    "AND status = 'resolved' AND queued = 0 ORDER BY updated DESC LIMIT ?)",
-                    (notifier, notifier, _RESOLVED_KEPT),
-                )
-                return conn.execute(
-                    "SELECT alert_id, status, alert, announced, queued FROM notifier_page "
-                    "WHERE notifier = ? ORDER BY updated",
-                    (notifier,),
-                ).fetchall()
-
-            rows: list[Any] = self._run(run)
-        return [
-            Page(str(a), str(s), None if blob is None else bytes(blob), bool(ann), bool(q))
-            for a, s, blob, ann, q in rows
-        ]
+            return self._run(lambda: fn(conn))
 
     # -- closing -------------------------------------------------------------------------------
     def _check_open(self) -> None:

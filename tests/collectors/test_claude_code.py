@@ -480,18 +480,16 @@ def test_a_decoder_pickled_before_the_split_restores_its_open_sessions() -> None
         feed(decoder, path)
     assert decoder.open_sessions
     claude, genai = decoder.claude, decoder.genai
+    pickled = claude.__getstate__()  # what a checkpoint holds of the Claude Code reader
+    assert isinstance(pickled, dict)
     flat = {  # the 0.1.0 layout of OtlpDecoder.__dict__
         "config": decoder.config,
         "check_only": False,
         "max_sessions": claude.max_sessions,
         "session_idle_s": claude.session_idle_s,
         "stats": decoder.stats,
-        "_sessions": claude._sessions,
-        "_aliases": claude._aliases,
-        "_closed": claude._closed,
+        **{name: pickled[name] for name in ("_sessions", "_aliases", "_closed", "_records", "_open_prompts")},
         "_spans": genai.spans,
-        "_records": claude._records,
-        "_open_prompts": claude._open_prompts,
     }
     old = OtlpDecoder.__new__(OtlpDecoder)
     old.__setstate__(pickle.loads(pickle.dumps(flat)))

@@ -88,9 +88,8 @@ def test_impossible_alternatives_are_switched_off_at_high_pass_rates() -> None:
         rng = np.random.default_rng(3)
         for x in rng.random(d.warmup) < rate:
             d.update(float(x))
-        off = {(arm.direction, arm.shift) for arm in d._arms if arm.off}
-        assert off == expected_off
-        assert d._log_k == pytest.approx(np.log(4 - len(expected_off)))
+        assert d.alternatives_off == expected_off
+        assert d.mixture_size == 4 - len(expected_off)
 
 
 #: Confidence of the statistical bounds below: each fails on a correct detector with probability at

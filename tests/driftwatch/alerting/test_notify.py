@@ -879,7 +879,7 @@ def test_pages_survive_a_restart_in_the_state_file(
             assert notifier.flush(5)
             notifier.shutdown(1)
         # What a crash right after deciding to page (before sending) leaves in the file:
-        store.put_page(first[0].identity, queued.id, "confirmed", dumps(queued))
+        store.notifier_pages.put_page(first[0].identity, queued.id, "confirmed", dumps(queued))
     assert [b["event_action"] for b in pd.bodies()] == ["trigger"]
 
     with StateStore(tmp_path / "state.db") as store:

@@ -44,7 +44,7 @@ def otel_as_prometheus(reader: InMemoryMetricReader) -> dict[str, list[tuple[dic
                     bounds = [*point.explicit_bounds, float("inf")]
                     for bound, count in zip(bounds, point.bucket_counts, strict=True):
                         running += count
-                        le = "+Inf" if bound == float("inf") else prom._number(bound)
+                        le = "+Inf" if bound == float("inf") else prom.sample_value(bound)
                         out.setdefault(f"{name}_bucket", []).append(({**labels, "le": le}, running))
                     out.setdefault(f"{name}_sum", []).append((labels, point.sum))
                     out.setdefault(f"{name}_count", []).append((labels, point.count))

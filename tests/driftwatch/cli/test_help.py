@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,14 @@ def test_a_command_without_its_action_prints_its_help(command: str) -> None:
     result = subprocess.run([*DRIFTWATCH, command], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert result.stdout.startswith(f"usage: driftwatch {command}")
+
+
+def test_python_m_driftwatch_help_from_the_repository_root() -> None:
+    """``python -m driftwatch --help`` in a checkout (no ``-P``: the source folder is on the path)."""
+    root = Path(__file__).resolve().parents[3]
+    result = subprocess.run(
+        [sys.executable, "-m", "driftwatch", "--help"], capture_output=True, text=True, timeout=60, cwd=root
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: driftwatch"), result.stdout[:200]
+    assert all(command in result.stdout for command in COMMANDS if " " not in command)

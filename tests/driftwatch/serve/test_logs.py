@@ -1,13 +1,19 @@
 """`driftwatch serve` logs through one pipeline: every line on a non-terminal stderr is a JSON object,
-INFO events such as the restore after a restart included (driftwatch/_cli/logs.py)."""
+INFO events such as the restore after a restart included, and so are the errors that stop it from
+starting (driftwatch/_cli/logs.py; driftwatch/_cli/serve.py logs them instead of printing them)."""
 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.driftwatch.serve.test_service import (
     free_port,
@@ -56,3 +62,40 @@ def test_serve_logs_json_lines_and_its_restore(tmp_path: Path) -> None:
     assert len(restored) == 1, second
     assert restored[0]["level"] == "info" and restored[0]["logger"] == "driftwatch"
     assert f"journal entry {seq}" in restored[0]["event"]
+
+
+@pytest.mark.parametrize("problem", ["config", "state", "port"])
+def test_serve_startup_errors_are_json_lines_too(tmp_path: Path, problem: str) -> None:
+    """A bad config file, a state file that is not ours, a port in use: exit 2, and what serve says about
+    it is a JSON log line like all the others (an error of level ``error``), not plain text."""
+    state, alerts, config = tmp_path / "state.db", tmp_path / "alerts.jsonl", tmp_path / "driftwatch.yaml"
+    config.write_text("nonsense: [\n" if problem == "config" else "checkpoint_seconds: 1\n")
+    if problem == "state":
+        state.write_text("not a database")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1] if problem == "port" else free_port()
+        cmd = [
+            sys.executable,
+            "-P",
+            "-m",
+            "driftwatch",
+            "serve",
+            "--state",
+            str(state),
+            "--config",
+            str(config),
+        ]
+        cmd += ["--alerts-out", str(alerts), "--http-port", str(port), "--grpc-port", "0"]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DRIFTWATCH_"))}
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    events = [json.loads(line) for line in result.stderr.splitlines()]  # raises on a plain-text line
+    expected = {
+        "config": "not valid YAML",
+        "state": "is not a driftwatch state file",
+        "port": "cannot listen",
+    }
+    assert [(e["level"], e["logger"]) for e in events] == [("error", "driftwatch")], events
+    assert expected[problem] in events[0]["event"] and events[0]["event"].startswith("driftwatch: ")

@@ -638,13 +638,19 @@ def test_appends_waiting_for_a_commit_share_the_next_one(tmp_path: Path) -> None
         results[n] = store.append_many([("p", f"{n}-{i}".encode()) for i in range(n % 3 + 1)])
 
     threads = [threading.Thread(target=receiver, args=(n,)) for n in range(8)]
-    with store._write_lock:  # a commit in progress (a checkpoint holds this lock too)
+    # Another writer holds the file's write lock: the first commit waits for it (busy_timeout).
+    outside = sqlite3.connect(tmp_path / "state.db", isolation_level=None)
+    outside.execute("BEGIN IMMEDIATE")
+    try:
         for thread in threads:
             thread.start()
         deadline = time.monotonic() + 10
-        while len(store._pending) < 7 and time.monotonic() < deadline:  # one leads, blocked on the lock
+        while store.appends_waiting < 7 and time.monotonic() < deadline:  # one leads, blocked on the lock
             time.sleep(0.001)
-        assert len(store._pending) == 7
+        assert store.appends_waiting == 7
+    finally:
+        outside.execute("ROLLBACK")
+        outside.close()
     for thread in threads:
         thread.join()
     assert store.group_commits.commits == 2 and store.group_commits.batches == 8

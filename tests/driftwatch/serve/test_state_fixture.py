@@ -16,6 +16,7 @@ tests/driftwatch/serve/test_state_fixture.py`` regenerated it, at the commit tha
 
 from __future__ import annotations
 
+import doctest
 import json
 import random
 import shutil
@@ -30,6 +31,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from driftwatch import InMemorySink, load_config
+from driftwatch._monitor import moved
 from driftwatch._serve.service import DriftService
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
@@ -97,6 +99,12 @@ def restored_alerts(state: Path) -> list[dict[str, Any]]:
     finally:
         service.stop()
     return [alert.to_dict() for alert in sink.alerts]
+
+
+def test_the_map_of_moved_paths_doctests() -> None:
+    """``moved``/``moved_class`` (what the unpickler and serve's decoder check use) do as shown."""
+    result = doctest.testmod(moved)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_a_state_file_from_0_1_0_restores_to_its_alerts(tmp_path: Path) -> None:

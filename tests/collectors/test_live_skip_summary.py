@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_claude_code_live import CLAUDE
+from tests.collectors.test_claude_code_live import CLAUDE
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_the_live_claude_code_skip_is_in_the_summary_line() -> None:
@@ -22,7 +22,7 @@ def test_the_live_claude_code_skip_is_in_the_summary_line() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DRIFTWATCH_"))}
     env["PATH"] = str(Path(sys.executable).parent)  # the venv's bin: no npm there
     result = subprocess.run(
-        [sys.executable, "-P", "-m", "pytest", "-q", "tests/test_claude_code_live.py"],
+        [sys.executable, "-P", "-m", "pytest", "-q", "tests/collectors/test_claude_code_live.py"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -29,7 +29,7 @@ from driftwatch._outcome import Outcome
 from driftwatch._serve.receiver import Receiver
 from driftwatch._serve.service import TICK, DriftService
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 INSTALL_DIR = ROOT / ".venv" / "claude-code"
 CLAUDE = INSTALL_DIR / "node_modules" / ".bin" / "claude"
 FAIL = "FAKE-529"  # a prompt containing this gets 529 overloaded from the fake API
