@@ -15,9 +15,9 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
 import driftwatch
 from driftwatch import _semconv as sc
-from driftwatch._config import Config
+from driftwatch._config import Config, load_config
 from driftwatch._monitor import Monitor
-from driftwatch._outcome import DEFAULT_SIGNALS, SIGNALS, Outcome, parse_outcome
+from driftwatch._outcome import AGENT_SIGNALS, DEFAULT_SIGNALS, SIGNALS, Outcome, parse_outcome
 from driftwatch.collectors._otlp import OtlpDecoder
 from tests.conftest import Harness
 
@@ -227,17 +227,19 @@ def test_reads_per_edit_zero_cases_and_the_jsonl_form() -> None:
     assert parse_outcome(parsed.to_dict()).tool_uses == {"Grep": 2, "Edit": 1}
 
 
-def test_the_default_signals() -> None:
-    """turns, thinking_tokens, reads_per_edit are watched by default; the mostly-zero ones are opt-in."""
-    assert Config().signals == list(DEFAULT_SIGNALS)
-    assert {"turns", "thinking_tokens", "reads_per_edit"} <= set(DEFAULT_SIGNALS) <= set(SIGNALS)
-    assert not {"retries", "permission_denials", "tool_error_rate", "api_latency_s"} & set(DEFAULT_SIGNALS)
+def test_the_default_signals_are_unchanged_and_the_agent_ones_known() -> None:
+    """The default stays the eight a state file was taken with; the behavioural signals are opt-in."""
+    assert Config().signals == list(DEFAULT_SIGNALS) == list(SIGNALS)[:8]
+    assert AGENT_SIGNALS == ("turns", "thinking_tokens", "reads_per_edit")
+    assert not set(AGENT_SIGNALS) & set(DEFAULT_SIGNALS) and set(AGENT_SIGNALS) <= set(SIGNALS)
+    config = load_config(None, env={}, signals=[*DEFAULT_SIGNALS, *AGENT_SIGNALS, "retries"])
+    assert config.signals[-4:] == ["turns", "thinking_tokens", "reads_per_edit", "retries"]
 
 
 def test_a_fall_in_reads_per_edit_alerts_like_any_signal() -> None:
     """Seeded: reads per edit falling from ~6.6 to ~2.0 (turns unchanged) is confirmed on that signal."""
     rng = random.Random(18)
-    monitor = Monitor(Config(), threaded=False)
+    monitor = Monitor(Config(signals=[*DEFAULT_SIGNALS, *AGENT_SIGNALS]), threaded=False)
     alerts = []
     for i in range(1400):
         mean = 6.6 if i < 800 else 2.0

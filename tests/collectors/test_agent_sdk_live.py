@@ -264,7 +264,7 @@ def test_the_example_coding_agent_fixes_the_bug_and_records_success() -> None:
     """examples/agents/coding_agent.py offline: the fake model reads, greps, writes; the verifier passes."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "agents" / "coding_agent.py"
+    path = Path(__file__).resolve().parents[2] / "examples" / "agents" / "coding_agent.py"
     spec = importlib.util.spec_from_file_location("coding_agent_example", path)
     assert spec is not None and spec.loader is not None
     example = importlib.util.module_from_spec(spec)
