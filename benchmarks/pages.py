@@ -1,27 +1,30 @@
-"""Pages, not suspicions: what on-call receives, from today's Monitor and from sequential confirmation.
+"""Pages, not suspicions: what on-call receives from the Monitor, against a CUSUM oracle.
 
 Per scenario: time to page (the first ``confirmed`` alert after the change, in the change's
-direction) against a CUSUM oracle told the true rates, the share of real changes paged within the
-horizon, withdrawals of real changes (a suspicion raised after the change and then dismissed), and
-false pages per 100,000 observations on no-change streams.
+direction) against a CUSUM oracle told the true rates, beside the first ``suspected`` alert; the
+share of real changes paged within the horizon, withdrawals of real changes (a suspicion raised
+after the change and then withdrawn before the first page), and false pages per 100,000
+observations on no-change streams. ``report()`` makes the tables; ``benchmarks/detection.py``
+puts them into docs/detection.md.
 
-* **landed**: today's ``driftwatch.Monitor`` with the default config, driven through ``process``
-  (as ``benchmarks/lifecycle.py`` drives it), one signal.
-* **proposed**: the two-stage pipeline simulated stand-alone: ``LaggedSR`` (as shipped) for stage
-  one; ``SequentialConfirm`` (detectors/_sequential.py) for stage two on fresh observations only.
-  No contamination: a withdrawn candidate's observations enter the baseline (``resume``) only
-  because it was withdrawn on evidence; a candidate still undecided after ``MAX_FRESH`` fresh
-  observations is closed as inconclusive and the detector resumes from the pre-change baseline,
-  without the suspected period. After a confirmed page stage one starts afresh on the changed level
-  (the working baseline, docs/drafts/confirmation.md).
+* **Monitor** (``landed``): the shipped ``driftwatch.Monitor`` with the default config, driven
+  through ``process`` (as ``benchmarks/lifecycle.py`` drives it), one signal; stage two is the
+  sequential test (``SequentialConfirm``).
+* **stand-alone** (``proposed``): the same two stages simulated outside the Monitor: ``LaggedSR``
+  for stage one, ``SequentialConfirm`` (detectors/_sequential.py) on fresh observations only for
+  stage two. No contamination: a withdrawn candidate's observations enter the baseline
+  (``resume``) only because it was withdrawn on evidence; a candidate still undecided after
+  ``MAX_FRESH`` fresh observations is closed as inconclusive and the detector resumes from the
+  pre-change baseline, without the suspected period. After a confirmed page stage one starts
+  afresh on the changed level (the working baseline). A check on the Monitor's integration.
 * **oracle**: a one-sided CUSUM told both rates, its threshold calibrated here on no-change streams
-  to 1 false alarm per 10,000 observations (and, for comparison, per 100,000).
+  to 1 false alarm per 10,000 observations (and per 100,000).
 
 The tracker scenario: a daily suite of 50 recurring tasks (per-task difficulty on the logit scale,
 sd 1), each run once a day in a random order; 20 days at 40 %, a model ships (marker ``model``)
 and the rate is 51 % for 30 days, then a silent drop to 38 % for 14 days. Counted: the upgrade
 recognised within 14 days (a page up, or a confirmed version comparison up), the drop paged within
-14 days. The proposed arm's version comparison is Cochran–Mantel–Haenszel stratified by task on up
+14 days. The stand-alone arm's version comparison is Cochran–Mantel–Haenszel stratified by task on up
 to 400 outcomes a side (two-sided, 0.05).
 
 Run: .venv/bin/python -P benchmarks/pages.py [--quick] [--seed 20261202] [--jobs 2]
@@ -90,17 +93,26 @@ def landed(sc: Scenario, xs: Sequence[float], tau: int, markers: Sequence[tuple[
     mon = Monitor(Config(signals=[signal], console=False), threaded=False)
     model, marks = "v1", dict(markers)
     pages: list[tuple[int, str, str]] = []
+    suspected: list[tuple[int, str]] = []
     withdrawn = 0
     for i, x in enumerate(xs):
         model = marks.get(i, model)
         value: dict = {"success": x > 0.5} if sc.kind == "binary" else {"latency_s": math.exp(x)}
         tid = f"t{i % DAY}" if markers else None
         for a in mon.process(Outcome(task="bench", time=float(i), model=model, task_id=tid, **value)):
+            if a.status == "suspected" and a.kind == "drift":
+                suspected.append((i, a.direction))
             if a.status == "confirmed":
                 pages.append((i, a.direction, a.kind))
-            elif a.kind == "drift" and a.status == "resolved" and "not confirmed" in a.message and i >= tau:
+            elif (
+                a.kind == "drift"
+                and a.status == "resolved"
+                and ("not confirmed" in a.message or a.extra.get("resolved_by") == "withdrawn")
+                and a.detected_at >= tau  # as the proposed arm: alarms after the change, up to the page
+                and not any(kind == "drift" for _, _, kind in pages)
+            ):
                 withdrawn += 1
-    return {"pages": pages, "withdrawn": withdrawn}
+    return {"pages": pages, "withdrawn": withdrawn, "suspected": suspected}
 
 
 def proposed(sc: Scenario, xs: Sequence[float], tau: int, stop_at_page: bool = True) -> dict:
@@ -181,8 +193,9 @@ def oracle_thresholds(sc: Scenario, rng: np.random.Generator, streams: int) -> t
 
 
 # -- jobs ----------------------------------------------------------------------------------------
-def change_job(job: tuple[int, int]) -> tuple[int, int | None, int | None, int, int]:
-    """(scenario, landed delay, proposed delay, landed withdrawals, proposed withdrawals)."""
+def change_job(job: tuple[int, int]) -> tuple[int, int | None, int | None, int, int, int | None]:
+    """(scenario, landed delay, proposed delay, landed withdrawals, proposed withdrawals, landed
+    delay of the first ``suspected`` alert in the change's direction)."""
     sc_i, seed = job
     sc = SCENARIOS[sc_i]
     rng = np.random.default_rng(seed)
@@ -190,12 +203,16 @@ def change_job(job: tuple[int, int]) -> tuple[int, int | None, int | None, int, 
     want = "down" if sc.after < sc.before else "up"
     out: list[int | None] = []
     withdrawals = []
+    first_suspected: int | None = None
     for arm in (landed, proposed):
         r = arm(sc, xs, TAU)
         hits = [i for i, d, k in r["pages"] if i >= TAU and d == want and k == "drift"]
         out.append(hits[0] - TAU + 1 if hits else None)
         withdrawals.append(r["withdrawn"])
-    return sc_i, out[0], out[1], withdrawals[0], withdrawals[1]
+        if "suspected" in r:
+            sus = [i for i, d in r["suspected"] if i >= TAU and d == want]
+            first_suspected = sus[0] - TAU + 1 if sus else None
+    return sc_i, out[0], out[1], withdrawals[0], withdrawals[1], first_suspected
 
 
 def null_job(job: tuple[int, int]) -> tuple[int, int | None, int | None]:
@@ -318,57 +335,65 @@ def fmt(x: float) -> str:
     return "∞" if math.isinf(x) else f"{x:.0f}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="a smoke run in under a minute")
-    parser.add_argument("--seed", type=int, default=20261202)
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--streams", type=int, default=None, help="change streams per scenario")
-    parser.add_argument("--null-streams", type=int, default=None)
-    parser.add_argument("--tracker", type=int, default=None, help="tracker replications")
-    args = parser.parse_args(argv)
-    streams = args.streams or (60 if args.quick else 800)
-    nulls = args.null_streams or (20 if args.quick else 500)
-    reps = args.tracker or (6 if args.quick else 100)
+def report(
+    seed: int = 20261202,
+    *,
+    quick: bool = False,
+    jobs: int = 2,
+    streams: int | None = None,
+    null_streams: int | None = None,
+    tracker: int | None = None,
+    command: str = "python -P benchmarks/pages.py",
+) -> list[str]:
+    """The pages tables (markdown lines): per scenario, the tracker, false pages. Also used by
+    ``benchmarks/detection.py`` for docs/detection.md."""
+    streams = streams or (60 if quick else 800)
+    nulls = null_streams or (20 if quick else 500)
+    reps = tracker or (6 if quick else 100)
     started = time.monotonic()
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     change = [i for i, sc in enumerate(SCENARIOS) if not sc.null]
     null = [i for i, sc in enumerate(SCENARIOS) if sc.null]
-    jobs = [(i, args.seed + 1000 * i + s) for i in change for s in range(streams)]
-    njobs = [(i, args.seed + 500_000 + 100_000 * i + s) for i in null for s in range(nulls)]
-    tjobs = [args.seed + 900_000 + s for s in range(reps)]
-    with multiprocessing.Pool(args.jobs) as pool:
-        print(f"{len(jobs)} change streams ...", file=sys.stderr, flush=True)
-        res = pool.map(change_job, jobs, chunksize=10)
-        print(f"{len(njobs)} no-change streams of {NULL_LEN} ...", file=sys.stderr, flush=True)
+    cjobs = [(i, seed + 1000 * i + s) for i in change for s in range(streams)]
+    njobs = [(i, seed + 500_000 + 100_000 * i + s) for i in null for s in range(nulls)]
+    tjobs = [seed + 900_000 + s for s in range(reps)]
+    with multiprocessing.Pool(jobs) as pool:
+        print(f"pages: {len(cjobs)} change streams ...", file=sys.stderr, flush=True)
+        res = pool.map(change_job, cjobs, chunksize=10)
+        print(f"pages: {len(njobs)} no-change streams of {NULL_LEN} ...", file=sys.stderr, flush=True)
         nres = pool.map(null_job, njobs, chunksize=4)
-        print(f"{len(tjobs)} tracker replications ...", file=sys.stderr, flush=True)
+        print(f"pages: {len(tjobs)} tracker replications ...", file=sys.stderr, flush=True)
         tres = pool.map(tracker_job, tjobs, chunksize=2)
-        print("oracle thresholds ...", file=sys.stderr, flush=True)
-        ostreams = 100 if args.quick else 1000
+        print("pages: oracle thresholds ...", file=sys.stderr, flush=True)
+        ostreams = 100 if quick else 1000
         thresholds = [
-            oracle_thresholds(SCENARIOS[i], np.random.default_rng(args.seed + 7 + i), ostreams)
-            for i in change
+            oracle_thresholds(SCENARIOS[i], np.random.default_rng(seed + 7 + i), ostreams) for i in change
         ]
     lines = [
-        f"Generated by `python -P benchmarks/pages.py{' --quick' if args.quick else ''}` (seed {args.seed}; "
-        f"{streams} change streams per scenario, {nulls} no-change streams of {NULL_LEN}, {reps} tracker "
-        f"replications; proposed: alpha {ALPHA}, beta {BETA}).",
+        f"Generated by `{command}{' --quick' if quick else ''}` (seed {seed}; "
+        f"{streams} change streams per scenario, {nulls} no-change streams of {NULL_LEN:,}, {reps} tracker "
+        f"replications; Monitor at its defaults: budget 1e-4, confirm_alpha {ALPHA}, withdraw_beta {BETA}, "
+        f"min_shift 0.2, max_fresh {MAX_FRESH}).",
         "",
-        "Change after 1,000 observations, horizon 1,500. Time to page: median (unpaged = ∞) with a 95% "
-        "bootstrap interval. Oracle: one-sided CUSUM told both rates on the same streams.",
+        f"Change after {TAU:,} observations, horizon {HORIZON:,}. **Monitor**: the shipped "
+        "`driftwatch.Monitor` through `process`, one signal. *Suspected*: its first `suspected` alert "
+        "in the change's direction; *page*: its first `confirmed` one (medians; unpaged = ∞, with a 95% "
+        "bootstrap interval). **Oracle**: a one-sided CUSUM told both rates, on streams from the same "
+        "generator, its threshold calibrated to 1 false alarm per 10,000 (or 100,000) observations. "
+        "**Stand-alone**: the same two stages simulated outside the Monitor (`LaggedSR` + "
+        "`SequentialConfirm`), a check on the integration. *Withdrawals*: suspicions raised after the "
+        "change and withdrawn before its first page, summed over the streams.",
         "",
-        "| scenario | oracle @1/10k | oracle @1/100k | landed page | × oracle | proposed page | × oracle "
-        "| paged ≤ horizon (landed / proposed) | withdrawals of the real change (landed / proposed) |",
-        "|---|---:|---:|---|---:|---|---:|---:|---:|",
+        "| scenario | oracle @1/10k | oracle @1/100k | Monitor suspected | Monitor page | × oracle "
+        "@1/10k | × oracle @1/100k | paged ≤ horizon (Monitor / stand-alone) | withdrawals of the real "
+        "change (Monitor / stand-alone) | stand-alone page |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|---|",
     ]
     for k, i in enumerate(change):
         sc = SCENARIOS[i]
         rows = [r for r in res if r[0] == i]
         h4, h5 = thresholds[k]
-        orng = np.random.default_rng(args.seed + 11 + i)
+        orng = np.random.default_rng(seed + 11 + i)
         data = np.stack(
             [
                 np.concatenate([sc.draw(orng, TAU, sc.before), sc.draw(orng, HORIZON, sc.after)])
@@ -388,47 +413,71 @@ def main(argv: Sequence[str] | None = None) -> int:
             share = sum(1 for r in rows if r[col] is not None) / len(rows)
             cells.append((m, lo, hi, share, sum(r[col + 2] for r in rows)))
         (lm, llo, lhi, ls, lw), (pm, plo, phi, ps, pw) = cells
+        sus = float(np.median([math.inf if r[5] is None else float(r[5]) for r in rows]))
         lines.append(
-            f"| {sc.name} | {oracle[0]:.0f} (h={h4:.2f}) | {oracle[1]:.0f} (h={h5:.2f}) | "
-            f"{fmt(lm)} ({fmt(llo)}–{fmt(lhi)}) | "
-            f"{lm / oracle[0]:.2f} | {fmt(pm)} ({fmt(plo)}–{fmt(phi)}) | {pm / oracle[0]:.2f} | "
-            f"{ls:.1%} / {ps:.1%} | {lw} / {pw} (of {len(rows)} streams) |"
+            f"| {sc.name} | {oracle[0]:.0f} (h={h4:.2f}) | {oracle[1]:.0f} (h={h5:.2f}) | {fmt(sus)} | "
+            f"{fmt(lm)} ({fmt(llo)}–{fmt(lhi)}) | {lm / oracle[0]:.2f} | {lm / oracle[1]:.2f} | "
+            f"{ls:.1%} / {ps:.1%} | {lw} / {pw} (of {len(rows)} streams) | "
+            f"{fmt(pm)} ({fmt(plo)}–{fmt(phi)}) |"
         )
     lines += [
         "",
-        "False pages on no-change streams (first page per stream; exposure after the 500-observation "
+        f"False pages on no-change streams (first page per stream; exposure after the {WARMUP}-observation "
         "warm-up):",
         "",
-    ]
-    lines += [
-        "| scenario | streams | landed pages | per 100k (95%) | proposed pages | per 100k (95%) |",
+        "| scenario | streams | Monitor pages | per 100k (95%) | stand-alone pages | per 100k (95%) |",
         "|---|---:|---:|---|---:|---|",
     ]
     for i in null:
         rows = [r for r in nres if r[0] == i]
-        cells = []
+        cells_ = []
         for col in (1, 2):
             firsts = [r[col] for r in rows]
             k = sum(1 for f in firsts if f is not None)
             exposure = sum((f if f is not None else NULL_LEN) - WARMUP for f in firsts)
             rate, lo, hi = poisson_ci(k, exposure)
-            cells.append(f"{k} | {rate:.2f} ({lo:.2f}–{hi:.2f})")
-        lines.append(f"| {SCENARIOS[i].name} | {len(rows)} | {cells[0]} | {cells[1]} |")
+            cells_.append(f"{k} | {rate:.2f} ({lo:.2f}–{hi:.2f})")
+        lines.append(f"| {SCENARIOS[i].name} | {len(rows)} | {cells_[0]} | {cells_[1]} |")
     n = len(tres)
     lines += [
         "",
-        f"Tracker (50 recurring tasks a day; 40 % → 51 % at a model release on day {UP_DAY}; "
-        "silent drop to 38 % "
-        f"on day {DROP_DAY}), {n} replications, within 14 days:",
+        f"Tracker ({DAY} recurring tasks a day, each once a day in random order, logit-normal task "
+        f"difficulty with sd 1; 40 % → 51 % at a model release (marker `model`) on day {UP_DAY}; silent "
+        f"drop to 38 % on day {DROP_DAY}), {n} replications, within 14 days. The Monitor recognises "
+        "the upgrade by a page up or by its version comparison (Cochran–Mantel–Haenszel by task); "
+        "the stand-alone arm by a page up or a CMH test on 400 outcomes a side.",
         "",
         "| arm | upgrade recognised | drop paged |",
         "|---|---:|---:|",
-        f"| landed (Monitor, defaults) | {sum(r[0] for r in tres)}/{n} | {sum(r[1] for r in tres)}/{n} |",
-        f"| proposed (sequential + CMH + working baseline) | {sum(r[2] for r in tres)}/{n} "
+        f"| Monitor (defaults) | {sum(r[0] for r in tres)}/{n} | {sum(r[1] for r in tres)}/{n} |",
+        f"| stand-alone (sequential + CMH + working baseline) | {sum(r[2] for r in tres)}/{n} "
         f"| {sum(r[3] for r in tres)}/{n} |",
         "",
-        f"_Run time {time.monotonic() - started:.0f} s._",
+        f"_Pages run time {time.monotonic() - started:.0f} s._",
+        "",
     ]
+    return lines
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="a smoke run in under a minute")
+    parser.add_argument("--seed", type=int, default=20261202)
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--streams", type=int, default=None, help="change streams per scenario")
+    parser.add_argument("--null-streams", type=int, default=None)
+    parser.add_argument("--tracker", type=int, default=None, help="tracker replications")
+    args = parser.parse_args(argv)
+    lines = report(
+        args.seed,
+        quick=args.quick,
+        jobs=args.jobs,
+        streams=args.streams,
+        null_streams=args.null_streams,
+        tracker=args.tracker,
+    )
     print("\n".join(lines))
     return 0
 

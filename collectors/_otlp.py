@@ -3,7 +3,10 @@
 Understood: driftwatch's own spans (``invoke_agent {task}`` with ``driftwatch.task.*``, ``chat {model}``
 or the SDK's ``anthropic.messages.create`` annotated with ``driftwatch.*``); GenAI-convention call
 spans from other instrumentations (OpenLLMetry's ``anthropic.chat``, the upstream OpenTelemetry GenAI
-instrumentation), reading ``gen_ai.provider.name`` and the older ``gen_ai.system``; GenAI evaluation
+instrumentation), reading ``gen_ai.provider.name`` and the older ``gen_ai.system``; agent runs from
+other instrumentations (``invoke_agent``/``invoke_workflow`` with their ``execute_tool`` spans,
+OpenInference's ``AGENT``/``TOOL``/``LLM`` spans and ``llm.token_count.*``); GenAI token metrics
+(``gen_ai.client.token.usage``, ``gen_ai.client.inference.operation.*_tokens``); GenAI evaluation
 results (``gen_ai.evaluation.result`` log records and span events); and Claude Code's telemetry
 (events as log records, metrics, beta spans; see docs/claude-code.md).
 
@@ -40,7 +43,8 @@ from driftwatch._config import Config
 from driftwatch._outcome import Outcome
 from driftwatch.collectors._otlp_claude import ClaudeCodeTelemetry
 from driftwatch.collectors._otlp_content import CC_EVENTS, is_content, redact
-from driftwatch.collectors._otlp_genai import GenAiSpans, SpanInfo
+from driftwatch.collectors._otlp_genai import Below, GenAiSpans, SpanInfo
+from driftwatch.collectors._otlp_genai_metrics import TOKEN_HISTOGRAMS, GenAiMetrics
 from driftwatch.collectors._otlp_values import (
     Bad,
     Decoded,
@@ -126,6 +130,7 @@ class OtlpDecoder:
         self.check_only = check_only
         self.stats = DecoderStats()
         self.genai = GenAiSpans(self.config)
+        self.genai_metrics = GenAiMetrics(self.config)
         self.claude = ClaudeCodeTelemetry(self.config, self.stats, max_sessions, session_idle_s)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -138,6 +143,8 @@ class OtlpDecoder:
             for name in ("_sessions", "_aliases", "_closed", "_records", "_open_prompts"):
                 setattr(claude, name, state.pop(name))
             state.update(genai=genai, claude=claude)
+        if "genai_metrics" not in state:  # pickled before GenAI token metrics were read
+            state["genai_metrics"] = GenAiMetrics(state["config"])
         self.__dict__.update(state)
 
     @property
@@ -158,7 +165,8 @@ class OtlpDecoder:
         return self._guarded(self._logs, request)
 
     def metrics(self, request: ExportMetricsServiceRequest) -> Decoded:
-        """Claude Code metric points go into their session's totals; outcomes come out on expiry."""
+        """Claude Code metric points go into their session's totals (outcomes come out on expiry);
+        GenAI token histograms give one outcome per series and interval (``_otlp_genai_metrics.py``)."""
         return self._guarded(self._metrics, request)
 
     def _guarded(self, decode: Callable[[Any, Decoded], None], request: Any) -> Decoded:
@@ -198,8 +206,11 @@ class OtlpDecoder:
         # find their task even though children end, and are exported, before their parent. Each
         # span's attributes are converted once here and reused by the second pass (None: they
         # failed to convert, and the second pass converts again to report why).
+        # The same pass sums tool and call spans up their parent chain (``GenAiSpans.collect``), in
+        # request order, so that each agent span's totals are complete before outcomes are made.
         resources: list[tuple[dict[str, Any], str]] = []
         span_attrs: list[dict[str, Any] | None] = []
+        below: dict[int, Below] = {}
         for rs in request.resource_spans:
             res = attributes(rs.resource.attributes)
             service = text(res, "service.name") or "unknown_service"
@@ -209,6 +220,9 @@ class OtlpDecoder:
                     attrs: dict[str, Any] | None = None
                     try:
                         attrs = attributes(span.attributes)
+                        totals = self.genai.collect(span, span.name, attrs)
+                        if totals is not None:
+                            below[len(span_attrs)] = totals
                         if self.genai.is_task_span(span.name, attrs):
                             self.genai.remember(
                                 hex_id(span.span_id), self.genai.task_info(span, attrs, res, service)
@@ -222,11 +236,12 @@ class OtlpDecoder:
             for si, ss in enumerate(rs.scope_spans):
                 for pi, span in enumerate(ss.spans):
                     attrs = span_attrs[at]
+                    totals = below.get(at)
                     at += 1
                     self.stats.spans += 1
                     where = f"resource_spans[{ri}].scope_spans[{si}].spans[{pi}]"
                     try:
-                        self._span(span, res, service, where, dec, attrs)
+                        self._span(span, res, service, where, dec, attrs, totals)
                     except Bad as exc:
                         dec.reject(str(exc))
                     except Exception as exc:
@@ -240,6 +255,7 @@ class OtlpDecoder:
         where: str,
         dec: Decoded,
         attrs: dict[str, Any] | None = None,
+        below: Below | None = None,
     ) -> None:
         if attrs is None:
             attrs = attributes(span.attributes)
@@ -251,7 +267,7 @@ class OtlpDecoder:
         if name.startswith("claude_code."):
             self.claude.span(span, name, attrs, res, service, start, end, where, dec.outcomes)
         elif self.genai.is_task_span(name, attrs):
-            dec.outcomes.append(self.genai.task_span(span, attrs, res, service, start, end, where))
+            dec.outcomes.append(self.genai.task_span(span, attrs, res, service, start, end, where, below))
         elif self.genai.is_call_span(name, attrs):
             if self.check_only:
                 self.genai.check_call_span(attrs, where)
@@ -313,6 +329,7 @@ class OtlpDecoder:
 
     # -- metrics ----------------------------------------------------------------------------------
     def _metrics(self, request: ExportMetricsServiceRequest, dec: Decoded) -> None:
+        self.genai_metrics.take()  # nothing left over from a request that failed to decode
         for ri, rm in enumerate(request.resource_metrics):
             res = attributes(rm.resource.attributes)
             service = text(res, "service.name") or "unknown_service"
@@ -323,17 +340,30 @@ class OtlpDecoder:
                         continue
                     data = getattr(metric, kind)
                     points = getattr(data, "data_points", ())
-                    watched = metric.name.startswith("claude_code.") and kind == "sum"
+                    claude = metric.name.startswith("claude_code.") and kind == "sum"
+                    tokens = metric.name in TOKEN_HISTOGRAMS and kind == "histogram"
                     for pi, point in enumerate(points):
                         self.stats.points += 1
-                        if not watched:
+                        if not (claude or tokens):
                             continue
                         where = f"resource_metrics[{ri}].scope_metrics[{si}].metrics[{mi}].data_points[{pi}]"
                         try:
-                            self.claude.point(
-                                metric.name, data.aggregation_temporality, point, res, service, where
-                            )
+                            if claude:
+                                self.claude.point(
+                                    metric.name, data.aggregation_temporality, point, res, service, where
+                                )
+                            else:
+                                self.genai_metrics.point(
+                                    metric.name,
+                                    data.aggregation_temporality,
+                                    point,
+                                    attributes(point.attributes),
+                                    res,
+                                    service,
+                                    where,
+                                )
                         except Bad as exc:
                             dec.reject(str(exc))
                         except Exception as exc:
                             dec.reject(f"{where}: could not decode ({type(exc).__name__}: {exc})")
+        dec.outcomes.extend(self.genai_metrics.take())

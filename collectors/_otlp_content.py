@@ -82,6 +82,9 @@ _CONTENT_LAST = {
 #: Last name parts of identifiers and kinds under a content name (``prompt.id``, which Claude Code
 #: prompts are joined by; ``gen_ai.prompt.0.role``; ``gen_ai.completion.0.tool_calls.0.name``).
 _NOT_CONTENT_LAST = {"id", "role", "name", "type", "finish_reason"}
+#: Name parts of counts under a content name (OpenInference's ``llm.token_count.prompt``,
+#: ``llm.token_count.completion_details.reasoning``).
+_NOT_CONTENT_PARTS = {"token_count"}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -91,7 +94,7 @@ def is_content(name: str) -> bool:
     if lowered in _CONTENT:
         return True
     parts = lowered.split(".")
-    if parts[-1] in _NOT_CONTENT_LAST:
+    if parts[-1] in _NOT_CONTENT_LAST or not _NOT_CONTENT_PARTS.isdisjoint(parts):
         return False
     return not _CONTENT_PARTS.isdisjoint(parts) or parts[-1] in _CONTENT_LAST
 

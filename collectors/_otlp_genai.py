@@ -1,10 +1,18 @@
-"""GenAI spans in OTLP traces: driftwatch's task and call spans, other instrumentations' call spans
-(OpenLLMetry, the upstream OpenTelemetry GenAI instrumentation) and ``gen_ai.evaluation.result``.
+"""GenAI spans in OTLP traces: driftwatch's task and call spans, other instrumentations' agent, tool
+and call spans (OpenLLMetry, the upstream OpenTelemetry GenAI instrumentations, OpenInference) and
+``gen_ai.evaluation.result``.
 
-``GenAiSpans`` turns one span (or evaluation) into an ``Outcome`` and keeps the one piece of state
-this needs: a bounded index of recent task and call spans, so that a call span or an evaluation
-finds its task even when it arrives in a later request. The decoder (``collectors/_otlp.py``)
-walks the request and hands each span here.
+An agent run is a task: an ``invoke_agent`` or ``invoke_workflow`` span (GenAI conventions), or an
+OpenInference span of kind ``AGENT``. Tool executions (``execute_tool`` spans, OpenInference
+``TOOL`` spans with a ``tool.name``) and model calls below it — children end, and are exported,
+before their parents — are summed up the parent chain into its outcome: tool calls, tool errors
+and, when the agent span has no usage of its own, tokens. A nested agent's totals also count in
+its parent agent's (a workflow's total covers its agents).
+
+``GenAiSpans`` turns one span (or evaluation) into an ``Outcome`` and keeps the state this needs: a
+bounded index of recent task and call spans, so that a call span or an evaluation finds its task
+even when it arrives in a later request, and the bounded totals waiting for their parent span
+(``below``). The decoder (``collectors/_otlp.py``) walks the request and hands each span here.
 """
 
 from __future__ import annotations
@@ -33,11 +41,18 @@ from driftwatch.collectors._otlp_values import (
 
 __all__ = ["MAX_SPANS", "GenAiSpans", "SpanInfo"]
 
-#: Spans remembered (by span id) so that evaluation results and child call spans find their task.
+#: Spans remembered (by span id) so that evaluation results and child call spans find their task;
+#: also the most parent spans with totals waiting for them (``GenAiSpans.below``).
 MAX_SPANS = 10_000
 _CALL_OPERATIONS = {"chat", "text_completion", "generate_content"}
 #: Tool (or subagent) names kept per task span: a bound on what a span can make the outcome hold.
 _MAX_NAMES = 256
+_TASK_OPERATIONS = {"invoke_agent", "invoke_workflow"}
+#: OpenInference's span kind attribute (``AGENT``, ``TOOL``, ``LLM``, ``CHAIN``, …).
+OI_KIND = "openinference.span.kind"
+#: Totals below a span, in this order (``Below``).
+TOOL_CALLS, TOOL_ERRORS, INPUT, OUTPUT, CACHE_READ, CACHE_WRITE, CALLS = range(7)
+Below = list[int]
 
 
 @dataclass(slots=True)
@@ -58,6 +73,12 @@ class GenAiSpans:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.spans: dict[str, SpanInfo] = {}
+        #: Parent span id → totals of the tool and call spans below it (``Below``), in arrival order.
+        self.below: dict[str, Below] = {}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state.setdefault("below", {})  # pickled before agent runs summed their tools
+        self.__dict__.update(state)
 
     def _labels(self, attrs: Mapping[str, Any], res: Mapping[str, Any]) -> dict[str, str]:
         return stream_labels(self.config.stream_labels, attrs, res)
@@ -68,6 +89,7 @@ class GenAiSpans:
         return (
             attrs.get("gen_ai.operation.name") in _CALL_OPERATIONS
             or name in ("anthropic.messages.create", "anthropic.chat")
+            or attrs.get(OI_KIND) == "LLM"
             or (
                 "gen_ai.operation.name" not in attrs
                 and ("gen_ai.system" in attrs or "gen_ai.provider.name" in attrs)
@@ -85,7 +107,61 @@ class GenAiSpans:
 
     @staticmethod
     def is_task_span(name: str, attrs: Mapping[str, Any]) -> bool:
-        return attrs.get("gen_ai.operation.name") == "invoke_agent" or name.startswith("invoke_agent")
+        """An agent run: ``invoke_agent``/``invoke_workflow``, or an OpenInference ``AGENT`` span."""
+        return (
+            attrs.get("gen_ai.operation.name") in _TASK_OPERATIONS
+            or name.startswith("invoke_agent")
+            or attrs.get(OI_KIND) == "AGENT"
+        )
+
+    @staticmethod
+    def is_tool_span(name: str, attrs: Mapping[str, Any]) -> bool:
+        """A tool execution: ``execute_tool``, or an OpenInference ``TOOL`` span naming its tool."""
+        return attrs.get("gen_ai.operation.name") == "execute_tool" or (
+            attrs.get(OI_KIND) == "TOOL" and "tool.name" in attrs
+        )
+
+    def collect(self, span: Any, name: str, attrs: Mapping[str, Any]) -> Below | None:
+        """Sum a span's tool and call totals into its parent's; for an agent span, return its totals.
+
+        Called for every span in request order (children before their parents), before any outcome
+        is made. Never raises: a malformed call span adds no tokens (the full decode reports it).
+        """
+        span_id = hex_id(span.span_id)
+        parent = hex_id(span.parent_span_id)
+        mine = self.below.pop(span_id, None) if span_id is not None else None
+        if self.is_task_span(name, attrs):
+            totals = mine if mine is not None else [0] * 7
+            if parent is not None:
+                self._add_below(parent, totals)
+            return totals
+        add: Below | None = None
+        if self.is_tool_span(name, attrs):
+            failed = span.status.code == STATUS_ERROR or "error.type" in attrs
+            add = [1, int(failed), 0, 0, 0, 0, 0]
+        elif self.is_call_span(name, attrs):
+            try:
+                inp, out, read, write = self._usage_counts(attrs, "")
+            except Bad:
+                inp = out = read = write = None
+            cached = (read or 0) + (write or 0)
+            inp = inp - cached if inp is not None and cached and inp >= cached else inp
+            add = [0, 0, inp or 0, out or 0, read or 0, write or 0, 1]
+        if mine is not None:
+            add = mine if add is None else [a + b for a, b in zip(add, mine, strict=True)]
+        if add is not None and parent is not None:
+            self._add_below(parent, add)
+        return None
+
+    def _add_below(self, parent: str, totals: Below) -> None:
+        have = self.below.get(parent)
+        if have is None:
+            self.below[parent] = list(totals)
+            while len(self.below) > MAX_SPANS:
+                del self.below[next(iter(self.below))]
+        else:
+            for i, n in enumerate(totals):
+                have[i] += n
 
     def task_info(
         self, span: Any, attrs: Mapping[str, Any], res: Mapping[str, Any], service: str
@@ -93,7 +169,9 @@ class GenAiSpans:
         name = (
             text(attrs, sc.TASK_NAME)
             or text(attrs, "gen_ai.agent.name")
-            or span.name.removeprefix("invoke_agent").strip()
+            or text(attrs, "gen_ai.workflow.name")
+            or text(attrs, "agent.name")  # OpenInference
+            or span.name.removeprefix("invoke_agent").removeprefix("invoke_workflow").strip()
             or "agent"
         )
         labels = self._labels(attrs, res)
@@ -121,7 +199,10 @@ class GenAiSpans:
         start: float,
         end: float,
         where: str,
+        below: Below | None = None,
     ) -> Outcome:
+        """A task outcome; ``below``: the totals of its tool and call spans (``collect``), which
+        count when the span is not driftwatch's own (that one carries its totals itself)."""
         info = self.task_info(span, attrs, res, service)
         span_id = hex_id(span.span_id)
         self.remember(span_id, info)
@@ -151,6 +232,8 @@ class GenAiSpans:
         outcome.error_type = text(attrs, "error.type")
         outcome.stop_reason = text(attrs, sc.TASK_STOP_REASON)
         self._behaviour(outcome, attrs, where)
+        if below is not None and sc.TASK_NAME not in attrs:
+            self._from_below(outcome, below)
         return outcome
 
     @staticmethod
@@ -173,6 +256,19 @@ class GenAiSpans:
                     if n is not None:
                         into[key[len(prefix) : len(prefix) + 128]] = n
 
+    @staticmethod
+    def _from_below(outcome: Outcome, below: Below) -> None:
+        """Another instrumentation's agent span: its tool counts (0 when none ran) and, when it has no
+        usage of its own, the tokens of the model calls below it."""
+        if outcome.tool_calls is None:
+            outcome.tool_calls = below[TOOL_CALLS]
+            outcome.tool_errors = below[TOOL_ERRORS]
+        if below[CALLS] and outcome.input_tokens is None and outcome.output_tokens is None:
+            outcome.input_tokens = below[INPUT]
+            outcome.output_tokens = below[OUTPUT]
+            outcome.cache_read_tokens = below[CACHE_READ]
+            outcome.cache_write_tokens = below[CACHE_WRITE]
+
     def _usage(self, outcome: Outcome, attrs: Mapping[str, Any], where: str) -> None:
         """GenAI usage; ``gen_ai.usage.input_tokens`` includes cached tokens (semconv): subtracted."""
         inp, out, read, write = self._usage_counts(attrs, where)
@@ -192,17 +288,25 @@ class GenAiSpans:
         inp = count(attrs, "gen_ai.usage.input_tokens", where)
         if inp is None:
             inp = count(attrs, "gen_ai.usage.prompt_tokens", where)  # older instrumentations
+        if inp is None:
+            inp = count(attrs, "llm.token_count.prompt", where)  # OpenInference (includes cached)
         out = count(attrs, "gen_ai.usage.output_tokens", where)
         if out is None:
             out = count(attrs, "gen_ai.usage.completion_tokens", where)
+        if out is None:
+            out = count(attrs, "llm.token_count.completion", where)
         read = count(attrs, "gen_ai.usage.cache_read.input_tokens", where)
         if read is None:
             read = count(attrs, "gen_ai.usage.cache_read_input_tokens", where)  # OpenLLMetry
+        if read is None:
+            read = count(attrs, "llm.token_count.prompt_details.cache_read", where)
         write = count(attrs, "gen_ai.usage.cache_write.input_tokens", where)
         if write is None:
             write = count(attrs, "gen_ai.usage.cache_creation.input_tokens", where)
         if write is None:
             write = count(attrs, "gen_ai.usage.cache_creation_input_tokens", where)
+        if write is None:
+            write = count(attrs, "llm.token_count.prompt_details.cache_write", where)
         return inp, out, read, write
 
     @classmethod
@@ -232,11 +336,19 @@ class GenAiSpans:
     ) -> Outcome:
         # Every check (a count, seconds, number that can raise Bad) is mirrored, in the same
         # order, in check_call_span.
-        provider = (text(attrs, "gen_ai.provider.name") or text(attrs, "gen_ai.system") or "").lower() or None
+        provider = (
+            text(attrs, "gen_ai.provider.name")
+            or text(attrs, "gen_ai.system")
+            or text(attrs, "llm.provider")  # OpenInference
+            or text(attrs, "llm.system")
+            or ""
+        ).lower() or None
         operation = text(attrs, "gen_ai.operation.name") or "chat"
         request_model, _ = model_and_labels(text(attrs, "gen_ai.request.model"))
         model, model_labels = model_and_labels(
-            text(attrs, "gen_ai.response.model") or text(attrs, "gen_ai.request.model")
+            text(attrs, "gen_ai.response.model")
+            or text(attrs, "gen_ai.request.model")
+            or text(attrs, "llm.model_name")
         )
         own_task = text(attrs, sc.TASK_NAME)
         # driftwatch's call spans say their task themselves; others inherit their agent span's.

@@ -56,6 +56,17 @@ FIELDS = frozenset(
     }
 )
 
+#: What ``Task._add_run`` sums from an agent run's outcome.
+_RUN_SUMS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "cost_usd",
+    "tool_calls",
+    "tool_errors",
+)
+
 
 def current_task() -> Task | None:
     """The task whose ``with`` block (or decorated function) is running in this context, if any."""
@@ -80,6 +91,7 @@ class Task:
         self._sums: dict[str, float] = {}
         self._api_errors = 0
         self._model: str | None = None
+        self._run_labels: dict[str, str] = {}
         self._span: trace.Span | None = None
         self._token: contextvars.Token[Task | None] | None = None
         self._otel_token: object | None = None
@@ -119,6 +131,24 @@ class Task:
                 self._api_errors += 1
             if call.model:
                 self._model = call.model
+
+    def _add_run(self, run: Outcome) -> None:
+        """Sum one agent run into the task (called by the agent SDK integrations): its usage, tool
+        counts, API errors and model; its count labels (``turns``, ``tool_calls.<name>``) are summed."""
+        with self._lock:
+            self._calls += 1
+            for name in _RUN_SUMS:
+                value = getattr(run, name)
+                if value is not None:
+                    self._sums[name] = self._sums.get(name, 0) + value
+            self._api_errors += run.api_errors or 0
+            if run.model:
+                self._model = run.model
+            for key, value in run.labels.items():
+                before = self._run_labels.get(key)
+                if before is not None and before.isdigit() and value.isdigit():
+                    value = str(int(before) + int(value))
+                self._run_labels[key] = value
 
     # -- lifecycle ------------------------------------------------------------------------------
     def _begin(self) -> None:
@@ -187,8 +217,9 @@ class Task:
             recorded = dict(self._recorded)
             sums = dict(self._sums)
             calls, errors, model = self._calls, self._api_errors, self._model
+            run_labels = dict(self._run_labels)
         outcome = Outcome(task=self.name, time=self._wall, kind="task", task_id=self.task_id, model=model)
-        outcome.labels = dict(self.labels)
+        outcome.labels = {**run_labels, **self.labels}
         outcome.latency_s = time.perf_counter() - self._start
         if calls:
             outcome.input_tokens = int(sums.get("input_tokens", 0))
@@ -197,6 +228,10 @@ class Task:
             outcome.tool_calls = int(sums.get("tool_calls", 0))
             outcome.cost_usd = sums.get("cost_usd")
             outcome.api_errors = errors
+            if "tool_errors" in sums:
+                outcome.tool_errors = int(sums["tool_errors"])
+            if "cache_write_tokens" in sums:
+                outcome.cache_write_tokens = int(sums["cache_write_tokens"])
         if exc is not None and isinstance(exc, Exception):
             outcome.success = False
             outcome.error_type = type(exc).__name__

@@ -275,6 +275,23 @@ class SequentialConfirm:
         elif self._log_withdraw <= self._lower:
             self._decision = "withdraw"
 
+    def advance(self, n: int, total: float) -> None:
+        """Feed ``n`` fresh observations summing to ``total`` at once (e.g. from their moments).
+
+        The ratios depend on the fresh data only through (n, total), so this reaches the same
+        evidence as feeding them one by one; the decision is taken on the result only (a crossing
+        on the way that the end no longer shows is not seen).
+        """
+        if self._decision != "undecided" or n <= 0:
+            return
+        self.n += n
+        self.total += float(total)
+        self._log_confirm, self._log_withdraw = self.log_ratios(self.n, self.total)
+        if self._log_confirm >= self._upper:
+            self._decision = "confirm"
+        elif self._log_withdraw <= self._lower:
+            self._decision = "withdraw"
+
     def log_ratios(self, n: int, total: float) -> tuple[float, float]:
         """(confirming, withdrawing) log ratios after ``n`` fresh values summing to ``total``.
 

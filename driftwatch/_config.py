@@ -34,11 +34,24 @@ class Config:
     """The signals watched: ``DEFAULT_SIGNALS``; any of ``SIGNALS`` (``driftwatch/_outcome.py``)."""
     stream_labels: list[str] = field(default_factory=list)
     """Outcome labels added to the stream key (service, task), e.g. ``[language]``."""
-    confirm_alpha: float = 0.01
-    """One-sided significance of the confirmation test on fresh observations; a false-discovery rate
-    (Benjamini–Hochberg) when several suspected alerts are being confirmed at the same time."""
+    confirm_alpha: float = 0.05
+    """Stage two (confirmation): the chance that the sequential test on fresh observations ever pages
+    a suspected change that is not there (an anytime error rate: it holds however long the test
+    runs). Stage one raises at most ``budget`` false alarms per observation, so false pages stay
+    below ``budget * confirm_alpha`` per observation (1 per 200,000 at the defaults)."""
+    withdraw_beta: float = 0.01
+    """Stage two: the chance that a real change of at least ``min_shift`` is withdrawn (a suspicion
+    is withdrawn only on evidence that the stream is at its baseline)."""
+    min_shift: float = 0.2
+    """The smallest change (standard deviations of the baseline) that must be paged; withdrawal
+    tests against a shift this large, and a smaller change may stay undecided."""
+    max_fresh: int = 2000
+    """Fresh observations after which a still undecided suspicion is closed as inconclusive (a
+    change smaller than ``min_shift``, if any); detection then resumes from the pre-alarm baseline."""
     confirm_min: int = 30
+    """Fewest fresh observations of the recovery check (an open page's return to its baseline)."""
     confirm_max: int = 400
+    """Most fresh observations of the recovery check."""
     keep_firing: int = 30
     """A confirmed alert stays open for at least this many observations before it can resolve
     (flap suppression); then it resolves when a CUSUM finds the stream back at its baseline."""
@@ -104,6 +117,7 @@ _ENV = {
     "warmup": "DRIFTWATCH_WARMUP",
     "lag": "DRIFTWATCH_LAG",
     "confirm_alpha": "DRIFTWATCH_CONFIRM_ALPHA",
+    "withdraw_beta": "DRIFTWATCH_WITHDRAW_BETA",
     "compare_alpha": "DRIFTWATCH_COMPARE_ALPHA",
     "queue_size": "DRIFTWATCH_QUEUE_SIZE",
     "max_streams": "DRIFTWATCH_MAX_STREAMS",
@@ -159,6 +173,28 @@ def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> 
         if isinstance(value, bool) or not 0 <= port <= 65535 or (isinstance(value, float) and value != port):
             raise ConfigError(f"{where}: key '{name}': expected a port number 0..65535, got {value!r}")
         return port
+    if name == "min_shift":
+        try:
+            shift = float(value)
+        except (TypeError, ValueError):
+            shift = -1.0
+        if isinstance(value, bool) or not 0 < shift <= 2:
+            raise ConfigError(
+                f"{where}: key 'min_shift': expected a shift in standard deviations, above 0 and at most 2 "
+                f"(default 0.2), got {value!r}"
+            )
+        return shift
+    if name == "max_fresh":
+        try:
+            most = int(value)
+        except (TypeError, ValueError):
+            most = -1
+        if isinstance(value, bool) or most < 10 or (isinstance(value, float) and value != most):
+            raise ConfigError(
+                f"{where}: key 'max_fresh': expected a whole number of fresh observations >= 10 "
+                f"(default 2000), got {value!r}"
+            )
+        return most
     if isinstance(expected, bool):
         if isinstance(value, bool):
             return value

@@ -20,6 +20,7 @@ __all__ = [
     "compare_paired_means",
     "compare_proportions",
     "compare_runs",
+    "compare_stratified_binary",
     "normal_sf",
     "student_t_quantile",
     "student_t_sf",
@@ -389,6 +390,43 @@ def compare_paired_binary(pairs: Sequence[tuple[float, float]]) -> Comparison:
         (max(-1.0, lo), min(1.0, hi)),
         binomial_two_sided(gained, lost + gained),
     )
+
+
+def compare_stratified_binary(strata: Sequence[tuple[int, int, int, int]]) -> Comparison:
+    """Pass/fail before and after, stratified by task: Cochran–Mantel–Haenszel, two-sided.
+
+    ``strata`` holds ``(n_before, passes_before, n_after, passes_after)`` per task; tasks seen on
+    one side only carry no information and drop out. The effect is the Mantel–Haenszel risk
+    difference ``Σ w (p_after - p_before) / Σ w`` with ``w = n_before n_after / n``, with a Wald
+    interval; the p-value is the CMH test without continuity correction. Unlike one pair per task,
+    every outcome of a task that recurs (a daily suite) counts.
+    """
+    num = var = weights = diff = spread = 0.0
+    before = after = 0
+    k_before = k_after = 0
+    for n0, k0, n1, k1 in strata:
+        n = n0 + n1
+        if n0 == 0 or n1 == 0 or n < 2:
+            continue
+        before, after, k_before, k_after = before + n0, after + n1, k_before + k0, k_after + k1
+        m = k0 + k1
+        num += k1 - n1 * m / n
+        var += n1 * n0 * m * (n - m) / (n * n * (n - 1))
+        w = n0 * n1 / n
+        p0, p1 = k0 / n0, k1 / n1
+        weights += w
+        diff += w * (p1 - p0)
+        spread += w * w * (p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
+    b_lo, b_hi = wilson_interval(k_before, before)
+    a_lo, a_hi = wilson_interval(k_after, after)
+    base = Estimate(k_before / max(before, 1), before, b_lo, b_hi)
+    cur = Estimate(k_after / max(after, 1), after, a_lo, a_hi)
+    if weights <= 0:
+        return Comparison(base, cur, 0.0, (-1.0, 1.0), 1.0)
+    effect = diff / weights
+    half = Z95 * math.sqrt(spread) / weights
+    p = min(1.0, 2 * normal_sf(abs(num) / math.sqrt(var))) if var > 0 else (1.0 if num == 0 else 0.0)
+    return Comparison(base, cur, effect, (max(-1.0, effect - half), min(1.0, effect + half)), p)
 
 
 def compare_paired_means(pairs: Sequence[tuple[float, float]], *, scale: str) -> Comparison:

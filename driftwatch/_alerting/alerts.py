@@ -24,6 +24,7 @@ __all__ = [
     "JsonlSink",
     "RestoringSink",
     "alert_id",
+    "confirmed_at",
     "resolved_at",
 ]
 
@@ -98,6 +99,7 @@ class Alert:
             "detector": dict(self.detector),
             "delay": self.delay,
             "message": self.message,
+            **({"confirmed_at": format_time(at)} if (at := confirmed_at(self)) is not None else {}),
             **({"resolved_at": format_time(at)} if (at := resolved_at(self)) is not None else {}),
             **({"extra": self.extra} if self.extra else {}),
         }
@@ -108,6 +110,15 @@ def resolved_at(alert: Alert) -> float | None:
     if alert.status != "resolved":
         return None
     at = alert.extra.get("resolved_at")
+    return float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None
+
+
+def confirmed_at(alert: Alert) -> float | None:
+    """When a drift alert was confirmed (epoch seconds; event time of the deciding outcome), else None.
+
+    Kept on the alert once it resolves, so time to page can be measured from the alerts alone.
+    """
+    at = alert.extra.get("confirmed_at")
     return float(at) if isinstance(at, int | float) and not isinstance(at, bool) else None
 
 

@@ -34,7 +34,7 @@ MARKER_TYPE = "driftwatch-version-change"
 
 
 def _text(alert: Alert) -> str:
-    mark = "[TEST] " if alert.extra.get("test") else ""
+    mark = "[TEST] " if alert.extra.get("test") is True else ""
     return f"{mark}driftwatch: {describe(alert)}"
 
 

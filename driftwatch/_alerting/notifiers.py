@@ -554,8 +554,11 @@ def _level(signal: str, e: Estimate) -> str:
 
 
 def _test_mark(alert: Alert) -> str:
-    """Marks the synthetic alert of ``driftwatch alert test`` so nobody acts on it."""
-    return "[TEST] " if alert.extra.get("test") else ""
+    """Marks the synthetic alert of ``driftwatch alert test`` so nobody acts on it.
+
+    Only ``extra["test"] is True`` marks it: version comparisons carry their test's name there.
+    """
+    return "[TEST] " if alert.extra.get("test") is True else ""
 
 
 def _round(value: Any, digits: int = 4) -> Any:
@@ -721,9 +724,7 @@ class SlackSink(Notifier):
         )
         b, c = alert.baseline, alert.current
         if alert.p_value is None:
-            confidence = (
-                f"suspected; confirming on {alert.extra.get('confirm_after', 'fresh')} fresh observations"
-            )
+            confidence = "suspected; confirming on fresh observations"
         else:
             confidence = f"p = {alert.p_value:.2g}"
         detector = alert.detector.get("name") or alert.detector.get("type")

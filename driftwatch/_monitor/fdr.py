@@ -1,4 +1,4 @@
-"""Benjamini–Hochberg across concurrent stage-two candidates: the bookkeeping, as a small object.
+"""Benjamini–Hochberg bookkeeping across concurrent stage-two candidates, as a small object.
 
 A candidate is a suspected alert awaiting confirmation (``watch.Lifecycle._confirm``). Its set is
 itself, the candidates still open when it is decided (p-values unknown, counted as 1) and those
@@ -68,8 +68,14 @@ class Fdr:
 
         The set is this candidate, the others still open (their p-values unknown, counted as 1) and
         those decided since this one was suspected (with their p-values). With ``m`` of them and
-        this p-value ranked ``k``-th, it is confirmed when ``p <= confirm_alpha * k / m``; alone,
-        that is the plain test at ``confirm_alpha``. Returns (confirmed, m, k).
+        this p-value ranked ``k``-th, BH would confirm it when ``p <= confirm_alpha * k / m``;
+        alone, that is the plain test at ``confirm_alpha``. Returns (BH's verdict, m, k).
+
+        Stage two is sequential now and decides per candidate at ``confirm_alpha`` (each false page
+        is bounded per stream by ``budget * confirm_alpha``); ``m`` and ``k`` go into the alert's
+        ``extra`` as information, with the anytime p-value ``1 / likelihood ratio``, so that the
+        verdicts can be checked against Benjamini–Hochberg offline. A gate here could only delay
+        pages when many streams move together.
         """
         opened_at, decided_before = watch.opened
         self.open.discard(opened_at)

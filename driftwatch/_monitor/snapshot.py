@@ -38,9 +38,9 @@ __all__ = [
 #: Format of ``Monitor.snapshot``; ``restore`` refuses those outside ``READABLE_FORMATS``. A snapshot
 #: pickles the monitor's state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their
 #: attributes change, and give the classes defaults for what older formats lack (``__setstate__``).
-SNAPSHOT_FORMAT = 4
+SNAPSHOT_FORMAT = 5
 #: Older formats ``restore`` still reads: the state classes fill the attributes those lacked.
-READABLE_FORMATS = (3, SNAPSHOT_FORMAT)
+READABLE_FORMATS = (3, 4, SNAPSHOT_FORMAT)
 #: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
 SNAPSHOT_SETTINGS = (
     "budget",
@@ -49,6 +49,9 @@ SNAPSHOT_SETTINGS = (
     "signals",
     "stream_labels",
     "confirm_alpha",
+    "withdraw_beta",
+    "min_shift",
+    "max_fresh",
     "confirm_min",
     "confirm_max",
     "version_markers",
@@ -56,6 +59,9 @@ SNAPSHOT_SETTINGS = (
     "compare_max",
     "compare_alpha",
 )
+#: Settings whose meaning format 5 changed or added (stage two became sequential): a snapshot of an
+#: older format restores whatever they are now (its suspected alerts go on under the new test).
+_FORMAT_5_SETTINGS = frozenset({"confirm_alpha", "withdraw_beta", "min_shift", "max_fresh"})
 
 #: Classes outside driftwatch that plain state is made of.
 _ALLOWED = {
@@ -131,10 +137,11 @@ def check_snapshot(state: Any, config: Config) -> dict[str, Any]:
             "aside to start afresh"
         )
     saved = state["settings"]
+    older = state["format"] < 5
     differ = [
         f"{name} {saved.get(name)!r} in the snapshot, {getattr(config, name)!r} now"
         for name in SNAPSHOT_SETTINGS
-        if saved.get(name) != getattr(config, name)
+        if saved.get(name) != getattr(config, name) and not (older and name in _FORMAT_5_SETTINGS)
     ]
     if differ:
         raise StateError(

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 from driftwatch._alerting.alerts import Alert, alert_id, changes_text, describe
 from driftwatch._config import Config
-from driftwatch._monitor.watch import compare_kind
+from driftwatch._monitor.watch import _set_slots, compare_kind
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind
 from driftwatch._stats import (
     Comparison,
@@ -22,6 +23,7 @@ from driftwatch._stats import (
     benjamini_hochberg,
     compare_paired_binary,
     compare_paired_means,
+    compare_stratified_binary,
 )
 
 if TYPE_CHECKING:
@@ -74,7 +76,17 @@ class _Recent:
 class _Pending:
     """A before/after comparison waiting for its after side to fill."""
 
-    __slots__ = ("after", "after_pairs", "at", "before", "before_pairs", "changes", "seen", "targets")
+    __slots__ = (
+        "after",
+        "after_pairs",
+        "at",
+        "before",
+        "before_pairs",
+        "changes",
+        "seen",
+        "strata",
+        "targets",
+    )
 
     def __init__(
         self,
@@ -83,6 +95,7 @@ class _Pending:
         before: dict[str, Moments],
         before_pairs: dict[str, dict[str, float]],
         cap: int,
+        tasks: Iterable[tuple[str, dict[str, float]]] = (),
     ) -> None:
         self.changes = changes
         self.at = at
@@ -93,7 +106,22 @@ class _Pending:
         self.before_pairs = before_pairs
         # Only task ids seen before the change can pair, so this stays within the before side's size.
         self.after_pairs: dict[str, dict[str, float]] = {}
+        # Pass/fail signals by task id: [n before, passes before, n after, passes after], for a
+        # comparison stratified by task when task ids recur (a daily suite).
+        self.strata: dict[str, dict[str, list[int]]] = {}
+        for task_id, values in tasks:
+            for name, value in values.items():
+                if name in before:
+                    cell = self.strata.setdefault(name, {}).setdefault(task_id, [0, 0, 0, 0])
+                    cell[0] += 1
+                    cell[1] += value > 0.5
         self.seen = 0
+
+    def __setstate__(self, state: Any) -> None:
+        # Formats 3 and 4 predate the strata: their pending comparisons pair by task as before.
+        _set_slots(self, state)
+        if not hasattr(self, "strata"):
+            self.strata = {}
 
     def add(self, values: dict[str, float], task_id: str | None) -> None:
         self.seen += 1
@@ -105,6 +133,23 @@ class _Pending:
                 taken[name] = value
         if task_id is not None and taken and task_id in self.before_pairs:
             self.after_pairs.setdefault(task_id, {}).update(taken)
+        if task_id is not None:
+            for name, value in taken.items():
+                cell = self.strata.get(name, {}).get(task_id)
+                if cell is not None:
+                    cell[2] += 1
+                    cell[3] += value > 0.5
+
+    def stratified(self, name: str) -> list[tuple[int, int, int, int]] | None:
+        """Per-task counts of ``name`` when task ids recur within the sides, else None (pair them).
+
+        Needs ``MIN_PAIRS`` tasks seen on both sides, with on average more than 1.5 outcomes per
+        task and side: with one outcome each, exact McNemar on the pairs is the better test.
+        """
+        cells = [tuple(c) for c in self.strata.get(name, {}).values() if c[0] and c[2]]
+        if len(cells) < MIN_PAIRS or sum(c[0] + c[2] for c in cells) <= 3 * len(cells):
+            return None
+        return [(c[0], c[1], c[2], c[3]) for c in cells]
 
     @property
     def full(self) -> bool:
@@ -123,14 +168,22 @@ class _Pending:
 class _Versions:
     """A stream's version markers and what the next before/after comparison needs."""
 
-    __slots__ = ("markers", "pairs", "pending", "recent")
+    __slots__ = ("markers", "pairs", "pending", "recent", "tasks")
 
     def __init__(self) -> None:
         self.markers: dict[str, str] = {}
         self.recent: dict[str, _Recent] = {}  # per signal, since the last version change
         # task_id -> last value per signal since the last change; the oldest task id goes at the cap.
         self.pairs: dict[str, dict[str, float]] = {}
+        # (task_id, pass/fail signals) of the last outcomes with a task id, as many as a side holds.
+        self.tasks: deque[tuple[str, dict[str, float]]] = deque()
         self.pending: _Pending | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        # Formats 3 and 4 predate ``tasks``: the first comparison after a restore pairs by task.
+        _set_slots(self, state)
+        if not hasattr(self, "tasks"):
+            self.tasks = deque()
 
 
 def _marker_value(outcome: Outcome, name: str) -> str | None:
@@ -175,13 +228,14 @@ class VersionTracker:
                 if recent.n >= config.compare_min
             }
             versions.pending = (
-                _Pending(changes, outcome.time, before, versions.pairs, config.compare_max)
+                _Pending(changes, outcome.time, before, versions.pairs, config.compare_max, versions.tasks)
                 if before
                 else None
             )
             alerts += [self._annotation(stream, key, change, outcome.time, before) for change in changes]
             versions.recent = {}
             versions.pairs = {}
+            versions.tasks = deque()
         for name, x in values.items():
             recent = versions.recent.get(name)
             if recent is None:
@@ -194,6 +248,11 @@ class VersionTracker:
             versions.pairs[task_id] = last  # re-inserted: the dict's order is the order of last use
             if len(versions.pairs) > config.compare_max:
                 del versions.pairs[next(iter(versions.pairs))]
+            binary = {name: x for name, x in values.items() if SIGNALS[name] == "binary"}
+            if binary:
+                versions.tasks.append((task_id, binary))
+                if len(versions.tasks) > config.compare_max:
+                    versions.tasks.popleft()
         pending = versions.pending
         if pending is not None:
             pending.add(values, task_id)
@@ -244,7 +303,12 @@ class VersionTracker:
             full = compare_kind(kind, before, after, "two-sided")
             pairs = pending.pairs(name)
             n_pairs = len(pairs) if len(pairs) >= MIN_PAIRS else 0
-            if n_pairs:
+            strata = pending.stratified(name) if kind == "binary" else None
+            if strata is not None:
+                # Recurring tasks: every outcome counts, compared within its task.
+                test, n_pairs = "cochran-mantel-haenszel", len(strata)
+                full = compare_stratified_binary(strata)
+            elif n_pairs:
                 # The same tasks on both sides: a paired test removes the task-to-task spread.
                 if kind == "binary":
                     paired, test = compare_paired_binary(pairs), "mcnemar-exact"
@@ -300,7 +364,13 @@ class VersionTracker:
                 },
                 kind="version_comparison",
             )
-            on = f"{n_pairs} paired tasks" if n_pairs else f"{before.n} observations before, {after.n} after"
+            on = (
+                f"{before.n} observations before, {after.n} after, within {n_pairs} tasks"
+                if test == "cochran-mantel-haenszel"
+                else f"{n_pairs} paired tasks"
+                if n_pairs
+                else f"{before.n} observations before, {after.n} after"
+            )
             verdict = (
                 f"differs ({test} on {on}, q={q:.2g} <= {config.compare_alpha})"
                 if differs

@@ -2,7 +2,7 @@
 
 ``_SignalWatch`` is one (stream, signal)'s state (its detector, the suspected alert awaiting
 confirmation, the open confirmed alert and its ``_Recovery``); ``Lifecycle`` moves it on with each
-observation: suspect → confirm (with Benjamini–Hochberg, ``fdr``) → recover, resolve or a new level.
+observation: suspect → confirm sequentially (``SequentialConfirm``) → recover, resolve or a new level.
 Both state classes are pickled into checkpoints (see ``snapshot``).
 """
 
@@ -18,8 +18,9 @@ from driftwatch._monitor.fdr import Fdr
 from driftwatch._outcome import SignalKind
 from driftwatch._stats import Comparison, Moments, compare_means, compare_proportions, within_margin
 from driftwatch.detectors import LaggedSR
+from driftwatch.detectors._sequential import SequentialConfirm
 
-__all__ = ["RECOVERY_TOLERANCE", "Lifecycle", "compare_kind"]
+__all__ = ["HARMFUL", "RECOVERY_ALPHA", "RECOVERY_TOLERANCE", "Lifecycle", "compare_kind"]
 
 #: A confirmed alert resolves only on evidence that its stream is back within this fraction of the
 #: confirmed change (|baseline - changed level|, on the detection scale) of its baseline; a stream
@@ -27,14 +28,30 @@ __all__ = ["RECOVERY_TOLERANCE", "Lifecycle", "compare_kind"]
 RECOVERY_TOLERANCE = 1 / 3
 #: Power the recovery check's sample size aims at, for a stream fully back at its baseline.
 _RECOVERY_POWER = 0.8
+#: Level of the recovery check's tests (an open page's return to its baseline, a partial recovery).
+#: It was ``confirm_alpha`` while that was a fixed-sample level of 0.01; ``confirm_alpha`` is now the
+#: sequential stage two's anytime error rate (default 0.05), and a resolve keeps needing p <= 0.01.
+RECOVERY_ALPHA = 0.01
+#: The direction in which a change of each signal hurts. A page in the other direction is an
+#: improvement: losing it again is a regression (paged), not a recovery. Signals not listed (token
+#: and tool-call counts) hurt both ways.
+HARMFUL: dict[str, str] = {
+    "success": "down",
+    "score": "down",
+    "latency_s": "up",
+    "ttft_s": "up",
+    "cost_usd": "up",
+}
 
 
-def _set_slots(obj: Any, state: Any) -> None:
-    """Pickle's default slot restore, written out so classes can fill slots older formats lacked."""
+def _set_slots(obj: Any, state: Any, dropped: frozenset[str] = frozenset()) -> None:
+    """Pickle's default slot restore, written out so classes can fill slots older formats lacked
+    (and skip the ``dropped`` ones that newer formats no longer have)."""
     plain, slots = state if isinstance(state, tuple) else (state, None)
     for values in (plain, slots):
         for name, value in (values or {}).items():
-            setattr(obj, name, value)
+            if name not in dropped:
+                setattr(obj, name, value)
 
 
 class _Recovery:
@@ -46,7 +63,7 @@ class _Recovery:
     the return took, and enough for the equivalence test below, within the confirmation bounds)
     must then differ from the changed level towards the baseline *and* lie within ``tolerance`` of
     the baseline (a one-sided equivalence test: absence of a difference is not evidence of a
-    return), each at ``confirm_alpha``. A lucky run at the changed level, which a CUSUM against an
+    return), each at ``RECOVERY_ALPHA``. A lucky run at the changed level, which a CUSUM against an
     estimated level meets more often than its threshold promises, does not close a real incident
     that way, nor does a partial recovery: fresh observations that left the changed level but still
     differ from the baseline are a new level (``Monitor._new_level``).
@@ -158,7 +175,6 @@ class _SignalWatch:
     __slots__ = (
         "active",
         "baseline",
-        "confirm_n",
         "detector",
         "episodes",
         "fresh",
@@ -166,6 +182,8 @@ class _SignalWatch:
         "kind",
         "open",
         "opened",
+        "post",
+        "test",
     )
 
     def __init__(self, kind: SignalKind, config: Config) -> None:
@@ -179,18 +197,29 @@ class _SignalWatch:
         self.active: Alert | None = None  # a suspected alert awaiting confirmation
         self.baseline = Moments()
         self.history = Moments()  # everything the detector had seen when it raised the alarm
-        self.fresh = Moments()
-        self.confirm_n = 0
+        self.fresh = Moments()  # observations since the alarm, while suspected
+        # Stage two of the suspected alert: decides on the fresh observations (None: not yet made,
+        # for a suspected alert restored from a format-4 snapshot; _observe makes it).
+        self.test: SequentialConfirm | None = None
+        # A confirmed change back towards a harmful open alert's baseline: the observations after
+        # the decision, on which where it went is decided (the confirming ones stopped selectively).
+        self.post: Moments | None = None
         # While suspected: (event number when suspected, decisions made by then), for BH in _confirm.
         self.opened: tuple[int, int] = (0, 0)
         self.open: _Recovery | None = None  # a confirmed alert not yet resolved
         self.episodes = 0  # drift episodes raised so far: part of each alert id, so ids never repeat
 
     def __setstate__(self, state: Any) -> None:
-        # Format 3 snapshots predate episode numbers: episode 0 is the id scheme they used.
-        _set_slots(self, state)
+        # Format 3 snapshots predate episode numbers: episode 0 is the id scheme they used. Formats
+        # 3 and 4 confirmed on a fixed number of fresh observations (``confirm_n``); a suspected
+        # alert of theirs gets its sequential test from the fresh observations' moments.
+        _set_slots(self, state, dropped=frozenset({"confirm_n"}))
         if not hasattr(self, "episodes"):
             self.episodes = 0
+        if not hasattr(self, "test"):
+            self.test = None
+        if not hasattr(self, "post"):
+            self.post = None
 
 
 def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) -> Comparison:
@@ -200,14 +229,22 @@ def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) 
     return compare_means(base, cur, direction, scale=kind)
 
 
+def _harmful(signal: str, direction: str) -> bool:
+    """Whether a change of ``signal`` in ``direction`` hurts (both directions do for counts)."""
+    return HARMFUL.get(signal, direction) == direction
+
+
 class Lifecycle:
     """Moves each ``_SignalWatch`` on with its observations and makes the drift alerts.
 
-    Two stages (design.md): a calibrated detector raises ``suspected`` at the false-alarm budget;
-    a one-sided test on *fresh* observations after the alarm (never the ones that raised it) turns
-    it ``confirmed`` or ``resolved``, with Benjamini–Hochberg across the candidates open at the same
-    time (``fdr``). The detector then restarts on the new regime. An open confirmed alert resolves
-    on evidence of a return (``_Recovery``) or is superseded by a new level.
+    Two stages (design-notes.md): a calibrated detector raises ``suspected`` at the false-alarm
+    budget; a sequential test on *fresh* observations after the alarm (never the ones that raised
+    it; ``SequentialConfirm``) pages (``confirmed``) on evidence for the change, withdraws
+    (``resolved``) on evidence of the baseline, and otherwise keeps the alert ``suspected`` up to
+    ``max_fresh``. Suspected observations enter no baseline undecided. After a page the detector
+    restarts on the changed level (the working baseline). An open confirmed alert resolves on
+    evidence of a return (``_Recovery``) or is superseded by a new level; losing an improvement is a
+    regression, paged. ``fdr`` records Benjamini–Hochberg's view of the concurrent candidates.
     """
 
     def __init__(self, config: Config, fdr: Fdr) -> None:
@@ -229,22 +266,21 @@ class Lifecycle:
     def _observe(
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
     ) -> Alert | None:
-        result: Alert | None = None
-        if watch.open is not None:
+        if watch.open is not None and _harmful(name, watch.open.alert.direction):
+            # An open improvement has no recovery to wait for: losing it is a regression, which
+            # detection against the improved level (the working baseline) finds and pages.
             recovered = self._recover(watch, key, value, at)
             if recovered is not None:
                 return recovered  # this value is already in the resumed baseline
         if watch.active is not None:
-            watch.fresh.add(value)
-            if watch.fresh.n >= watch.confirm_n:
-                result = self._confirm(watch, key, at)
-                if result.status == "resolved":
-                    return result  # this value is already in the resumed baseline
+            # Stage one waits while stage two decides on the fresh observations; they enter a
+            # baseline only as its decision says (no contamination of the baseline by a change).
+            return self._confirm(watch, key, value, at)
         detector = watch.detector
         detector.update(value, at)
-        if detector.drift_detected and watch.active is None and result is None:
-            result = self._suspect(watch, key, labels, name, at)
-        return result
+        if detector.drift_detected:
+            return self._suspect(watch, key, labels, name, at)
+        return None
 
     def _recover(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
         """Feed the open alert's recovery test; the ``resolved`` alert once the stream is back.
@@ -259,7 +295,7 @@ class Lifecycle:
         if not opened.checking:
             opened.step(watch.kind, value, at)
             if opened.seen >= config.keep_firing and opened.cusum > -math.log(config.budget):
-                wanted = max(opened.since.n, opened.check_size(watch.kind, config.confirm_alpha))
+                wanted = max(opened.since.n, opened.check_size(watch.kind, RECOVERY_ALPHA))
                 opened.checking = max(config.confirm_min, min(config.confirm_max, wanted))
             return None
         opened.fresh.add(value)
@@ -267,7 +303,7 @@ class Lifecycle:
             return None
         alert = opened.alert
         back = "up" if alert.direction == "down" else "down"
-        alpha = config.confirm_alpha
+        alpha = RECOVERY_ALPHA
         left = self._compare(watch, opened.level, opened.fresh, back).p_value
         if left <= alpha:
             within = opened.within(watch.kind, opened.fresh)
@@ -330,8 +366,9 @@ class Lifecycle:
             delay=level.n,
             extra={
                 "fresh_n": fresh.n,
-                "confirm_alpha": self.config.confirm_alpha,
+                "recovery_alpha": RECOVERY_ALPHA,
                 "decided_at": at,
+                "confirmed_at": at,
                 "partial_recovery_of": old.id,
                 "changed_level": self._compare(watch, opened.level, fresh, old.direction).baseline.mean,
             },
@@ -357,7 +394,7 @@ class Lifecycle:
         pending = watch.active
         if pending is not None and pending.direction != opened.alert.direction:
             # A suspicion of the change back is this recovery: close it as well.
-            watch.active = None
+            watch.active = watch.test = None
             self._bh_decide(watch, 1.0)
             self._side.append(
                 pending.with_status(
@@ -396,11 +433,10 @@ class Lifecycle:
         before, after = det.split()
         comparison = self._compare(watch, before, after, direction)
         delay = after.n
-        watch.baseline = before
+        watch.baseline = before if before.n >= 2 else det.observed
         watch.history = det.observed
         watch.fresh = Moments()
-        # Confirm on as many fresh observations as the change took to detect, within bounds.
-        watch.confirm_n = max(self.config.confirm_min, min(self.config.confirm_max, delay))
+        watch.test = test = self._stage_two(watch, direction)
         watch.episodes += 1
         alert = Alert(
             id=alert_id(key, name, direction, change_at, episode=watch.episodes),
@@ -419,12 +455,21 @@ class Lifecycle:
             detector=self._detector_info(watch),
             message="",
             delay=delay,
-            extra={"confirm_after": watch.confirm_n},
+            extra={
+                "confirm_test": test.state()["test"],
+                "alpha": test.alpha,
+                "beta": test.beta,
+                "min_shift": test.min_shift,
+                "max_fresh": self.config.max_fresh,
+            },
         )
         alert = alert.with_status(
             "suspected",
-            message=f"{describe(alert)}; suspected after {delay} observations, confirming on the next "
-            f"{watch.confirm_n} (estimates from the detection window are biased away from the baseline)",
+            message=f"{describe(alert)}; suspected after {delay} observations, confirming sequentially on "
+            f"fresh observations: paged when the evidence for the change reaches {1 / test.alpha:.3g}, "
+            f"withdrawn when the evidence that nothing changed (against a {test.min_shift:g}-sd shift) "
+            f"reaches {1 / test.beta:.3g}, at most {self.config.max_fresh} (estimates from the detection "
+            "window are biased away from the baseline)",
         )
         watch.active = alert
         self._bh_open_candidate(watch)
@@ -438,80 +483,193 @@ class Lifecycle:
         """Benjamini–Hochberg over the stage-two candidates concurrent with this one (``Fdr.decide``)."""
         return self.fdr.decide(watch, p)
 
-    def _confirm(self, watch: _SignalWatch, key: str, at: float) -> Alert:
+    def _stage_two(self, watch: _SignalWatch, direction: str) -> SequentialConfirm:
+        """The sequential test of a suspected change against the baseline before it."""
+        config = self.config
+        return SequentialConfirm(
+            "binary" if watch.kind == "binary" else "numeric",
+            watch.baseline,
+            "up" if direction == "up" else "down",
+            alpha=config.confirm_alpha,
+            beta=config.withdraw_beta,
+            min_shift=config.min_shift,
+        )
+
+    def _confirm(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
+        """One fresh observation into stage two; the alert once it decides (else None).
+
+        ``confirm`` pages; the detector then restarts on the fresh observations, the changed level
+        being the working baseline. ``withdraw`` (evidence that the stream is at its baseline) resumes
+        the old baseline extended by everything seen since: shown to be at it. Undecided after
+        ``max_fresh`` fresh observations: closed as inconclusive, and the detector resumes from the
+        baseline before the change only, so a suspected period never enters a baseline undecided.
+        """
         suspected = watch.active
         assert suspected is not None
-        comparison = self._compare(watch, watch.baseline, watch.fresh, suspected.direction)
-        confirmed, bh_m, bh_rank = self._bh_decide(watch, comparison.p_value)
-        status: Status = "confirmed" if confirmed else "resolved"
+        test = watch.test
+        if test is None:
+            # Suspected under snapshot format 3 or 4 (a fixed-sample test): the ratios depend on the
+            # fresh observations only through their count and sum, so the evidence carries over.
+            test = watch.test = self._stage_two(watch, suspected.direction)
+            test.advance(watch.fresh.n, watch.fresh.n * watch.fresh.mean)
+        watch.fresh.add(value)
+        post = watch.post
+        if post is not None:
+            post.add(value)
+        test.update(value)
+        decision = test.decision
+        if decision == "undecided" and test.n < self.config.max_fresh:
+            return None
+        needed = self._reversal_sample(watch, suspected) if decision == "confirm" else 0
+        if needed and (post is None or post.n < needed):
+            # A change back: where it went (the baseline, a new level, nowhere) is decided on as many
+            # observations after the decision as the recovery check takes.
+            if post is None:
+                watch.post = Moments()
+            return None
+        watch.post = None
+        fresh = watch.fresh
+        comparison = self._compare(watch, watch.baseline, fresh, suspected.direction)
+        # An anytime-valid p-value: 1 / the confirming likelihood ratio (Ville's inequality).
+        p_value = min(1.0, math.exp(-test.log_evidence))
+        _, bh_m, bh_rank = self._bh_decide(watch, p_value if decision == "confirm" else 1.0)
+        watch.active = watch.test = None
+        state = test.state()
+        # Named confirm_test: extra["test"] marks the synthetic alert of `driftwatch alert test`.
+        state["confirm_test"] = state.pop("test")
+        extra: dict[str, Any] = {**state, "decided_at": at, "bh_m": bh_m, "bh_rank": bh_rank}
+        status: Status = "confirmed" if decision == "confirm" else "resolved"
         alert = suspected.with_status(
             status,
             baseline=comparison.baseline,
             current=comparison.current,
             effect=comparison.effect,
             effect_ci=comparison.effect_ci,
-            p_value=comparison.p_value,
-            extra={
-                "fresh_n": watch.fresh.n,
-                "confirm_alpha": self.config.confirm_alpha,
-                "decided_at": at,
-                "bh_m": bh_m,
-                "bh_rank": bh_rank,
-            },
+            p_value=p_value,
         )
-        threshold = self.config.confirm_alpha * bh_rank / bh_m
-        among = f", Benjamini–Hochberg among {bh_m} concurrent candidates" if bh_m > 1 else ""
+        if decision == "withdraw":
+            verdict = (
+                f"withdrawn on {test.n} fresh observations: at the baseline (likelihood ratio of no "
+                f"change against a {test.min_shift:g}-sd shift {math.exp(test.log_no_change):.3g} >= "
+                f"{1 / test.beta:.3g})"
+            )
+            watch.detector.resume(watch.history.merged(fresh), at)
+            return alert.with_status(
+                status,
+                message=f"{describe(alert)}; {verdict}",
+                extra={**extra, "resolved_by": "withdrawn"},
+            )
+        if decision == "undecided":
+            verdict = (
+                f"inconclusive after {test.n} fresh observations: neither the change nor its absence shown "
+                f"(a change smaller than {test.min_shift:g} sd, if any); detection resumes from the "
+                "baseline before the alarm"
+            )
+            watch.detector.resume(watch.baseline, at)
+            return alert.with_status(
+                status,
+                message=f"{describe(alert)}; {verdict}",
+                extra={**extra, "resolved_by": "inconclusive"},
+            )
+        # Confirmed: the changed level is the working baseline of further detection.
+        watch.detector.resume(Moments(fresh.n, fresh.mean, fresh.m2), at)
         verdict = (
-            f"confirmed on {watch.fresh.n} fresh observations{among}"
-            if confirmed
-            else f"not confirmed on {watch.fresh.n} fresh observations (p > {threshold:.3g}{among})"
+            f"confirmed on {test.n} fresh observations (sequential mixture likelihood ratio "
+            f"{math.exp(test.log_evidence):.3g} >= {1 / test.alpha:.3g})"
         )
-        alert = alert.with_status(status, message=f"{describe(alert)}; {verdict}")
-        watch.active = None
+        alert = alert.with_status(
+            status, message=f"{describe(alert)}; {verdict}", extra={**extra, "confirmed_at": at}
+        )
         opened = watch.open
-        if confirmed and opened is not None and alert.direction != opened.alert.direction:
-            # A change back while an alert is open is its recovery, not news: the open alert resolves
-            # when the fresh observations are back within tolerance of its baseline, or is superseded
-            # by a new level when they still differ from it (else its own recovery test decides);
-            # this one resolves (announced, if at all, only as suspected).
+        if opened is not None and alert.direction != opened.alert.direction:
+            if not _harmful(alert.signal, opened.alert.direction):
+                # Losing an improvement is a regression: paged against the improved level, not
+                # taken for a return to the old baseline.
+                self._supersede(watch, alert, "a regression after it")
+                was = self._compare(watch, opened.base, fresh, alert.direction).baseline.mean
+                alert = alert.with_status(
+                    status,
+                    message=f"{alert.message}; a regression after the improvement {opened.alert.id} "
+                    f"(from {was:.4g})",
+                    extra={**alert.extra, "regression_after": opened.alert.id},
+                )
+                watch.open = _Recovery(alert, watch.kind, watch.baseline, self._changed_level(watch), at)
+                return alert
+            # A change back while a harmful alert is open is its recovery, not news: the open alert
+            # resolves when the fresh observations are back within tolerance of its baseline, or is
+            # superseded by a new level when they still differ from it (else its own recovery test
+            # decides); this one resolves (announced, if at all, only as suspected).
             part = "the recovery"
-            if opened.seen >= self.config.keep_firing:
-                alpha = self.config.confirm_alpha
-                within = opened.within(watch.kind, watch.fresh)
-                still = self._compare(watch, opened.base, watch.fresh, opened.alert.direction).p_value
-                if within <= alpha:
+            after = post if post is not None else fresh
+            back = "up" if opened.alert.direction == "down" else "down"
+            left = self._compare(watch, opened.level, after, back).p_value
+            if left > RECOVERY_ALPHA:
+                part = "not a reversal on the observations after it (still at the changed level)"
+            elif opened.seen >= self.config.keep_firing:
+                within = opened.within(watch.kind, after)
+                still = self._compare(watch, opened.base, after, opened.alert.direction).p_value
+                if within <= RECOVERY_ALPHA:
                     why = (
                         f"the change reversed (confirmed) to within {opened.tolerance:.3g} of the baseline "
                         f"(p={within:.2g})"
                     )
-                    self._side.append(self._resolve(watch, at, watch.fresh, why))
-                elif still <= alpha:
+                    self._side.append(self._resolve(watch, at, fresh, why))
+                elif still <= RECOVERY_ALPHA:
                     part = "a partial recovery"
                     evidence = (
                         f"the change reversed (confirmed) but still differs from the baseline "
-                        f"(p={still:.2g}), on {watch.fresh.n} fresh observations"
+                        f"(p={still:.2g}), on {after.n} observations after the confirmation"
                     )
-                    self._side += self._new_level(
-                        watch, key, at, alert.change_at, watch.fresh, watch.fresh, evidence
-                    )
+                    self._side += self._new_level(watch, key, at, alert.change_at, after, fresh, evidence)
+            of = "" if part.startswith("not") else f" of {opened.alert.id}, not a new change"
             return alert.with_status(
-                "resolved", message=f"{describe(alert)}; {part} of {opened.alert.id}, not a new change"
+                "resolved",
+                message=f"{describe(alert)}; {part}{of}",
+                extra={k: v for k, v in alert.extra.items() if k != "confirmed_at"},
             )
-        if confirmed:
-            if opened is not None:
-                # A further change while an earlier one is open: the newer alert carries on from here.
-                self._side.append(
-                    opened.alert.with_status(
-                        "resolved",
-                        message=f"{describe(opened.alert)}: superseded by a further change ({alert.id})",
-                        extra={**opened.alert.extra, "resolved_by": "superseded", "superseded_by": alert.id},
-                    )
-                )
-            watch.open = _Recovery(alert, watch.kind, watch.baseline, watch.fresh, at)
-        if not confirmed:
-            # A false alarm: the old baseline stands, extended by what was seen since.
-            watch.detector.resume(watch.history.merged(watch.fresh), at)
+        if opened is not None:
+            # A further change while an earlier one is open: the newer alert carries on from here.
+            self._supersede(watch, alert, "a further change")
+        watch.open = _Recovery(alert, watch.kind, watch.baseline, self._changed_level(watch), at)
         return alert
+
+    @staticmethod
+    def _changed_level(watch: _SignalWatch) -> Moments:
+        """Every observation since the estimated change: the level a page's recovery starts from.
+
+        Not the fresh observations alone: a sequential decision can come on a handful, and it
+        stops when they happen to be far out, which would set the recovery's tolerance far too wide.
+        """
+        return watch.history.minus(watch.baseline).merged(watch.fresh)
+
+    def _reversal_sample(self, watch: _SignalWatch, suspected: Alert) -> int:
+        """Fresh observations a confirmed change back towards a harmful open alert's baseline needs.
+
+        Whether it is back (within tolerance of the baseline) or at a new level is decided on the
+        fresh observations, by the recovery check's tests: a sequential confirmation can come on a
+        handful, too few for them; stage two then keeps collecting up to the recovery check's size.
+        """
+        opened = watch.open
+        if opened is None or suspected.direction == opened.alert.direction:
+            return 0
+        if not _harmful(suspected.signal, opened.alert.direction):
+            return 0
+        config = self.config
+        wanted = opened.check_size(watch.kind, RECOVERY_ALPHA)
+        return max(config.confirm_min, min(config.confirm_max, wanted))
+
+    def _supersede(self, watch: _SignalWatch, alert: Alert, what: str) -> None:
+        """Resolve the open alert as superseded by ``alert`` (sent through ``_side``)."""
+        opened = watch.open
+        assert opened is not None
+        self._side.append(
+            opened.alert.with_status(
+                "resolved",
+                message=f"{describe(opened.alert)}: superseded by {what} ({alert.id})",
+                extra={**opened.alert.extra, "resolved_by": "superseded", "superseded_by": alert.id},
+            )
+        )
+        watch.open = None
 
     def _detector_info(self, watch: _SignalWatch) -> dict[str, Any]:
         det = watch.detector

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import bisect
 import math
+import os
 import random
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -20,9 +22,42 @@ import anthropic
 import driftwatch
 from driftwatch._alerting.alerts import Alert, ConsoleSink, InMemorySink, describe
 from driftwatch._alerting.otel import telemetry_from_env
+from driftwatch._config import load_config
 from driftwatch._offline.fake_api import FakeMessagesAPI, Reply
+from driftwatch._outcome import SIGNALS
 
-__all__ = ["run_demo"]
+__all__ = ["demo_settings", "run_demo"]
+
+#: What the demo watches unless configured otherwise: the fake API's latency is this machine's,
+#: not a model's.
+DEMO_SIGNALS = ["success", "output_tokens"]
+
+
+def demo_settings(
+    config_path: str | None = None, *, notify: bool = False, env: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The settings the demo puts over ``--config`` and ``DRIFTWATCH_*`` (which it otherwise honours).
+
+    - ``console=False``: the demo prints alerts itself.
+    - ``notifiers=[]`` and ``markers=[]`` unless ``notify``: a simulated degradation must not page
+      the PagerDuty service or annotate the dashboards a config file or ``DRIFTWATCH_*`` secrets
+      point at; ``--notify`` sends the demo's alerts there (an end-to-end test of the paging path).
+    - ``service="demo-agent"`` unless the file or ``DRIFTWATCH_SERVICE`` names one (not
+      ``OTEL_SERVICE_NAME``: that names the production process whose telemetry the demo would join).
+    - ``signals`` = success and output tokens unless the file or ``DRIFTWATCH_*`` set them.
+
+    Raises ``ConfigError`` for a bad file or variable.
+    """
+    env = os.environ if env is None else env
+    own = load_config(config_path, env={k: v for k, v in env.items() if k != "OTEL_SERVICE_NAME"})
+    settings: dict[str, Any] = {"console": False}
+    if not notify:
+        settings.update(notifiers=[], markers=[])
+    if own.service == "unknown_service":
+        settings["service"] = "demo-agent"
+    if own.signals == list(SIGNALS):
+        settings["signals"] = DEMO_SIGNALS
+    return settings
 
 
 @dataclass
@@ -47,9 +82,19 @@ def _progress(out: TextIO, done: int, total: int) -> None:
 
 
 def run_demo(
-    tasks_per_stream: int = 1000, change_at: int = 500, seed: int = 7, out: TextIO | None = None
+    tasks_per_stream: int = 1000,
+    change_at: int = 500,
+    seed: int = 7,
+    out: TextIO | None = None,
+    *,
+    config_path: str | None = None,
+    notify: bool = False,
 ) -> int:
-    """Run the demo; returns 0 when the degrading stream alerts and the healthy one stays quiet."""
+    """Run the demo; returns 0 when the degrading stream alerts and the healthy one stays quiet.
+
+    Settings come from ``config_path`` (else ``DRIFTWATCH_CONFIG``) and ``DRIFTWATCH_*`` as for
+    every command, under :func:`demo_settings`.
+    """
     out = out or sys.stdout
     rng = random.Random(seed)  # the agent's test results
     rng_api = random.Random(seed + 1)  # the fake API's answers (drawn on the server's thread)
@@ -67,18 +112,15 @@ def run_demo(
 
     memory = InMemorySink()
     telemetry = telemetry_from_env()
-    driftwatch.configure(
-        # Added to the configured sinks (OTLP among them): the demo prints to `out` itself and pages
-        # nobody, whatever notifiers or markers the environment configures.
+    runtime = driftwatch.configure(
+        config_path,
+        # Added to the configured sinks (OTLP, an alerts_out file): the demo prints to `out` itself
+        # and pages nobody unless --notify (demo_settings).
         sinks=[ConsoleSink(out), memory],
         telemetry=telemetry,
-        console=False,
-        notifiers=[],
-        markers=[],
-        service="demo-agent",
-        # The fake API's latency is this machine's, not a model's: watch what the model controls.
-        signals=["success", "output_tokens"],
+        **demo_settings(config_path, notify=notify),
     )
+    cfg = runtime.config
     print(
         "driftwatch demo: a simulated coding agent on the real anthropic SDK, against a local fake API",
         file=out,
@@ -86,6 +128,18 @@ def run_demo(
     print(
         f"  streams: fix-tests (degrades at task {change_at}: pass 78% -> 60%, answers 35% shorter), "
         "summarize (healthy)",
+        file=out,
+    )
+    paging = (
+        f"{len(cfg.notifiers)} notifier(s) and {len(cfg.markers)} marker(s) (--notify)"
+        if notify
+        else ("notifiers and markers off (--notify sends to the configured ones)")
+    )
+    print(
+        f"  settings: {config_path or os.environ.get('DRIFTWATCH_CONFIG') or 'defaults'} and DRIFTWATCH_*: "
+        f"service {cfg.service}, warmup {cfg.warmup}, lag {cfg.lag}, budget {cfg.budget:g}, "
+        f"signals {','.join(cfg.signals)}; {paging}"
+        + (f"; alerts to {cfg.alerts_out}" if cfg.alerts_out else ""),
         file=out,
     )
     with FakeMessagesAPI(profile) as api:
@@ -114,8 +168,6 @@ def run_demo(
                     t.record(success=rng.random() < p)
                 done += 1
                 _progress(sys.stderr, done, total)
-    runtime = driftwatch.get_runtime()
-    assert runtime is not None
     runtime.monitor.flush(10.0)
     stats = runtime.monitor.stats.as_dict()
     driftwatch.shutdown()

@@ -53,6 +53,10 @@ INDEXED = {
     "input.value": f"{MARK}InputValue",
     "output.value": f"{MARK}OutputValue",
     "llm.input_messages.0.message.content": f"{MARK}OpenInference",
+    "llm.output_messages.0.message.content": f"{MARK}OpenInferenceOut",
+    "tool.parameters": f"{MARK}ToolParameters",
+    "tool.description": f"{MARK}ToolDescription",
+    "gen_ai.tool.call.arguments": f"{MARK}ToolCallArgs",
     "gen_ai.tool.call.result": f"{MARK}ToolResult",
     "exception.message": f"{MARK}Exception",
 }
@@ -74,6 +78,14 @@ NOT_CONTENT = [
     "gen_ai.completion.0.tool_calls.0.name",
     "customer.tier",
     "http.response.status_code",
+    "llm.token_count.prompt",
+    "llm.token_count.completion",
+    "llm.token_count.prompt_details.cache_read",
+    "llm.model_name",
+    "openinference.span.kind",
+    "tool.name",
+    "agent.name",
+    "gen_ai.tool.name",
 ]
 
 

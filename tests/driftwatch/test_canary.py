@@ -48,6 +48,7 @@ import driftwatch
 from driftwatch import ConsoleSink, InMemorySink, JsonlSink
 from driftwatch._alerting.otel import OtelAlertSink, Telemetry
 from driftwatch._alerting.prometheus import PrometheusSink
+from tests.collectors.test_otlp_upstream import capture_openinference
 from tests.conftest import sse_events
 from tests.driftwatch.serve.test_service import T0, free_port, task_outcomes
 from tests.support.otlp_receiver import OTLPReceiver
@@ -208,6 +209,52 @@ def test_no_canary_in_anything_exported_in_process(
     found += leaks("alerts JSONL", exported["alerts_file"].read_bytes())
     found += leaks("/metrics", exported["prometheus"].render())
     found += leaks("stats", json.dumps(runtime.monitor.stats.__dict__, default=str))
+    console = capsys.readouterr()
+    found += leaks("console", console.out + console.err)
+    found += leaks("log", "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records))
+    assert found == []
+
+
+def test_no_canary_from_openai_agents_runs_in_process(
+    exported: dict[str, Any], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Agents SDK runs through driftwatch.integrations.openai_agents, with canaries in the prompt,
+    instructions, model input and output, tool arguments, results and errors, a model error and a
+    guardrail's output, reach none of: spans, log records, metric points, alerts, Prometheus text,
+    console, log."""
+    from agents import InputGuardrailTripwireTriggered, Runner, set_trace_processors
+
+    from driftwatch.integrations.openai_agents import DriftwatchProcessor
+    from tests.support.openai_agents_fake import call, refuse, say, triage
+
+    set_trace_processors([DriftwatchProcessor()])
+    caplog.set_level(logging.DEBUG, logger="driftwatch")
+    try:
+        for i in range(60):
+            tools = [call("lookup", "c1"), call("explode", "c2")]
+            ok = [[*tools], [call("transfer_to_billing", "c3")]] if i % 3 else [RuntimeError(f"{MARK}Model")]
+            with contextlib.suppress(RuntimeError):
+                # A serving change half-way: version alerts carry the stream.
+                model = "gpt-fake-1" if i < 30 else "gpt-fake-2"
+                Runner.run_sync(triage(ok, billing=[[say()]], model=model), f"{MARK}Prompt")
+        with pytest.raises(InputGuardrailTripwireTriggered):
+            Runner.run_sync(triage([[say()]], input_guardrails=[refuse]), f"{MARK}Prompt")
+    finally:
+        set_trace_processors([])
+    runtime = exported["runtime"]
+    assert runtime.monitor.flush(10)
+    metrics = exported["metrics"].get_metrics_data()
+    alerts = exported["memory"].alerts
+    driftwatch.shutdown()
+    spans = exported["spans"].get_finished_spans()
+    records = exported["logs"].get_finished_logs()
+    assert len([s for s in spans if s.name == "invoke_agent triage"]) == 61 and alerts
+    found = leaks("spans (OTLP)", encode_spans(spans).SerializeToString())
+    found += leaks("log records (OTLP)", encode_logs(records).SerializeToString())
+    found += leaks("metrics (OTLP)", encode_metrics(metrics).SerializeToString())
+    found += leaks("alerts", json.dumps([a.to_dict() for a in alerts]))
+    found += leaks("alerts JSONL", exported["alerts_file"].read_bytes())
+    found += leaks("/metrics", exported["prometheus"].render())
     console = capsys.readouterr()
     found += leaks("console", console.out + console.err)
     found += leaks("log", "\n".join(r.getMessage() + (r.exc_text or "") for r in caplog.records))
@@ -425,6 +472,11 @@ def test_no_canary_in_anything_serve_outputs(tmp_path: Path) -> None:
             # entry is surely there (a checkpoint prunes processed entries), and again at the end.
             found: list[str] = []
             sent = [("/v1/traces", b) for b in canary_traces(task_outcomes(600, 300, 0.9, 0.4, seed=3))]
+            # OpenInference's spans of an Agents SDK run: prompt, model input and output, tool
+            # arguments, results and definitions as attributes.
+            agent_spans = capture_openinference().spans
+            assert any(MARK in str(s.attributes) for s in agent_spans)
+            sent.append(("/v1/traces", encode_spans(agent_spans).SerializeToString()))
             for path, body in [*sent, ("/v1/logs", canary_logs()), ("/v1/metrics", canary_metrics())]:
                 post(port, path, body)
                 found += state_leaks(tmp_path, f" after {path}")

@@ -163,3 +163,42 @@ def test_bad_token_is_not_echoed() -> None:
     ) as caught:
         load_config(env={"DRIFTWATCH_TOKEN": "my secret"})
     assert "my secret" not in str(caught.value)
+
+
+def test_stage_two_settings_from_yaml_env_and_their_errors(tmp_path: Path) -> None:
+    """confirm_alpha (now the sequential test's anytime error rate), withdraw_beta, min_shift, max_fresh."""
+    path = tmp_path / "c.yaml"
+    path.write_text("confirm_alpha: 0.01\nmin_shift: 0.3\nmax_fresh: 500\n")
+    config = load_config(str(path), env={"DRIFTWATCH_WITHDRAW_BETA": "0.02"})
+    assert (config.confirm_alpha, config.withdraw_beta, config.min_shift, config.max_fresh) == (
+        0.01,
+        0.02,
+        0.3,
+        500,
+    )
+    defaults = load_config(env={})
+    assert (defaults.confirm_alpha, defaults.withdraw_beta, defaults.min_shift, defaults.max_fresh) == (
+        0.05,
+        0.01,
+        0.2,
+        2000,
+    )
+    for text, message in (
+        (
+            "min_shift: 0",
+            r":1: key 'min_shift': expected a shift in standard deviations, above 0 and at most 2",
+        ),
+        ("min_shift: lots", r":1: key 'min_shift': .* got 'lots'"),
+        (
+            "max_fresh: 5",
+            r":1: key 'max_fresh': expected a whole number of fresh observations >= 10 .* got 5",
+        ),
+        ("withdraw_beta: 1.5", r":1: key 'withdraw_beta': expected a number between 0 and 1, got 1.5"),
+    ):
+        path.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=rf"{path}{message}"):
+            load_config(str(path), env={})
+    with pytest.raises(
+        ConfigError, match=r"environment variable DRIFTWATCH_WITHDRAW_BETA: key 'withdraw_beta'"
+    ):
+        load_config(env={"DRIFTWATCH_WITHDRAW_BETA": "0"})

@@ -181,3 +181,33 @@ def test_demo_exports_over_otlp_http() -> None:
     }
     assert "confirmed" in statuses
     assert {"driftwatch.outcomes", "driftwatch.alerts", "driftwatch.drift.active"} <= receiver.metric_names()
+
+
+def test_demo_reads_config_and_environment(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """demo --config and DRIFTWATCH_* set detection and alerts_out; notifiers stay off without --notify."""
+    from driftwatch._offline.demo import demo_settings
+
+    cfg = tmp_path / "dw.yaml"
+    alerts = tmp_path / "alerts.jsonl"
+    cfg.write_text(
+        f"warmup: 40\nlag: 20\nconfirm_min: 10\nalerts_out: {alerts}\n"
+        "notifiers:\n  - type: webhook\n    url: http://127.0.0.1:9/never\n"
+    )
+    env = {"DRIFTWATCH_LAG": "25", "OTEL_SERVICE_NAME": "prod-agent"}
+    settings = demo_settings(str(cfg), env=env)
+    assert settings == {
+        "console": False,
+        "notifiers": [],
+        "markers": [],
+        "service": "demo-agent",
+        "signals": ["success", "output_tokens"],
+    }
+    assert "notifiers" not in demo_settings(str(cfg), notify=True, env=env)
+    assert demo_settings(None, env={"DRIFTWATCH_SERVICE": "mine"}).get("service") is None
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DRIFTWATCH_LAG", "25")
+        assert main(["demo", "--tasks", "300", "--change-at", "100", "--config", str(cfg)]) in (0, 1)
+    out = capsys.readouterr().out
+    assert "warmup 40, lag 25" in out and "service demo-agent" in out and "notifiers and markers off" in out
+    assert alerts.exists() and '"task": "fix-tests"' in alerts.read_text()
+    assert main(["demo", "--tasks", "10", "--config", str(tmp_path / "missing.yaml")]) == 2

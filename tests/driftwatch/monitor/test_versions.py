@@ -73,13 +73,26 @@ def test_model_change_is_annotated_then_compared() -> None:
 
 
 def test_pairs_by_task_id() -> None:
-    """With task ids on both sides the comparison is paired: exact McNemar and paired t, pairs counted."""
+    """With each task id once a side the comparison is paired: exact McNemar and paired t, pairs counted."""
     monitor = Monitor(Config(signals=["success", "latency_s"]), threaded=False)
-    alerts = feed(monitor, [({"model": "m-1"}, 0.8, 120), ({"model": "m-2"}, 0.5, 120)], task_ids=60, seed=4)
+    alerts = feed(monitor, [({"model": "m-1"}, 0.8, 120), ({"model": "m-2"}, 0.5, 120)], task_ids=120, seed=4)
     verdicts = {a.signal: a for a in of(alerts, "version_comparison")}
     assert verdicts["success"].extra["test"] == "mcnemar-exact"
     assert verdicts["latency_s"].extra["test"] == "paired-t"
-    assert verdicts["success"].extra["pairs"] == 60 and verdicts["success"].status == "confirmed"
+    assert verdicts["success"].extra["pairs"] == 120 and verdicts["success"].status == "confirmed"
+
+
+def test_recurring_task_ids_are_stratified_by_task() -> None:
+    """Task ids that recur within a side (60 ids, 120 outcomes a side): pass/fail is compared within
+    each task (Cochran–Mantel–Haenszel) on every outcome; numeric signals stay paired by task."""
+    monitor = Monitor(Config(signals=["success", "latency_s"]), threaded=False)
+    alerts = feed(monitor, [({"model": "m-1"}, 0.8, 120), ({"model": "m-2"}, 0.5, 120)], task_ids=60, seed=4)
+    verdicts = {a.signal: a for a in of(alerts, "version_comparison")}
+    success = verdicts["success"]
+    assert success.extra["test"] == "cochran-mantel-haenszel" and success.extra["pairs"] == 60
+    assert success.baseline.n == success.current.n == 120 and success.status == "confirmed"
+    assert "120 observations before, 120 after, within 60 tasks" in success.message
+    assert verdicts["latency_s"].extra["test"] == "paired-t"
 
 
 def test_labels_are_markers_and_first_values_are_not_changes() -> None:

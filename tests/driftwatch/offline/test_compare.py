@@ -193,12 +193,14 @@ def test_pairs_by_task_id_when_present() -> None:
     assert result.pairs == 200
 
 
-def test_repeated_task_ids_pair_their_means() -> None:
-    """A task run several times per side is paired on its pass rate (paired t), not by McNemar."""
+def test_repeated_task_ids_are_stratified() -> None:
+    """A task run several times per side is a stratum: CMH for pass/fail, stratified t for latency."""
     base = synthetic(0.8, 200, 11, ids=True) + synthetic(0.8, 200, 12, ids=True)
     cand = synthetic(0.8, 200, 13, ids=True)
-    (s,) = compare_outcomes(base, cand, signals=["success"]).signals
-    assert s.test == "paired-t" and s.comparison.baseline.n == 200
+    result = compare_outcomes(base, cand, signals=["success", "latency_s"])
+    tests = {s.signal: (s.test, s.paired, s.comparison.baseline.n) for s in result.signals}
+    assert tests == {"success": ("cmh", True, 400), "latency_s": ("stratified-t", True, 400)}
+    assert not result.worse
 
 
 def test_selector_errors_name_the_valid_form() -> None:
@@ -269,3 +271,132 @@ def test_unpartnered_outcomes_are_counted() -> None:
     result = compare_outcomes(base, cand, signals=["success"])
     assert result.pairs == 100 and result.signals[0].comparison.baseline.n == 100
     assert "0 baseline and 20 candidate outcomes without a partner" in result.notes[0]
+
+
+SEEDS = {"code-generation": (25, 18, 19), "long-context": (10, 5, 8), "tool-use": (5, 4, 4)}
+
+
+def write_seeds(path: Path, *, ids: bool = True) -> None:
+    """The seeds' three-dimension comparison: model A and B on the same cases, passes as counted."""
+    t, lines = 1_770_000_000, []
+    for task, (n, before, after) in SEEDS.items():
+        for model, passes in (("A", before), ("B", after)):
+            for i in range(n):
+                record = {"time": t, "task": task, "model": model, "success": i < passes}
+                if ids:
+                    record["task_id"] = f"{task}-{i}"
+                lines.append(json.dumps(record))
+                t += 60
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_by_task_on_the_seeds_example(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """18/25→19/25, 5/10→8/10, 4/5→4/5: a row per task plus the pooled one, MDEs and plain words, exit 0."""
+    path, out = tmp_path / "seeds.jsonl", tmp_path / "c.json"
+    write_seeds(path)
+    argv = ["compare", str(path), "--baseline", "model=A", "--candidate", "model=B", "--by", "task"]
+    assert main([*argv, "--json", str(out), "--markdown", str(tmp_path / "c.md")]) == 0
+    text = capsys.readouterr().out
+    doc = json.loads(out.read_text())
+    assert doc["by"] == ["task"] and [r["key"]["task"] for r in doc["rows"]] == list(SEEDS)
+    rates = {
+        r["key"]["task"]: (r["signals"][0]["baseline"]["mean"], r["signals"][0]["candidate"]["mean"])
+        for r in doc["rows"]
+    }
+    assert rates == {"code-generation": (0.72, 0.76), "long-context": (0.5, 0.8), "tool-use": (0.8, 0.8)}
+    assert all(
+        r["verdict"] == "inconclusive" and r["signals"][0]["test"] == "mcnemar-exact" for r in doc["rows"]
+    )
+    words = {r["key"]["task"]: r["words"] for r in doc["rows"]}
+    assert words["code-generation"] == "25 pairs: a change under 30 points cannot be seen"
+    assert words["long-context"].startswith("10 pairs: too few to see any change")
+    assert doc["signals"][0]["effect"] == pytest.approx(0.10) and "40 pairs" in doc["words"]
+    assert "task=long-context" in text and "in words:" in text
+    assert "`task=tool-use`" in (tmp_path / "c.md").read_text()
+    # Unpaired (no task ids): 10 cases a side see 49.5 points at best.
+    write_seeds(path, ids=False)
+    assert main([*argv, "--json", str(out)]) == 0
+    rows = {r["key"]["task"]: r for r in json.loads(out.read_text())["rows"]}
+    assert rows["long-context"]["words"] == "10 cases a side: a change under 49.5 points cannot be seen"
+    assert rows["long-context"]["signals"][0]["test"] == "two-proportion-z"
+
+
+def test_a_row_worse_fails_the_gate_when_the_pool_does_not() -> None:
+    """Task a drops 90%→50% while task b rises 50%→90%: pooled inconclusive, row a worse, gate fails."""
+    base = [
+        Outcome(task=t, time=float(i), model="A", success=(i % 10) < k)
+        for t, k in (("a", 9), ("b", 5))
+        for i in range(100)
+    ]
+    cand = [
+        Outcome(task=t, time=float(i), model="B", success=(i % 10) < k)
+        for t, k in (("a", 5), ("b", 9))
+        for i in range(100)
+    ]
+    result = compare_outcomes(base, cand, signals=["success"], by=["task"])
+    assert result.signals[0].verdict == "inconclusive"
+    assert [(r.label, r.signals[0].verdict) for r in result.rows] == [
+        ("task=a", "worse"),
+        ("task=b", "better"),
+    ]
+    assert result.worse and result.verdict == "worse"
+    assert result.to_dict()["exit_code"] == 1
+    q = [result.signals[0].q_value] + [r.signals[0].q_value for r in result.rows]
+    p = [result.signals[0].comparison.p_value] + [r.signals[0].comparison.p_value for r in result.rows]
+    from driftwatch._stats import benjamini_hochberg
+
+    assert q == pytest.approx(benjamini_hochberg(p))
+
+
+def test_by_label_and_combinations_and_one_sided_rows() -> None:
+    """--by label.region,model crosses keys; a value on one side only is a note, not a row."""
+    base = synthetic(0.8, 60, 1)
+    cand = synthetic(0.8, 60, 2, model="b")
+    for i, o in enumerate(base + cand):
+        o.labels["region"] = "eu" if i % 2 else "us"
+    cand.append(Outcome(task="t", time=1.0, model="b", success=True, labels={"region": "ap"}))
+    result = compare_outcomes(base, cand, signals=["success"], by=["label.region"])
+    assert [r.label for r in result.rows] == ["label.region=eu", "label.region=us"]
+    assert any("label.region=ap: 1 outcomes on the candidate side only" in n for n in result.notes)
+    with pytest.raises(SelectorError, match="unknown key 'colour'"):
+        compare_outcomes(base, cand, by=["colour"])
+
+
+def test_by_unknown_key_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """--by with an unknown key is a usage error naming the valid keys."""
+    path = tmp_path / "o.jsonl"
+    write_seeds(path)
+    assert main(["compare", str(path), "--baseline", "model=A", "--candidate", "model=B", "--by", "tsk"]) == 2
+    assert "expected task, model, service, kind, version or label.NAME" in capsys.readouterr().err
+
+
+def test_cmh_with_one_stratum_is_the_pooled_z_test() -> None:
+    """One stratum: the CMH statistic is the pooled z² times (n-1)/n, and the effect the plain difference."""
+    from driftwatch._offline.compare import compare_stratified_binary
+    from driftwatch._stats import Moments, compare_proportions
+
+    cmh = compare_stratified_binary([(100, 80, 120, 84)])
+    z = compare_proportions(Moments(100, 0.8, 100 * 0.16), Moments(120, 0.7, 120 * 0.21), "two-sided")
+    assert cmh.effect == pytest.approx(-0.1)
+    zc = statistics_z(cmh.p_value)
+    zz = statistics_z(z.p_value)
+    assert zc**2 == pytest.approx(zz**2 * 219 / 220, rel=1e-9)
+
+
+def statistics_z(p: float) -> float:
+    """|z| of a two-sided normal p-value."""
+    from statistics import NormalDist
+
+    return -NormalDist().inv_cdf(p / 2)
+
+
+def test_stratified_means_weight_tasks_by_counts() -> None:
+    """Numeric signal, recurring tasks: effect = Σ w·(after − before) / Σ w with w = n0·n1/(n0+n1)."""
+    base = [Outcome(task="t", time=0.0, task_id="x", score=s) for s in (1.0, 2.0, 3.0)]
+    base += [Outcome(task="t", time=0.0, task_id="y", score=s) for s in (10.0, 11.0)]
+    cand = [Outcome(task="t", time=0.0, task_id="x", score=s) for s in (2.0, 3.0)]
+    cand += [Outcome(task="t", time=0.0, task_id="y", score=s) for s in (10.0, 12.0, 14.0)]
+    (s,) = compare_outcomes(base, cand, signals=["score"]).signals
+    w_x, w_y = 3 * 2 / 5, 2 * 3 / 5
+    assert s.test == "stratified-t"
+    assert s.comparison.effect == pytest.approx((w_x * (2.5 - 2.0) + w_y * (12.0 - 10.5)) / (w_x + w_y))
