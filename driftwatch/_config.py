@@ -107,6 +107,10 @@ class Config:
     """``driftwatch serve`` checkpoints detector state at least this often (and every 1,000 payloads)."""
     max_backlog: int = 10_000
     """Accepted payloads not yet through detection; beyond it ``serve`` answers 503 + Retry-After."""
+    history_max_age_days: int = 30
+    """``driftwatch serve`` keeps each outcome (never content) and alert this many days (event time)."""
+    history_max_mb: int = 1024
+    """``driftwatch serve`` keeps at most this many MiB of outcome history (oldest pruned first)."""
     markers: list[MarkerSpec] = field(default_factory=list)
     """Version-change markers (Honeycomb, Grafana annotations); see ``_alerting/markers_config.py``."""
 
@@ -132,6 +136,8 @@ _ENV = {
     "max_body_bytes": "DRIFTWATCH_MAX_BODY_BYTES",
     "max_attributes": "DRIFTWATCH_MAX_ATTRIBUTES",
     "state": "DRIFTWATCH_STATE",
+    "history_max_age_days": "DRIFTWATCH_HISTORY_MAX_AGE_DAYS",
+    "history_max_mb": "DRIFTWATCH_HISTORY_MAX_MB",
 }
 
 _PATHS = ("alerts_out", "tls_cert", "tls_key")

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from driftwatch._cli.remote import RemoteError, add_remote_arguments, fetch_outcomes
 from driftwatch._outcome import SIGNALS, Outcome
 
 __all__ = ["add_parser", "run"]
@@ -40,7 +41,10 @@ HELP = (
     "  driftwatch compare runs.jsonl --baseline until=2026-03-01 --candidate since=2026-03-01\n"
     "  driftwatch compare runs.jsonl --baseline model=A --candidate model=B --by task\n"
     "  driftwatch compare --plan --rate 0.8 --effect 0.1            # cases a side for 10 points from 80%%\n"
-    "  driftwatch compare runs.jsonl --baseline model=A --candidate model=B --by task --plan --effect 0.2"
+    "  driftwatch compare runs.jsonl --baseline model=A --candidate model=B --by task --plan --effect 0.2\n"
+    "  driftwatch compare --url http://127.0.0.1:4318 --baseline model=A --candidate model=B\n\n"
+    "With --url the outcomes come from a running `driftwatch serve` (its outcome history), each side "
+    "selected there with the same selector"
 )
 
 
@@ -54,6 +58,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument(
         "files", nargs="*", metavar="FILE", help="outcome file(s): one, or baseline then candidate"
     )
+    add_remote_arguments(p, optional=True)
     p.add_argument("--baseline", default="", metavar="SELECTOR", help="which outcomes are the baseline")
     p.add_argument("--candidate", default="", metavar="SELECTOR", help="which outcomes are the candidate")
     p.add_argument(
@@ -138,8 +143,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.plan:
         return _plan(args)
+    if args.url is not None:
+        if args.files:
+            return _fail("give outcome files or --url, not both")
+        args.files = [args.url]  # one source: both selectors are required, as with one file
     if not args.files:
-        return _fail("compare needs one outcome file or two (baseline, candidate), or --plan")
+        return _fail("compare needs one outcome file or two (baseline, candidate), --url, or --plan")
     if len(args.files) > 2:
         return _fail(f"compare takes one outcome file or two (baseline, candidate), got {len(args.files)}")
     if len(args.files) == 1 and not (args.baseline and args.candidate):
@@ -214,7 +223,12 @@ def _sides(args: argparse.Namespace) -> tuple[list[Outcome], list[Outcome], list
     except SelectorError as exc:
         return str(exc)
     sides = []
-    for path in args.files:
+    if args.url is not None:
+        try:  # each side selected by the service, with the same selector (and again below: a no-op)
+            sides = [fetch_outcomes(args.url, args.token, sel) for sel in (args.baseline, args.candidate)]
+        except RemoteError as exc:
+            return str(exc)
+    for path in args.files if args.url is None else ():
         read = _read(path)
         if isinstance(read, str):
             return read

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from driftwatch._cli import alert, bench, compare, demo, ingest, replay, report, serve
+from driftwatch._cli import alert, bench, compare, demo, ingest, replay, report, serve, status
 from driftwatch._cli.logs import logging_pipeline
 from driftwatch._version import __version__
 
@@ -25,6 +25,7 @@ commands:
   bench     run a fixed task suite against an agent (a canary); adaptive on suspected drift
   report    self-contained HTML report with daily candlesticks per stream, and a summary table
   serve     OTLP receiver (HTTP 127.0.0.1:4318, gRPC 127.0.0.1:4317) for traces, logs and metrics
+  status    streams of a running serve (state, baseline and current, last alert), worst first
 
 examples:
   driftwatch demo
@@ -35,6 +36,7 @@ examples:
   driftwatch alert test --config driftwatch.yaml
   driftwatch serve --config driftwatch.yaml
   driftwatch compare outcomes.jsonl --baseline model=gpt-4-0314 --candidate model=gpt-4-0613
+  driftwatch status --url http://127.0.0.1:4318
   driftwatch ingest junit report.xml --outcomes-out junit.jsonl
   driftwatch bench run examples/bench/suite.yaml --outcomes bench.jsonl
 """
@@ -42,7 +44,7 @@ examples:
 
 #: The subcommands in the order ``driftwatch --help`` lists them; each module has
 #: ``add_parser(subparsers)``, which sets ``run(args) -> exit status`` as the parser's default.
-COMMANDS = (demo, replay, report, alert, ingest, compare, serve, bench)
+COMMANDS = (demo, replay, report, alert, ingest, compare, serve, status, bench)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

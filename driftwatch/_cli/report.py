@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from driftwatch._cli.remote import RemoteError, add_remote_arguments, fetch_outcomes
 from driftwatch._config import ConfigError, load_config
 from driftwatch.collectors._replay import ReadReport, read_outcomes
 
@@ -23,10 +24,13 @@ def add_parser(sub: Any) -> None:
         "high/low: the range across runs), outcomes per day, change points of confirmed alerts, version "
         "changes and the baseline 95% interval. Prints a summary table (runs, baseline vs current, open "
         "alerts). Without --alerts, detection runs over the outcomes as in `driftwatch replay`.\n\n"
-        "example: driftwatch report outcomes.jsonl --alerts alerts.jsonl --out report/",
+        "With --url the outcomes come from a running `driftwatch serve` (its outcome history).\n\n"
+        "example: driftwatch report outcomes.jsonl --alerts alerts.jsonl --out report/\n"
+        "example: driftwatch report --url http://127.0.0.1:4318 --out report/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("file", help="outcome file: .jsonl (default) or .csv")
+    report.add_argument("file", nargs="?", help="outcome file: .jsonl (default) or .csv")
+    add_remote_arguments(report, optional=True)
     report.add_argument(
         "--alerts", metavar="PATH", help="Alert JSON lines (replay --alerts-out); default: detect"
     )
@@ -94,11 +98,19 @@ def run(args: argparse.Namespace) -> int:
         return fail(str(exc))
     if args.run_window <= 0 or args.max_streams < 1:
         return fail("--run-window must be > 0 minutes and --max-streams at least 1")
+    if (args.file is None) == (args.url is None):
+        return fail("give an outcome file or --url (a running driftwatch serve), one of the two")
     read = ReadReport()
     try:
-        outcomes = list(read_outcomes(args.file, read, default_service=config.service))
+        if args.url is not None:
+            args.file = args.url  # named as the source below, as a file would be
+            outcomes = fetch_outcomes(args.url, args.token)
+        else:
+            outcomes = list(read_outcomes(args.file, read, default_service=config.service))
     except OSError as exc:
         return fail(f"cannot read {args.file}: {exc.strerror}")
+    except RemoteError as exc:
+        return fail(str(exc))
     errors = list(read.errors)
     outcomes.sort(key=lambda o: o.time)  # event time; stable among equal times
     if args.alerts:

@@ -37,8 +37,9 @@ from driftwatch._monitor.versions import VersionTracker
 from driftwatch._monitor.watch import Lifecycle, _SignalWatch
 from driftwatch._monitor.worker import Worker
 from driftwatch._outcome import SIGNALS, Outcome, SignalKind, labels_key, stream_labels
+from driftwatch._stats import Moments
 
-__all__ = ["Monitor", "MonitorStats", "transform"]
+__all__ = ["Monitor", "MonitorStats", "SignalState", "transform"]
 
 log = logging.getLogger("driftwatch")
 
@@ -82,6 +83,47 @@ class MonitorStats:
             "comparisons_dropped": self.comparisons_dropped,
             "alerts": dict(self.alerts),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class SignalState:
+    """One (stream, signal) for a status view: ``Monitor.signal_states``.
+
+    ``state``: ``warming_up``, ``quiet``, ``suspected`` or ``confirmed``; ``baseline`` and
+    ``current`` are moments on the detection scale (``transform``): for a quiet signal the
+    detector's reference and its last ``lag`` observations (sharing their pooled spread), for a
+    suspected one the baseline and the fresh observations since, for a confirmed one the
+    baseline and the changed level. ``alert``: the suspected or open confirmed alert.
+    """
+
+    signal: str
+    kind: SignalKind
+    state: str
+    n: int
+    baseline: Moments
+    current: Moments
+    alert: Alert | None
+
+
+def _states(stream: _Stream) -> list[SignalState]:
+    out = []
+    for name, watch in stream.watches.items():
+        det, opened, kind = watch.detector, watch.open, watch.kind
+        if opened is not None:
+            cur = opened.level.merged(opened.since)
+            state, alert, base = "confirmed", opened.alert, opened.base
+        elif watch.active is not None:
+            state, alert, base, cur = "suspected", watch.active, watch.baseline, watch.fresh
+        else:
+            seen, ref = det.observed, det.state()
+            bn, cn = int(ref["baseline_n"]), seen.n - int(ref["baseline_n"])
+            cm = (seen.n * seen.mean - bn * ref["baseline_mean"]) / cn if cn > 0 else 0.0
+            state, alert = ("warming_up" if det.warming_up else "quiet"), None
+            base = Moments(bn, ref["baseline_mean"], seen.var * max(bn - 1, 0))
+            cur = Moments(cn, cm, seen.var * max(cn - 1, 0))
+        copies = Moments(base.n, base.mean, base.m2), Moments(cur.n, cur.mean, cur.m2)
+        out.append(SignalState(name, kind, state, det.n, *copies, alert))
+    return out
 
 
 class Monitor:
@@ -266,6 +308,14 @@ class Monitor:
         """The drift alerts open now: confirmed and not yet resolved, or suspected awaiting confirmation."""
         with self._lock:
             return open_alerts(self._streams.values())
+
+    def signal_states(
+        self, keys: Iterable[str] | None = None
+    ) -> dict[str, tuple[dict[str, str], list[SignalState]]]:
+        """Each stream's labels and signals as a status view reads them (a copy; detection is untouched)."""
+        with self._lock:
+            wanted = list(self._streams) if keys is None else [k for k in keys if k in self._streams]
+            return {k: (dict(self._streams[k].labels), _states(self._streams[k])) for k in wanted}
 
     def _announce_restored(self, streams: Iterable[_Stream]) -> None:
         """Hand restored open alerts to the sinks that keep state about them (``RestoringSink``).

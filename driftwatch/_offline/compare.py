@@ -20,7 +20,6 @@ import numpy as np
 from driftwatch._offline.plan import N_MAX, mde_mcnemar, mde_two_proportions, plan_cases
 from driftwatch._outcome import SIGNALS, Outcome, OutcomeError, format_time, parse_time
 from driftwatch._stats import (
-    Z95,
     Comparison,
     Estimate,
     Moments,
@@ -29,10 +28,9 @@ from driftwatch._stats import (
     compare_paired_binary,
     compare_paired_means,
     compare_proportions,
-    normal_sf,
+    compare_stratified_binary,
     student_t_quantile,
     student_t_sf,
-    wilson_interval,
 )
 
 __all__ = [
@@ -315,44 +313,6 @@ def _mde(alpha: float, se: float) -> float:
 #: Up to this many cases per side a pass rate's MDE is the exact one (driftwatch._offline.plan);
 #: above it the normal formula, which then agrees to a fraction of a point.
 EXACT_MDE_MAX = 500
-
-
-def compare_stratified_binary(strata: Sequence[tuple[int, int, int, int]]) -> Comparison:
-    """Pass/fail before and after, stratified by task: Cochran–Mantel–Haenszel, two-sided.
-
-    ``strata`` holds ``(n_before, passes_before, n_after, passes_after)`` per task; tasks seen on
-    one side only carry no information and drop out. The effect is the Mantel–Haenszel risk
-    difference ``Σ w (p_after - p_before) / Σ w`` with ``w = n_before n_after / n``, with a Wald
-    interval; the p-value is the CMH test without continuity correction. The same function as
-    ``compare_stratified_binary`` in ``driftwatch._stats`` on the i15-confirm branch (not yet on
-    main); once that lands this one becomes an import.
-    """
-    num = var = weights = diff = spread = 0.0
-    before = after = 0
-    k_before = k_after = 0
-    for n0, k0, n1, k1 in strata:
-        n = n0 + n1
-        if n0 == 0 or n1 == 0 or n < 2:
-            continue
-        before, after, k_before, k_after = before + n0, after + n1, k_before + k0, k_after + k1
-        m = k0 + k1
-        num += k1 - n1 * m / n
-        var += n1 * n0 * m * (n - m) / (n * n * (n - 1))
-        w = n0 * n1 / n
-        p0, p1 = k0 / n0, k1 / n1
-        weights += w
-        diff += w * (p1 - p0)
-        spread += w * w * (p1 * (1 - p1) / n1 + p0 * (1 - p0) / n0)
-    b_lo, b_hi = wilson_interval(k_before, before)
-    a_lo, a_hi = wilson_interval(k_after, after)
-    base = Estimate(k_before / max(before, 1), before, b_lo, b_hi)
-    cur = Estimate(k_after / max(after, 1), after, a_lo, a_hi)
-    if weights <= 0:
-        return Comparison(base, cur, 0.0, (-1.0, 1.0), 1.0)
-    effect = diff / weights
-    half = Z95 * math.sqrt(spread) / weights
-    p = min(1.0, 2 * normal_sf(abs(num) / math.sqrt(var))) if var > 0 else (1.0 if num == 0 else 0.0)
-    return Comparison(base, cur, effect, (max(-1.0, effect - half), min(1.0, effect + half)), p)
 
 
 def _cmh_se0(strata: Sequence[tuple[int, int, int, int]]) -> float:

@@ -27,6 +27,7 @@ from driftwatch._monitor import Monitor
 from driftwatch._monitor.moved import moved
 from driftwatch._monitor.snapshot import dumps, loads
 from driftwatch._outcome import Outcome
+from driftwatch._serve.history import History
 from driftwatch._serve.store import StateStore
 
 __all__ = ["Decode", "Durable", "DurableStats", "checkpointed_snapshot"]
@@ -88,6 +89,7 @@ class Durable:
         every: int = 1000,
         seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        history: History | None = None,
     ) -> None:
         if every < 1:
             raise ValueError(f"every: checkpoint after this many journal entries, >= 1; got {every}")
@@ -109,6 +111,8 @@ class Durable:
         self.seconds = seconds
         self.stats = DurableStats()
         self._clock = clock
+        #: Keeps each entry's outcomes, written with the checkpoint that covers the entry (``history.py``).
+        self.history = history
         self._seq = 0  # the last journal entry processed
         self._since = 0  # entries processed since the last checkpoint
         self._saved: dict[str, bytes] = {}  # each stream's bytes as of the last checkpoint
@@ -222,6 +226,8 @@ class Durable:
                 exc,
             )
             outcomes = []
+        if self.history is not None and outcomes:
+            self.history.add(seq, outcomes)
         monitor = self.monitor
         for outcome in outcomes:
             monitor.stats.received += 1
@@ -251,7 +257,17 @@ class Durable:
                 "stats": dataclasses.replace(self.stats, checkpoints=self.stats.checkpoints + 1),
             }
         )
-        self.store.save_checkpoint(self._seq, blob, parts=parts)
+        history = self.history
+        try:
+            self.store.save_checkpoint(
+                self._seq, blob, parts=parts, also=None if history is None else history.flush
+            )
+        except BaseException:
+            if history is not None:
+                history.rolled_back()
+            raise
+        if history is not None:
+            history.committed()
         self.stats.checkpoints += 1
         self._saved = streams
         self._since = 0

@@ -30,6 +30,7 @@ import ssl
 import sys
 import threading
 import time
+import urllib.parse
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
@@ -473,6 +474,7 @@ def _read_file(path: str, setting: str) -> bytes:
 
 
 Route = Callable[[], tuple[int, str, bytes]]
+QueryRoute = Callable[[dict[str, list[str]]], tuple[int, str, bytes, list[tuple[str, str]]]]
 
 
 class Receiver:
@@ -492,6 +494,8 @@ class Receiver:
         self._token = config.token.encode() if config.token else None
         #: Extra GET endpoints: path -> () -> (status, content type, body); the hook for ``/metrics``.
         self.routes: dict[str, Route] = {}
+        #: GET endpoints that read the query string: path -> (query) -> (status, type, body, headers).
+        self.query_routes: dict[str, QueryRoute] = {}
         self._http: _PoolServer | None = None
         self._grpc: grpc.Server | None = None
         self.http_port = 0
@@ -1034,7 +1038,8 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         receiver = self.server.receiver
-        path = self.path.split("?", 1)[0]
+        path, _, query = self.path.partition("?")
+        headers: list[tuple[str, str]] = []
         if path == "/healthz":
             status, content_type, body = 200, "application/json", b'{"status":"ok"}'
         elif path == "/readyz":
@@ -1052,10 +1057,25 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
             except Exception as exc:
                 receiver.logger.error("driftwatch.receiver.route_error", path=path, error=repr(exc)[:500])
                 status, content_type, body = 500, "application/json", b'{"error":"route failed"}'
+        elif path in receiver.query_routes:
+            try:
+                params = urllib.parse.parse_qs(query, keep_blank_values=True, max_num_fields=100)
+            except ValueError as exc:  # more than max_num_fields
+                params, error = {}, json.dumps({"error": f"query string: {exc}"}).encode()
+            else:
+                error = b""
+            try:
+                if error:
+                    status, content_type, body = 400, "application/json", error
+                else:
+                    status, content_type, body, headers = receiver.query_routes[path](params)
+            except Exception as exc:
+                receiver.logger.error("driftwatch.receiver.route_error", path=path, error=repr(exc)[:500])
+                status, content_type, body = 500, "application/json", b'{"error":"route failed"}'
         else:
             status, content_type = 404, "application/json"
             body = json.dumps({"error": f"not found: {path[:100]}"}).encode()
-        self._reply(status, body, content_type)
+        self._reply(status, body, content_type, headers)
 
     do_HEAD = do_GET
 

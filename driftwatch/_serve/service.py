@@ -29,7 +29,9 @@ from driftwatch._alerting.alerts import AlertSink
 from driftwatch._config import Config
 from driftwatch._monitor import Monitor
 from driftwatch._outcome import Outcome
+from driftwatch._serve.api import ReadApi
 from driftwatch._serve.durable import Durable
+from driftwatch._serve.history import History, HistorySink
 from driftwatch._serve.receiver import Accepted, Receiver, Saturated, Signal
 from driftwatch._serve.store import StateStore
 from driftwatch.collectors._otlp import Decoded, OtlpDecoder, redact
@@ -114,9 +116,20 @@ class DriftService:
 
     def __init__(self, config: Config, sinks: Iterable[AlertSink] = ()) -> None:
         self.config = config
-        self.monitor = Monitor(config, sinks, threaded=False)
-        self.decoder = ServiceDecoder(config)
         self.store = StateStore(config.state)
+        try:
+            # Outcomes and alerts, written with each checkpoint; read by the API (``api.py``).
+            self.history = History(
+                config.state,
+                stream_labels=config.stream_labels,
+                max_age_s=config.history_max_age_days * 86400.0,
+                max_bytes=config.history_max_mb * 1024 * 1024,
+            )
+        except BaseException:
+            self.store.close()
+            raise
+        self.monitor = Monitor(config, [*sinks, HistorySink(self.history)], threaded=False)
+        self.decoder = ServiceDecoder(config)
         # Sinks that keep delivery state (notifiers' open pages) keep it in the state file, taken up
         # before the checkpoint is restored and the journal replayed.
         for sink in self.monitor.sinks:
@@ -129,6 +142,7 @@ class DriftService:
             self.decoder.decode,
             decoder=self.decoder,
             seconds=float(config.checkpoint_seconds),
+            history=self.history,
         )
         self._ready = threading.Event()
         self._stop = threading.Event()
@@ -200,6 +214,7 @@ class DriftService:
             self.durable.close()
         else:
             self.store.close()
+        self.history.close()
 
     # -- the receiver's side ---------------------------------------------------------------------
     def ready(self) -> bool:
@@ -235,6 +250,7 @@ class DriftService:
             "decoder": vars(decoder).copy(),
             "open_sessions": self.decoder.otlp.open_sessions,
             "duplicates_skipped": self.decoder.duplicates,
+            "history": vars(self.history.stats).copy(),
             "state": self.config.state,
             "state_error": None if self._failed is None else str(self._failed),
             # Per notifier (by name): sent, retried, failed, dropped_* and the full NotifierStats.
@@ -269,6 +285,7 @@ def run_serve(config: Config, stop: threading.Event | None = None, logger: Any =
 
         prometheus.collectors.append(lambda: delivery_metrics(notifiers))
     receiver.routes["/metrics"] = lambda: (200, CONTENT_TYPE, prometheus.render())
+    receiver.query_routes.update(ReadApi(service.monitor, service.history).routes())
     if threading.current_thread() is threading.main_thread():
         # Before start(): a SIGTERM right after the "listening" log line must stop us cleanly too.
         for number in (signals.SIGINT, signals.SIGTERM):

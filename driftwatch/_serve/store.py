@@ -403,13 +403,21 @@ class StateStore:
 
     # -- the checkpoint ------------------------------------------------------------------------
     def save_checkpoint(
-        self, seq: int, blob: bytes, *, parts: Mapping[str, bytes | None] | None = None, truncate: bool = True
+        self,
+        seq: int,
+        blob: bytes,
+        *,
+        parts: Mapping[str, bytes | None] | None = None,
+        truncate: bool = True,
+        also: Callable[[sqlite3.Connection], None] | None = None,
     ) -> None:
         """Store ``blob`` as the state after entry ``seq`` and drop the entries it covers, atomically.
 
         ``parts`` updates named pieces kept beside the blob (None deletes one); pieces not named
-        stay as they are, so a large state that changes piecemeal is not rewritten whole. Either
-        the new checkpoint, its parts and the truncation are all on disk, or (after a crash) none.
+        stay as they are, so a large state that changes piecemeal is not rewritten whole. ``also``
+        writes more in the same transaction (the outcome history, ``history.py``). Either the new
+        checkpoint, its parts, ``also``'s writes and the truncation are all on disk, or (after a
+        crash) none.
         """
         if seq < 0:
             raise ValueError(f"seq must be >= 0 (0 means before the first entry), got {seq}")
@@ -433,6 +441,8 @@ class StateStore:
                 )
                 conn.executemany("INSERT OR REPLACE INTO checkpoint_part (name, blob) VALUES (?, ?)", upserts)
                 conn.executemany("DELETE FROM checkpoint_part WHERE name = ?", deletes)
+                if also is not None:
+                    also(conn)
                 if truncate:
                     conn.execute("DELETE FROM journal WHERE seq <= ?", (seq,))
                 conn.execute("COMMIT")

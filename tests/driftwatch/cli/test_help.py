@@ -24,6 +24,7 @@ COMMANDS = [
     "ingest junit",
     "compare",
     "serve",
+    "status",
     "bench",
     "bench run",
 ]
