@@ -45,6 +45,8 @@ __all__ = ["MAX_SPANS", "GenAiSpans", "SpanInfo"]
 #: also the most parent spans with totals waiting for them (``GenAiSpans.below``).
 MAX_SPANS = 10_000
 _CALL_OPERATIONS = {"chat", "text_completion", "generate_content"}
+#: Tool (or subagent) names kept per task span: a bound on what a span can make the outcome hold.
+_MAX_NAMES = 256
 _TASK_OPERATIONS = {"invoke_agent", "invoke_workflow"}
 #: OpenInference's span kind attribute (``AGENT``, ``TOOL``, ``LLM``, ``CHAIN``, …).
 OI_KIND = "openinference.span.kind"
@@ -229,9 +231,30 @@ class GenAiSpans:
         outcome.api_errors = count(attrs, sc.TASK_API_ERRORS, where)
         outcome.error_type = text(attrs, "error.type")
         outcome.stop_reason = text(attrs, sc.TASK_STOP_REASON)
+        self._behaviour(outcome, attrs, where)
         if below is not None and sc.TASK_NAME not in attrs:
             self._from_below(outcome, below)
         return outcome
+
+    @staticmethod
+    def _behaviour(outcome: Outcome, attrs: Mapping[str, Any], where: str) -> None:
+        """An agent run's behavioural signals and tool uses by name (``driftwatch.agent_run``)."""
+        outcome.turns = count(attrs, sc.TASK_TURNS, where)
+        outcome.thinking_tokens = count(attrs, sc.TASK_THINKING_TOKENS, where)
+        outcome.retries = count(attrs, sc.TASK_RETRIES, where)
+        outcome.permission_denials = count(attrs, sc.TASK_PERMISSION_DENIALS, where)
+        outcome.api_latency_s = seconds(attrs, sc.TASK_API_LATENCY_S, where)
+        outcome.reads_per_edit = number(attrs, sc.TASK_READS_PER_EDIT, where, 0, 1e9)
+        outcome.tool_error_rate = number(attrs, sc.TASK_TOOL_ERROR_RATE, where, 0, 1)
+        for prefix, into in (
+            (sc.TASK_TOOL_USES, outcome.tool_uses),
+            (sc.TASK_SUBAGENT_TOOL_USES, outcome.subagent_tool_uses),
+        ):
+            for key in attrs:
+                if key.startswith(prefix) and len(key) > len(prefix) and len(into) < _MAX_NAMES:
+                    n = count(attrs, key, where)
+                    if n is not None:
+                        into[key[len(prefix) : len(prefix) + 128]] = n
 
     @staticmethod
     def _from_below(outcome: Outcome, below: Below) -> None:

@@ -28,15 +28,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _current: contextvars.ContextVar[Task | None] = contextvars.ContextVar("driftwatch_task", default=None)
 
-_SIGNAL_NAMES = {
-    "latency_s",
-    "ttft_s",
-    "input_tokens",
-    "output_tokens",
-    "cost_usd",
-    "tool_calls",
-    "tool_errors",
-}
+#: What ``Task.record`` sets as outcome fields (the rest of its keyword arguments become labels).
+FIELDS = frozenset(
+    {
+        "latency_s",
+        "ttft_s",
+        "input_tokens",
+        "output_tokens",
+        "cache_read_tokens",
+        "cache_write_tokens",
+        "cost_usd",
+        "tool_calls",
+        "tool_errors",
+        "api_errors",
+        "model",
+        "error_type",
+        "stop_reason",
+        "turns",
+        "thinking_tokens",
+        "retries",
+        "permission_denials",
+        "api_latency_s",
+        "reads_per_edit",
+        "tool_error_rate",
+        "tool_uses",
+        "subagent_tool_uses",
+    }
+)
 
 #: What ``Task._add_run`` sums from an agent run's outcome.
 _RUN_SUMS = (
@@ -88,7 +106,12 @@ class Task:
 
     # -- the outcome ----------------------------------------------------------------------------
     def record(self, success: bool | None = None, score: float | None = None, **signals: Any) -> None:
-        """Set the task's outcome: pass/fail, a score, and any other signals (they override sums)."""
+        """Set the task's outcome: pass/fail, a score, and any other signals (they override sums).
+
+        The outcome's fields (``FIELDS``: signals such as ``cost_usd`` or ``turns``, and ``model``,
+        ``api_errors``, ``cache_read_tokens``, ``cache_write_tokens``, ``error_type``, ``tool_uses``…)
+        are set as fields; any other keyword becomes a label.
+        """
         with self._lock:
             if success is not None:
                 self._recorded["success"] = bool(success)
@@ -182,8 +205,9 @@ class Task:
                 span.set_attributes(_span_attributes(outcome))
                 span.set_attribute(sc.STREAM_KEY, stream_key(outcome, runtime.config.stream_labels))
                 if exc is not None and isinstance(exc, Exception):
-                    span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                    span.set_attribute("error.type", type(exc).__name__)
+                    error_type = outcome.error_type or type(exc).__name__
+                    span.set_status(Status(StatusCode.ERROR, error_type))
+                    span.set_attribute("error.type", error_type)
             span.end()
         runtime.monitor.submit(outcome)
 
@@ -212,11 +236,12 @@ class Task:
             outcome.success = False
             outcome.error_type = type(exc).__name__
         for name, value in recorded.items():
-            if name in ("success", "score") or name in _SIGNAL_NAMES or name in ("error_type", "stop_reason"):
-                setattr(outcome, name, value)
+            if name in ("success", "score") or name in FIELDS:
+                # A recorded error type (e.g. the agent run's "529") stays when an exception follows.
+                setattr(outcome, name, dict(value) if isinstance(value, dict) else value)
             else:
                 outcome.labels[name] = str(value)
-        return outcome
+        return outcome.derive()
 
     def __enter__(self) -> Task:
         self._begin()
@@ -237,6 +262,18 @@ class Task:
         self._end(exc)
 
 
+#: The agent-run signals and their task-span attributes (read back by ``collectors/_otlp_genai.py``).
+_BEHAVIOUR = {
+    "turns": sc.TASK_TURNS,
+    "thinking_tokens": sc.TASK_THINKING_TOKENS,
+    "retries": sc.TASK_RETRIES,
+    "permission_denials": sc.TASK_PERMISSION_DENIALS,
+    "api_latency_s": sc.TASK_API_LATENCY_S,
+    "reads_per_edit": sc.TASK_READS_PER_EDIT,
+    "tool_error_rate": sc.TASK_TOOL_ERROR_RATE,
+}
+
+
 def _span_attributes(outcome: Outcome) -> dict[str, Any]:
     """Everything of the outcome but its service and time, so that a collector rebuilds it from the span."""
     attrs: dict[str, Any] = {}
@@ -251,10 +288,13 @@ def _span_attributes(outcome: Outcome) -> dict[str, Any]:
     if outcome.model:
         attrs["gen_ai.response.model"] = outcome.model
     if outcome.input_tokens is not None:
-        # GenAI semconv: input tokens include cached ones.
-        attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens + (outcome.cache_read_tokens or 0)
+        # GenAI semconv: input tokens include cached ones (read and written).
+        cached = (outcome.cache_read_tokens or 0) + (outcome.cache_write_tokens or 0)
+        attrs["gen_ai.usage.input_tokens"] = outcome.input_tokens + cached
     if outcome.cache_read_tokens is not None:
         attrs["gen_ai.usage.cache_read.input_tokens"] = outcome.cache_read_tokens
+    if outcome.cache_write_tokens is not None:
+        attrs["gen_ai.usage.cache_write.input_tokens"] = outcome.cache_write_tokens
     if outcome.output_tokens is not None:
         attrs["gen_ai.usage.output_tokens"] = outcome.output_tokens
     if outcome.cost_usd is not None:
@@ -269,6 +309,14 @@ def _span_attributes(outcome: Outcome) -> dict[str, Any]:
         attrs["error.type"] = outcome.error_type
     if outcome.stop_reason:
         attrs[sc.TASK_STOP_REASON] = outcome.stop_reason
+    for name, key in _BEHAVIOUR.items():
+        value = getattr(outcome, name)
+        if value is not None:
+            attrs[key] = value
+    for tool, n in outcome.tool_uses.items():
+        attrs[sc.TASK_TOOL_USES + tool] = n
+    for agent, n in outcome.subagent_tool_uses.items():
+        attrs[sc.TASK_SUBAGENT_TOOL_USES + agent] = n
     for k, v in outcome.labels.items():
         attrs[sc.TASK_LABEL + k] = v
     return attrs

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from driftwatch._monitor import Monitor
     from driftwatch._outcome import Outcome, OutcomeError
     from driftwatch._runtime import configure, get_runtime, shutdown
+    from driftwatch.collectors._agent_sdk import AgentRun, agent_run
     from driftwatch.collectors._anthropic import watch
     from driftwatch.collectors._task import Task, current_task, task
 
@@ -82,12 +83,15 @@ _LAZY = {
     "get_runtime": "driftwatch._runtime",
     "shutdown": "driftwatch._runtime",
     "watch": "driftwatch.collectors._anthropic",
+    "AgentRun": "driftwatch.collectors._agent_sdk",
+    "agent_run": "driftwatch.collectors._agent_sdk",
     "Task": "driftwatch.collectors._task",
     "current_task": "driftwatch.collectors._task",
     "task": "driftwatch.collectors._task",
 }
 
 __all__ = [
+    "AgentRun",
     "Alert",
     "Config",
     "ConfigError",
@@ -99,6 +103,7 @@ __all__ = [
     "OutcomeError",
     "Task",
     "__version__",
+    "agent_run",
     "configure",
     "current_task",
     "get_runtime",

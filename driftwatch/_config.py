@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from driftwatch._errors import ConfigError
-from driftwatch._outcome import SIGNALS
+from driftwatch._outcome import DEFAULT_SIGNALS, SIGNALS
 
 if TYPE_CHECKING:
     from driftwatch._alerting.markers_config import MarkerSpec
@@ -30,7 +30,8 @@ class Config:
     """False alarms per observation of one stream that stage-one detection may raise."""
     warmup: int = 500
     lag: int = 300
-    signals: list[str] = field(default_factory=lambda: list(SIGNALS))
+    signals: list[str] = field(default_factory=lambda: list(DEFAULT_SIGNALS))
+    """The signals watched: ``DEFAULT_SIGNALS``; any of ``SIGNALS`` (``driftwatch/_outcome.py``)."""
     stream_labels: list[str] = field(default_factory=list)
     task_signals: list[str] = field(default_factory=lambda: ["success", "score"])
     """Signals detected against each task's difficulty when outcomes carry a ``task_id``

@@ -11,6 +11,10 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 __all__ = [
+    "AGENT_SIGNALS",
+    "DEFAULT_SIGNALS",
+    "EDIT_TOOLS",
+    "READ_TOOLS",
     "SIGNALS",
     "Outcome",
     "OutcomeError",
@@ -29,6 +33,14 @@ SignalKind = Literal["binary", "log", "count", "linear"]
 #: heavy-tailed, so they are watched on the log scale (``log1p`` for counts that can be zero).
 #: ``tool_errors`` is summed into tasks but not watched by default: it is mostly zero, which no
 #: log-scale model fits; a task's ``success`` already carries failures.
+#:
+#: The behavioural signals of an agent run (docs/agents.md) come last, and are known signals a config
+#: turns on (``signals:``) rather than watched by default: a state file keeps the signals it was
+#: taken with, so a new default would stop every existing ``serve`` state from restoring.
+#: ``turns``, ``thinking_tokens`` and ``reads_per_edit`` (Read/Grep/Glob uses per Edit/Write use,
+#: ``log1p`` because it can be 0) are the ones to turn on; ``retries``, ``permission_denials``
+#: (mostly zero, like ``tool_errors``), ``tool_error_rate`` (a fraction, mostly zero) and
+#: ``api_latency_s`` (wall latency is watched already) rarely earn their false-alarm budget.
 SIGNALS: Mapping[str, SignalKind] = {
     "success": "binary",
     "score": "linear",
@@ -38,13 +50,41 @@ SIGNALS: Mapping[str, SignalKind] = {
     "output_tokens": "count",
     "cost_usd": "log",
     "tool_calls": "count",
+    "turns": "count",
+    "thinking_tokens": "count",
+    "reads_per_edit": "count",
+    "retries": "count",
+    "permission_denials": "count",
+    "tool_error_rate": "linear",
+    "api_latency_s": "log",
 }
+
+#: The signals watched when the config does not list ``signals``.
+DEFAULT_SIGNALS: tuple[str, ...] = (
+    "success",
+    "score",
+    "latency_s",
+    "ttft_s",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "tool_calls",
+)
+#: The behavioural signals to add for agent runs (docs/agents.md).
+AGENT_SIGNALS: tuple[str, ...] = ("turns", "thinking_tokens", "reads_per_edit")
+
+#: Tool names that look before an edit, and those that edit (Claude Code's built-in tools).
+READ_TOOLS = frozenset({"Read", "Grep", "Glob"})
+EDIT_TOOLS = frozenset({"Edit", "Write", "MultiEdit", "NotebookEdit"})
 
 _NUMERIC_FIELDS = (
     "score",
     "latency_s",
     "ttft_s",
     "cost_usd",
+    "api_latency_s",
+    "reads_per_edit",
+    "tool_error_rate",
 )
 _COUNT_FIELDS = (
     "input_tokens",
@@ -54,7 +94,14 @@ _COUNT_FIELDS = (
     "tool_calls",
     "tool_errors",
     "api_errors",
+    "turns",
+    "thinking_tokens",
+    "retries",
+    "permission_denials",
 )
+#: Counts by name: ``tool_uses`` (by tool name, the main agent's and its subagents') and
+#: ``subagent_tool_uses`` (tool uses made inside subagents, by subagent type).
+_COUNT_MAP_FIELDS = ("tool_uses", "subagent_tool_uses")
 _STRING_FIELDS = ("task_id", "model", "request_model", "error_type", "stop_reason", "service", "kind")
 
 
@@ -86,10 +133,31 @@ class Outcome:
     tool_calls: int | None = None
     tool_errors: int | None = None
     api_errors: int | None = None
+    turns: int | None = None
+    thinking_tokens: int | None = None
+    retries: int | None = None
+    permission_denials: int | None = None
+    api_latency_s: float | None = None
+    reads_per_edit: float | None = None
+    tool_error_rate: float | None = None
+    tool_uses: dict[str, int] = field(default_factory=dict)
+    subagent_tool_uses: dict[str, int] = field(default_factory=dict)
     error_type: str | None = None
     stop_reason: str | None = None
     trace_id: str | None = None
     span_id: str | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        """Unpickle; a field the pickled outcome predates (an older checkpoint) takes its default."""
+        for f in dataclasses.fields(self):
+            if f.default is not dataclasses.MISSING:
+                object.__setattr__(self, f.name, f.default)
+            elif f.default_factory is not dataclasses.MISSING:
+                object.__setattr__(self, f.name, f.default_factory())
+        if isinstance(state, tuple) and len(state) == 2:  # (dict, slots) as object.__reduce_ex__ gives
+            state = {**(state[0] or {}), **(state[1] or {})}
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
 
     def signal(self, name: str) -> float | None:
         """The value of signal ``name`` as a float, or None when it was not observed."""
@@ -103,10 +171,25 @@ class Outcome:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None or (f.name == "labels" and not value):
+            if value is None or (f.name in ("labels", *_COUNT_MAP_FIELDS) and not value):
                 continue
             out[f.name] = format_time(value) if f.name == "time" else value
         return out
+
+    def derive(self) -> Outcome:
+        """Fill the ratios not set from the counts they come from (see ``reads_per_edit``); returns self.
+
+        ``reads_per_edit`` needs ``tool_uses`` with at least one edit (no edit: not observed; edits
+        and no read: 0); ``tool_error_rate`` needs ``tool_calls > 0`` and ``tool_errors``.
+        """
+        if self.reads_per_edit is None and self.tool_uses:
+            edits = sum(n for name, n in self.tool_uses.items() if name in EDIT_TOOLS)
+            if edits:
+                reads = sum(n for name, n in self.tool_uses.items() if name in READ_TOOLS)
+                self.reads_per_edit = reads / edits
+        if self.tool_error_rate is None and self.tool_calls and self.tool_errors is not None:
+            self.tool_error_rate = min(1.0, self.tool_errors / self.tool_calls)
+        return self
 
 
 def format_time(epoch_s: float) -> str:
@@ -204,7 +287,16 @@ def parse_outcome(
             if not isinstance(value, str | int | float | bool):
                 raise OutcomeError(f"{where}: field 'labels.{key}' must be a string, got {value!r}")
             labels[str(key)] = str(value)
-    known = {"task", "time", "labels", "success", *_NUMERIC_FIELDS, *_COUNT_FIELDS, *_STRING_FIELDS}
+    known = {
+        "task",
+        "time",
+        "labels",
+        "success",
+        *_NUMERIC_FIELDS,
+        *_COUNT_FIELDS,
+        *_COUNT_MAP_FIELDS,
+        *_STRING_FIELDS,
+    }
     for key, value in record.items():
         if value is None or key in ("task", "time", "labels"):
             continue
@@ -215,6 +307,10 @@ def parse_outcome(
             setattr(outcome, key, _as_float(value, place))
         elif key in _COUNT_FIELDS:
             setattr(outcome, key, _as_count(value, place))
+        elif key in _COUNT_MAP_FIELDS:
+            if not isinstance(value, Mapping):
+                raise OutcomeError(f"{place}: expected a map of names to counts, got {value!r}")
+            setattr(outcome, key, {str(k): _as_count(v, f"{place}.{k}") for k, v in value.items()})
         elif key in _STRING_FIELDS:
             if key == "kind" and value not in ("task", "call"):
                 raise OutcomeError(f"{place}: expected 'task' or 'call', got {value!r}")

@@ -49,17 +49,26 @@ __all__ = [
     "STREAM_KEY",
     "STREAM_LABEL",
     "TASK_API_ERRORS",
+    "TASK_API_LATENCY_S",
     "TASK_COST_USD",
     "TASK_ID",
     "TASK_LABEL",
     "TASK_LATENCY_S",
     "TASK_NAME",
+    "TASK_PERMISSION_DENIALS",
+    "TASK_READS_PER_EDIT",
+    "TASK_RETRIES",
     "TASK_SCORE",
     "TASK_STOP_REASON",
+    "TASK_SUBAGENT_TOOL_USES",
     "TASK_SUCCESS",
+    "TASK_THINKING_TOKENS",
     "TASK_TOOL_CALLS",
     "TASK_TOOL_ERRORS",
+    "TASK_TOOL_ERROR_RATE",
+    "TASK_TOOL_USES",
     "TASK_TTFT_S",
+    "TASK_TURNS",
     "TOKEN_TYPE",
     "Metric",
 ]
@@ -81,6 +90,18 @@ TASK_TOOL_CALLS = "driftwatch.task.tool_calls"
 TASK_TOOL_ERRORS = "driftwatch.task.tool_errors"
 TASK_API_ERRORS = "driftwatch.task.api_errors"
 TASK_STOP_REASON = "driftwatch.task.stop_reason"
+# The behavioural signals of an agent run (``driftwatch.agent_run``, docs/agents.md).
+TASK_TURNS = "driftwatch.task.turns"
+TASK_THINKING_TOKENS = "driftwatch.task.thinking_tokens"
+TASK_RETRIES = "driftwatch.task.retries"
+TASK_PERMISSION_DENIALS = "driftwatch.task.permission_denials"
+TASK_API_LATENCY_S = "driftwatch.task.api_latency_s"
+TASK_READS_PER_EDIT = "driftwatch.task.reads_per_edit"
+TASK_TOOL_ERROR_RATE = "driftwatch.task.tool_error_rate"
+#: ``driftwatch.task.tool_uses.<tool>``: tool uses by tool name (the main agent's and its subagents').
+TASK_TOOL_USES = "driftwatch.task.tool_uses."
+#: ``driftwatch.task.subagent_tool_uses.<subagent type>``: tool uses made inside subagents.
+TASK_SUBAGENT_TOOL_USES = "driftwatch.task.subagent_tool_uses."
 
 # -- the call span (``chat {model}`` or the SDK's own span, annotated) -----------------------------
 CALL_LATENCY_S = "driftwatch.latency_s"

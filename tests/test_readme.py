@@ -73,6 +73,7 @@ def test_public_surface_is_small() -> None:
     """driftwatch.__all__ is exactly the documented public API."""
     assert sorted(driftwatch.__all__) == sorted(
         [
+            "AgentRun",
             "Alert",
             "Config",
             "ConfigError",
@@ -84,6 +85,7 @@ def test_public_surface_is_small() -> None:
             "OutcomeError",
             "Task",
             "__version__",
+            "agent_run",
             "configure",
             "current_task",
             "get_runtime",

@@ -24,7 +24,7 @@ from driftwatch._alerting.alerts import Alert, ConsoleSink, InMemorySink, descri
 from driftwatch._alerting.otel import telemetry_from_env
 from driftwatch._config import load_config
 from driftwatch._offline.fake_api import FakeMessagesAPI, Reply
-from driftwatch._outcome import SIGNALS
+from driftwatch._outcome import DEFAULT_SIGNALS
 
 __all__ = ["demo_settings", "run_demo"]
 
@@ -55,7 +55,7 @@ def demo_settings(
         settings.update(notifiers=[], markers=[])
     if own.service == "unknown_service":
         settings["service"] = "demo-agent"
-    if own.signals == list(SIGNALS):
+    if own.signals == list(DEFAULT_SIGNALS):
         settings["signals"] = DEMO_SIGNALS
     return settings
 

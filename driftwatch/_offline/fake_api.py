@@ -128,14 +128,17 @@ class FakeMessagesAPI:
 
 def _message(request: dict[str, Any], reply: Reply) -> dict[str, Any]:
     content: list[dict[str, Any]] = [{"type": "text", "text": "ok " * 3}]
+    message_id = f"{random.getrandbits(48):012x}"
     for i in range(int(reply.get("tool_calls", 0))):
         name, tool_input = reply.get("tool_name", "run_tests"), reply.get("tool_input", {})
-        content.append({"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": tool_input})
+        # Unique across messages, as the real API's: an agent tells its tool uses apart by id.
+        tool_id = f"toolu_{message_id}_{i}"
+        content.append({"type": "tool_use", "id": tool_id, "name": name, "input": tool_input})
     input_tokens = reply.get("input_tokens")
     if input_tokens is None:
         input_tokens = sum(len(json.dumps(m)) // 4 for m in request.get("messages", [])) + 10
     return {
-        "id": f"msg_{random.getrandbits(48):012x}",
+        "id": f"msg_{message_id}",
         "type": "message",
         "role": "assistant",
         "model": reply.get("model", request.get("model")),

@@ -15,15 +15,15 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 import driftwatch
 from driftwatch import _semconv as sc
 from driftwatch._alerting import otel, prometheus
-from driftwatch.collectors import _anthropic, _otlp_genai, _spans, _task
+from driftwatch.collectors import _agent_sdk, _anthropic, _otlp_genai, _spans, _task
 from driftwatch.collectors._otlp import OtlpDecoder
 from tests.conftest import Harness, make_handler
 
 #: Every ``driftwatch.*`` attribute name the schema defines (prefixes end with a dot).
 NAMES = {v for k, v in vars(sc).items() if k.isupper() and isinstance(v, str) and v.startswith("driftwatch.")}
-PREFIXES = {sc.TASK_LABEL, sc.STREAM_LABEL}
+PREFIXES = {sc.TASK_LABEL, sc.STREAM_LABEL, sc.TASK_TOOL_USES, sc.TASK_SUBAGENT_TOOL_USES}
 #: The modules that write or read the schema.
-SIDES: list[ModuleType] = [_task, _anthropic, _spans, _otlp_genai, otel, prometheus]
+SIDES: list[ModuleType] = [_task, _agent_sdk, _anthropic, _spans, _otlp_genai, otel, prometheus]
 
 
 def named(key: str) -> bool:
