@@ -33,6 +33,9 @@ class Config:
     signals: list[str] = field(default_factory=lambda: list(DEFAULT_SIGNALS))
     """The signals watched: ``DEFAULT_SIGNALS``; any of ``SIGNALS`` (``driftwatch/_outcome.py``)."""
     stream_labels: list[str] = field(default_factory=list)
+    task_signals: list[str] = field(default_factory=lambda: ["success", "score"])
+    """Signals detected against each task's difficulty when outcomes carry a ``task_id``
+    (``detectors/_ability.py``): a change in the agent's ability, not in the task mix. ``[]``: none."""
     """Outcome labels added to the stream key (service, task), e.g. ``[language]``."""
     confirm_alpha: float = 0.05
     """Stage two (confirmation): the chance that the sequential test on fresh observations ever pages
@@ -65,6 +68,9 @@ class Config:
     compare_max: int = 400
     """At most this many observations per side: the last ones before the change, the first after."""
     compare_alpha: float = 0.05
+    incident_window_s: float = 3600.0
+    """Alerts of one task (call- and task-level streams, every signal) or of one version change whose
+    changes lie within this many seconds form one incident: one page (``_monitor/incidents.py``)."""
     """False-discovery rate (Benjamini–Hochberg over the signals) of a before/after comparison."""
     queue_size: int = 10_000
     """Outcomes waiting for detection; more are dropped and counted, never blocking the agent."""
@@ -190,6 +196,17 @@ def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> 
                 f"(default 0.2), got {value!r}"
             )
         return shift
+    if name == "incident_window_s":
+        try:
+            window = float(value)
+        except (TypeError, ValueError):
+            window = -1.0
+        if isinstance(value, bool) or not 0 <= window < float("inf"):
+            raise ConfigError(
+                f"{where}: key 'incident_window_s': expected seconds >= 0 (default 3600; 0 groups only "
+                f"alerts whose changes coincide), got {value!r}"
+            )
+        return window
     if name == "max_fresh":
         try:
             most = int(value)
@@ -227,10 +244,10 @@ def _check(name: str, value: Any, where: str, node: yaml.Node | None = None) -> 
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}: key '{name}': expected a non-empty string, got {value!r}")
         return value
-    if name == "signals":
+    if name in ("signals", "task_signals"):
         if not isinstance(value, list) or any(v not in SIGNALS for v in value):
             raise ConfigError(
-                f"{where}: key 'signals': expected a list drawn from {sorted(SIGNALS)}, got {value!r}"
+                f"{where}: key '{name}': expected a list drawn from {sorted(SIGNALS)}, got {value!r}"
             )
         return list(value)
     if name == "stream_labels":

@@ -84,6 +84,7 @@ class Alert:
         """The Alert JSON form (design.md)."""
         return {
             "id": self.id,
+            **({"incident": inc} if isinstance(inc := self.extra.get("incident"), str) else {}),
             "kind": self.kind,
             "status": self.status,
             "stream": dict(self.stream),

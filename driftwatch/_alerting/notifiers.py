@@ -40,6 +40,7 @@ from opentelemetry import context as otel_context
 from driftwatch._alerting.alerts import Alert, describe, resolved_at
 from driftwatch._alerting.notifiers_config import PAGERDUTY_URL, NotifierSpec
 from driftwatch._config import Config
+from driftwatch._monitor.incidents import incident_of
 from driftwatch._monitor.snapshot import dumps, loads
 from driftwatch._outcome import format_time
 from driftwatch._serve.store import StateStore
@@ -90,6 +91,9 @@ class NotifierStats:
     forgotten: int = 0
     """Open alerts evicted from the bounded memory (their resolve will not be sent)."""
     internal_errors: int = 0
+    grouped: int = 0
+    """Alerts of an incident already announced here (or resolved while others of it are still open):
+    not sent on their own (``_monitor/incidents.py``)."""
 
     def to_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -163,6 +167,9 @@ class Notifier:
     kind: ClassVar[str] = "notifier"
     improvements_by_default: ClassVar[bool] = True
     """Whether an improvement (a stream getting better) notifies when ``page_improvements`` is unset."""
+    updates_incidents: ClassVar[bool] = False
+    """Whether an alert joining an incident already announced is sent (as an update under the
+    incident's key: PagerDuty folds it into the open incident) or only counted in ``grouped``."""
 
     def __init__(
         self,
@@ -212,6 +219,7 @@ class Notifier:
         self._bucket = _TokenBucket(rate_per_minute)
         self._seen: OrderedDict[tuple[str, str], None] = OrderedDict()
         self._open: OrderedDict[str, Alert] = OrderedDict()  # announced, not yet resolved
+        self._members: dict[str, set[str]] = {}  # incident → its alerts in _open
         self._announced: OrderedDict[str, None] = OrderedDict()  # delivered triggers (worker side)
         self._rng = random.Random()
         self._store: StateStore | None = None  # where pages are recorded (attach_state)
@@ -268,6 +276,8 @@ class Notifier:
                     self._remember(self._seen, (page.alert_id, status))
                 if page.announced:
                     self._remember(self._announced, page.alert_id)
+                    if alert is not None and incident_of(alert) is not None:
+                        self._remember(self._announced, str(incident_of(alert)))
                 if page.status == "resolved":
                     self._open_pop(page.alert_id)
                 elif alert is not None:
@@ -399,11 +409,15 @@ class Notifier:
         if key in self._seen:
             self.stats.duplicates += 1
             return []
+        incident = incident_of(alert)
         if alert.status == "resolved":
             if self._open_pop(alert.id) is None:
                 self.stats.resolves_skipped += 1
                 return []
             self._remember(self._seen, key)
+            if incident is not None and self._members.get(incident):
+                self.stats.grouped += 1  # the incident stays open until its last alert resolves
+                return []
             return [_Request(alert, "resolve")]
         if alert.status == "annotation":
             if self.min_status != "annotation":
@@ -416,23 +430,37 @@ class Notifier:
         ):
             self.stats.filtered += 1
             return []
-        if alert.id not in self._open and not self._bucket.take():
+        joining = incident is not None and bool(self._members.get(incident, set()) - {alert.id})
+        if alert.id not in self._open and not joining and not self._bucket.take():
             # Only new announcements use tokens: a resolve or an update of an open alert always goes.
             self.stats.dropped_rate_limited += 1
             return []
         self._remember(self._seen, key)
         self._open_add(alert)
+        if joining and not self.updates_incidents:
+            self.stats.grouped += 1
+            return []
         return [_Request(alert, "trigger")]
 
     def _open_add(self, alert: Alert) -> None:
         self._open_pop(alert.id)
         self._open[alert.id] = alert
+        incident = incident_of(alert)
+        if incident is not None:
+            self._members.setdefault(incident, set()).add(alert.id)
         if len(self._open) > _MEMORY:
             self._open_pop(next(iter(self._open)))
             self.stats.forgotten += 1
 
     def _open_pop(self, alert_id: str) -> Alert | None:
-        return self._open.pop(alert_id, None)
+        alert = self._open.pop(alert_id, None)
+        incident = incident_of(alert) if alert is not None else None
+        if incident is not None:
+            members = self._members.get(incident, set())
+            members.discard(alert_id)
+            if not members:
+                self._members.pop(incident, None)
+        return alert
 
     def _enqueue(self, request: _Request) -> None:
         if self._closed:
@@ -483,6 +511,9 @@ class Notifier:
                         self.stats.delivered += 1
                         if request.action == "trigger":
                             self._remember(self._announced, request.alert.id)
+                            incident = incident_of(request.alert)
+                            if incident is not None:  # its last resolve closes it, whichever alert
+                                self._remember(self._announced, incident)
                     elif result.attempts:
                         self.stats.failed += 1
                         log.warning(
@@ -499,7 +530,8 @@ class Notifier:
 
     def _deliver(self, client: httpx.Client, request: _Request) -> Delivery:
         alert, action = request.alert, request.action
-        if action == "resolve" and alert.id not in self._announced:
+        incident = incident_of(alert)
+        if action == "resolve" and alert.id not in self._announced and incident not in self._announced:
             with self._lock:
                 self.stats.resolves_skipped += 1
             return Delivery(alert.id, alert.status, action, False, 0, "its announcement was not delivered")
@@ -619,6 +651,7 @@ class PagerDutySink(Notifier):
 
     kind = "pagerduty"
     improvements_by_default = False  # an improvement is news, not a reason to wake someone
+    updates_incidents = True  # a trigger under the incident's dedup key updates it: no second page
 
     def __init__(
         self,
@@ -647,7 +680,7 @@ class PagerDutySink(Notifier):
         event: dict[str, Any] = {
             "routing_key": self.routing_key,
             "event_action": action,
-            "dedup_key": alert.id,
+            "dedup_key": incident_of(alert) or alert.id,
         }
         if action == "trigger":
             summary = f"{_test_mark(alert)}driftwatch {alert.status}: {describe(alert)}"
@@ -688,7 +721,8 @@ class SlackSink(Notifier):
     def render(self, alert: Alert, action: Action) -> dict[str, Any] | None:
         mark = _test_mark(alert)
         text = _cut(_escape(f"{mark}driftwatch {alert.status}: {describe(alert)}"), 3000)
-        footer = f"driftwatch · alert id `{alert.id}`"
+        incident = incident_of(alert)
+        footer = f"driftwatch · alert id `{alert.id}`" + (f" · incident `{incident}`" if incident else "")
         if self.links:
             footer += " · " + " · ".join(f"<{v}|{k.capitalize()}>" for k, v in self.links.items())
         if mark:

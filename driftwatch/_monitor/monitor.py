@@ -24,6 +24,7 @@ from driftwatch._alerting.alerts import Alert, AlertSink, describe, stamp_resolv
 from driftwatch._config import Config
 from driftwatch._errors import StateError
 from driftwatch._monitor.fdr import Fdr
+from driftwatch._monitor.incidents import Incidents
 from driftwatch._monitor.snapshot import (
     SNAPSHOT_FORMAT,
     SNAPSHOT_SETTINGS,
@@ -126,6 +127,18 @@ def _states(stream: _Stream) -> list[SignalState]:
     return out
 
 
+def _keep_incidents(stream: _Stream, alerts: list[Alert]) -> None:
+    """Put each alert's incident id on the copy its watch keeps (checkpoints carry it to the resolve)."""
+    for alert in alerts:
+        watch = stream.watches.get(alert.signal)
+        if watch is None or alert.kind != "drift":
+            continue
+        if watch.active is not None and watch.active.id == alert.id:
+            watch.active = alert
+        if watch.open is not None and watch.open.alert.id == alert.id and alert.status != "resolved":
+            watch.open.alert = alert
+
+
 class Monitor:
     """Watches outcome streams for change and sends alerts to sinks. Never raises into the caller.
 
@@ -151,6 +164,8 @@ class Monitor:
         self._fdr = Fdr(self.config)
         self._lifecycle = Lifecycle(self.config, self._fdr)
         self._versions = VersionTracker(self.config, self.stats)
+        # One incident per cause: alerts of one task (or one version change) close in time.
+        self._incidents = Incidents(self.config.incident_window_s)
         self._lock = threading.Lock()  # serialises process() between the worker and direct callers
         self._closed = False
         self._warned_cap = False
@@ -328,6 +343,7 @@ class Monitor:
         if not restorers:
             return
         alerts = open_alerts(streams)
+        self._incidents.restore(alerts)
         if alerts:
             for restore in restorers:
                 self._guard(restore, alerts)
@@ -385,13 +401,16 @@ class Monitor:
                 log.warning("driftwatch: could not track version markers", exc_info=True)
         watches = entry.watches
         observe = self._lifecycle.observe
+        task_id = self._lifecycle.task = outcome.task_id
         for name, value in values.items():
             watch = watches.get(name)
             if watch is None:
-                watch = watches[name] = _SignalWatch(SIGNALS[name], self.config)
+                per_task = task_id is not None and name in self.config.task_signals
+                watch = watches[name] = _SignalWatch(SIGNALS[name], self.config, per_task=per_task)
             alerts += observe(watch, key, labels, name, value, outcome.time)
         if alerts:  # a resolve says when it resolved: at this outcome's event time
-            alerts = [stamp_resolved(alert, outcome.time) for alert in alerts]
+            alerts = [self._incidents.assign(stamp_resolved(alert, outcome.time)) for alert in alerts]
+            _keep_incidents(entry, alerts)
         for alert in alerts:
             self._emit(alert)
         return alerts

@@ -18,6 +18,7 @@ from driftwatch._monitor.fdr import Fdr
 from driftwatch._outcome import SignalKind
 from driftwatch._stats import Comparison, Moments, compare_means, compare_proportions, within_margin
 from driftwatch.detectors import LaggedSR
+from driftwatch.detectors._ability import ALPHA_FACTOR, AbilityConfirm, AbilitySR
 from driftwatch.detectors._sequential import SequentialConfirm
 
 __all__ = ["HARMFUL", "RECOVERY_ALPHA", "RECOVERY_TOLERANCE", "Lifecycle", "compare_kind"]
@@ -186,9 +187,12 @@ class _SignalWatch:
         "test",
     )
 
-    def __init__(self, kind: SignalKind, config: Config) -> None:
+    def __init__(self, kind: SignalKind, config: Config, *, per_task: bool = False) -> None:
         self.kind = kind
-        self.detector = LaggedSR(
+        # Outcomes with recurring task ids: the agent's ability against each task's difficulty
+        # (``AbilitySR``); otherwise the iid detector.
+        detector = AbilitySR if per_task else LaggedSR
+        self.detector: LaggedSR | AbilitySR = detector(
             kind="binary" if kind == "binary" else "numeric",
             warmup=config.warmup,
             lag=config.lag,
@@ -200,7 +204,7 @@ class _SignalWatch:
         self.fresh = Moments()  # observations since the alarm, while suspected
         # Stage two of the suspected alert: decides on the fresh observations (None: not yet made,
         # for a suspected alert restored from a format-4 snapshot; _observe makes it).
-        self.test: SequentialConfirm | None = None
+        self.test: SequentialConfirm | AbilityConfirm | None = None
         # A confirmed change back towards a harmful open alert's baseline: the observations after
         # the decision, on which where it went is decided (the confirming ones stopped selectively).
         self.post: Moments | None = None
@@ -222,12 +226,73 @@ class _SignalWatch:
             self.post = None
 
 
-def _note(det: LaggedSR, test: SequentialConfirm) -> str:
+def _update(detector: LaggedSR | AbilitySR, value: float, at: float, task: str | None) -> None:
+    """One observation into stage one (per task: with its task id)."""
+    if isinstance(detector, AbilitySR):
+        detector.update(value, at, task)
+    else:
+        detector.update(value, at)
+
+
+def _test_update(
+    test: SequentialConfirm | AbilityConfirm, detector: LaggedSR | AbilitySR, value: float, task: str | None
+) -> None:
+    """One fresh observation into stage two (per task: with the task's posterior frozen at the alarm)."""
+    if isinstance(test, AbilityConfirm) and isinstance(detector, AbilitySR):
+        test.update(value, task, detector.posterior(task))
+    else:
+        test.update(value)
+
+
+def _stage_two(
+    watch: _SignalWatch, direction: str, config: Config, hints: dict[str, Any] | None = None
+) -> SequentialConfirm | AbilityConfirm:
+    """The sequential test of a suspected change against the baseline before it (``hints``:
+    ``LaggedSR.confirm_kwargs``).
+
+    Per task: against each fresh outcome's task posterior, at ``ALPHA_FACTOR`` of ``confirm_alpha``
+    (what a shift of the task mix costs, ``detectors/_ability.py``).
+    """
+    if isinstance(watch.detector, AbilitySR):
+        alpha = config.confirm_alpha * ALPHA_FACTOR
+        return AbilityConfirm(watch.detector.kind, direction, alpha=alpha, beta=config.withdraw_beta)
+    return SequentialConfirm(
+        "binary" if watch.kind == "binary" else "numeric",
+        watch.baseline,
+        "up" if direction == "up" else "down",
+        alpha=config.confirm_alpha,
+        beta=config.withdraw_beta,
+        **(hints or {"min_shift": config.min_shift}),
+    )
+
+
+def _resume(
+    detector: LaggedSR | AbilitySR,
+    baseline: Moments,
+    at: float,
+    why: str,
+    test: SequentialConfirm | AbilityConfirm | None = None,
+) -> None:
+    """Restart stage one after stage two (or a recovery) decided ``why``.
+
+    Per task: a withdrawn alarm's fresh observations join the difficulties (shown to be at the
+    baseline); an inconclusive one keeps them as they were; after a page or its resolve the
+    difficulties are learnt afresh at the level now current.
+    """
+    if not isinstance(detector, AbilitySR):
+        detector.resume(baseline, at)
+    elif why == "withdrawn":
+        detector.resume(baseline, at, shown=test if isinstance(test, AbilityConfirm) else None)
+    else:
+        detector.resume(baseline, at, keep_tasks=why == "inconclusive")
+
+
+def _note(det: LaggedSR | AbilitySR, test: SequentialConfirm | AbilityConfirm) -> str:
     """What a suspected alert's message says about a short baseline or dependent values (issue 16)."""
     note = ""
-    if det.phase == "self-starting":
+    if isinstance(det, LaggedSR) and det.phase == "self-starting":
         note = f" against a baseline from {det.baseline_n} observations (self-starting)"
-    if test.dispersion > 1:
+    if isinstance(test, SequentialConfirm) and test.dispersion > 1:
         note += f", evidence discounted {test.dispersion:.2g}× for serially dependent values"
     return note
 
@@ -261,6 +326,7 @@ class Lifecycle:
         self.config = config
         self.fdr = fdr
         self._side: list[Alert] = []  # alerts raised along the way within one observation
+        self.task: str | None = None  # the task id of the outcome being observed (set by the Monitor)
 
     def observe(
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
@@ -287,7 +353,7 @@ class Lifecycle:
             # baseline only as its decision says (no contamination of the baseline by a change).
             return self._confirm(watch, key, value, at)
         detector = watch.detector
-        detector.update(value, at)
+        _update(detector, value, at, self.task)
         if detector.drift_detected:
             return self._suspect(watch, key, labels, name, at)
         return None
@@ -427,7 +493,7 @@ class Lifecycle:
                 "decided_at": at,
             },
         )
-        watch.detector.resume(opened.base.merged(recovered), at)
+        _resume(watch.detector, opened.base.merged(recovered), at, "resolved")
         return resolved.with_status(
             "resolved",
             message=f"{describe(resolved)}: {why}, {opened.seen} observations after it was confirmed",
@@ -446,7 +512,8 @@ class Lifecycle:
         watch.baseline = before if before.n >= 2 else det.observed
         watch.history = det.observed
         watch.fresh = Moments()
-        watch.test = test = self._stage_two(watch, direction, det.confirm_kwargs(self.config.min_shift))
+        hints = det.confirm_kwargs(self.config.min_shift) if isinstance(det, LaggedSR) else None
+        watch.test = test = _stage_two(watch, direction, self.config, hints)
         watch.episodes += 1
         alert = Alert(
             id=alert_id(key, name, direction, change_at, episode=watch.episodes),
@@ -494,18 +561,6 @@ class Lifecycle:
         """Benjamini–Hochberg over the stage-two candidates concurrent with this one (``Fdr.decide``)."""
         return self.fdr.decide(watch, p)
 
-    def _stage_two(self, watch: _SignalWatch, direction: str, hints: Any = None) -> SequentialConfirm:
-        """The sequential test of a suspected change against the baseline before it."""
-        config = self.config
-        return SequentialConfirm(
-            "binary" if watch.kind == "binary" else "numeric",
-            watch.baseline,
-            "up" if direction == "up" else "down",
-            alpha=config.confirm_alpha,
-            beta=config.withdraw_beta,
-            **(hints or {"min_shift": config.min_shift}),  # LaggedSR.confirm_kwargs
-        )
-
     def _confirm(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
         """One fresh observation into stage two; the alert once it decides (else None).
 
@@ -521,13 +576,15 @@ class Lifecycle:
         if test is None:
             # Suspected under snapshot format 3 or 4 (a fixed-sample test): the ratios depend on the
             # fresh observations only through their count and sum, so the evidence carries over.
-            test = watch.test = self._stage_two(watch, suspected.direction)
+            test = watch.test = _stage_two(watch, suspected.direction, self.config)
+            assert isinstance(test, SequentialConfirm)  # those formats predate per-task detection
             test.advance(watch.fresh.n, watch.fresh.n * watch.fresh.mean)
         watch.fresh.add(value)
         post = watch.post
         if post is not None:
             post.add(value)
-        test.update(value)
+        detector = watch.detector
+        _test_update(test, detector, value, self.task)
         decision = test.decision
         if decision == "undecided" and test.n < self.config.max_fresh:
             return None
@@ -564,7 +621,7 @@ class Lifecycle:
                 f"change against a {test.min_shift:g}-sd shift {math.exp(test.log_no_change):.3g} >= "
                 f"{1 / test.beta:.3g})"
             )
-            watch.detector.resume(watch.history.merged(fresh), at)
+            _resume(detector, watch.history.merged(fresh), at, "withdrawn", test)
             return alert.with_status(
                 status,
                 message=f"{describe(alert)}; {verdict}",
@@ -576,14 +633,14 @@ class Lifecycle:
                 f"(a change smaller than {test.min_shift:g} sd, if any); detection resumes from the "
                 "baseline before the alarm"
             )
-            watch.detector.resume(watch.baseline, at)
+            _resume(detector, watch.baseline, at, "inconclusive")
             return alert.with_status(
                 status,
                 message=f"{describe(alert)}; {verdict}",
                 extra={**extra, "resolved_by": "inconclusive"},
             )
         # Confirmed: the changed level is the working baseline of further detection.
-        watch.detector.resume(Moments(fresh.n, fresh.mean, fresh.m2), at)
+        _resume(detector, Moments(fresh.n, fresh.mean, fresh.m2), at, "confirmed")
         verdict = (
             f"confirmed on {test.n} fresh observations (sequential mixture likelihood ratio "
             f"{math.exp(test.log_evidence):.3g} >= {1 / test.alpha:.3g})"
@@ -685,12 +742,12 @@ class Lifecycle:
     def _detector_info(self, watch: _SignalWatch) -> dict[str, Any]:
         det = watch.detector
         return {
-            "name": "LaggedSR",
+            "name": type(det).__name__,
             "budget": det.budget,
             "threshold": det.threshold_used,
             "shifts": list(det.shifts),
             "warmup": det.warmup,
             "lag": det.lag,
             "scale": watch.kind,
-            **det.evidence(),
+            **(det.evidence() if isinstance(det, LaggedSR) else {"tasks": len(det.model.tasks)}),
         }

@@ -217,6 +217,13 @@ def _report(
                 f"baseline n={alert.baseline.n}, current n={alert.current.n}",
                 file=out,
             )
+        pages: dict[str, list[Alert]] = {}
+        for alert in mine:
+            if alert.status == "confirmed" and "incident" in alert.extra:
+                pages.setdefault(str(alert.extra["incident"]), []).append(alert)
+        for incident, members in pages.items():
+            moved = ", ".join(f"{a.stream.get('kind', 'task')} {a.signal} {a.direction}" for a in members)
+            print(f"    one page: incident {incident}, {len(members)} signals moved ({moved})", file=out)
         confirmed_success = [a for a in mine if a.signal == "success" and a.status == "confirmed"]
         if degrading and not confirmed_success:
             ok = False

@@ -94,9 +94,11 @@ def test_monitor_drift_triggers_and_resolves_once_per_destination(
     assert all(a.status in ("suspected", "resolved") for a in alerts if a.id != down.id)
 
     events = pd.bodies()
+    incident = down.extra["incident"]  # the dedup key is the incident's (one cause, one page)
+    assert incident.startswith("inc-") and down.to_dict()["incident"] == incident
     assert [(e["event_action"], e["dedup_key"]) for e in events] == [
-        ("trigger", down.id),
-        ("resolve", down.id),
+        ("trigger", incident),
+        ("resolve", incident),
     ]
     payload = events[0]["payload"]
     assert payload["severity"] == "error" and payload["source"] == "unknown_service"
@@ -515,16 +517,18 @@ def test_paging_on_suspicion_closes_both_pages_on_recovery(pd: FakeService) -> N
     monitor = Monitor(Config(signals=["success"]), [sink], threaded=False)
     alerts = run_stream(monitor, [(0.8, 800), (0.5, 600), (0.8, 1500)])
     monitor.shutdown()
-    down, back = alerts[0].id, alerts[2].id  # the drop, and the suspicion of the change back
+    # The drop and the suspicion of the change back (same task, within the incident window) are one
+    # incident: the way back updates it under the same dedup key, and it resolves once, with both.
+    incident = alerts[0].extra["incident"]
+    assert alerts[2].extra["incident"] == incident and alerts[2].id != alerts[0].id
     events = [(e["event_action"], e["dedup_key"], e.get("payload", {}).get("severity")) for e in pd.bodies()]
-    # Both resolve at the same outcome; which one the monitor reports first depends on whether the
-    # drop's recovery check or the confirmation of the change back decides.
-    assert events[:3] == [
-        ("trigger", down, "warning"),
-        ("trigger", down, "error"),
-        ("trigger", back, "info"),
+    assert events == [
+        ("trigger", incident, "warning"),
+        ("trigger", incident, "error"),
+        ("trigger", incident, "info"),
+        ("resolve", incident, None),
     ]
-    assert sorted(events[3:]) == [("resolve", back, None), ("resolve", down, None)]
+    assert sink.stats.grouped == 1
     assert pd.invalid == []
 
 

@@ -178,6 +178,8 @@ def test_demo_exports_over_otlp_http() -> None:
         result = subprocess.run([*DRIFTWATCH, "demo"], capture_output=True, text=True, env=env, timeout=300)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "degradation caught, healthy stream quiet" in result.stdout
+        # Call- and task-level tokens and the pass rate move at one change: one incident, one page.
+        assert result.stdout.count("one page: incident inc-") == 1
     assert {"invoke_agent fix-tests", "invoke_agent summarize"} <= receiver.span_names()
     drift = [r for r in receiver.log_records() if r.event_name == "driftwatch.drift"]
     assert drift, "no driftwatch.drift log record"

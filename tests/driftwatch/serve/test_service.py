@@ -329,7 +329,8 @@ def test_kill_9_past_a_checkpoint_keeps_pages_open_and_resolves_them(tmp_path: P
         wait_for(lambda: len(pd.requests) == 2 and len(hook.requests) == 2, "no resolve")
         trigger, resolve = pd.bodies()
         assert (resolve["event_action"], resolve["dedup_key"]) == ("resolve", trigger["dedup_key"])
-        assert [(b["id"], b["status"]) for b in hook.bodies()] == [
+        # PagerDuty's key is the alert's incident (restored from the checkpoint with the open alert).
+        assert [(b["incident"], b["status"]) for b in hook.bodies()] == [
             (trigger["dedup_key"], "confirmed"),
             (trigger["dedup_key"], "resolved"),
         ]

@@ -1,0 +1,95 @@
+"""One incident per cause: alerts of one task (call- and task-level, every signal) or one version change."""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator
+
+import pytest
+
+from driftwatch import Alert, Config, Monitor, Outcome
+from driftwatch._monitor.incidents import Incidents
+from driftwatch.notify import PagerDutySink, SlackSink
+from tests.support.notify_servers import FakeService
+
+FAST = {"backoff_s": 0.01, "timeout_s": 2.0}
+
+
+@pytest.fixture
+def pd() -> Iterator[FakeService]:
+    service = FakeService("pagerduty")
+    yield service
+    service.close()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeService]:
+    service = FakeService("slack")
+    yield service
+    service.close()
+
+
+def play(monitor: Monitor, segments: list[tuple[float, int]], seed: int = 3) -> list[Alert]:
+    """Each task run makes one call and one task outcome, both with output tokens at ``level``."""
+    rng = random.Random(seed)
+    alerts: list[Alert] = []
+    i = 0
+    for level, count in segments:
+        for _ in range(count):
+            i += 1
+            tokens = math.exp(rng.gauss(math.log(400 * level), 0.3))
+            t = 1.7e9 + 10 * i
+            alerts += monitor.process(Outcome(task="fix", kind="call", time=t, output_tokens=round(tokens)))
+            alerts += monitor.process(Outcome(task="fix", time=t, output_tokens=round(tokens) + 5))
+    return alerts
+
+
+def test_one_page_per_cause_across_call_and_task_streams(pd: FakeService, slack: FakeService) -> None:
+    """Call- and task-level output tokens rise together: two alerts, one incident, one page, one resolve."""
+    sinks = [
+        PagerDutySink("R0123456789abcdef0123456789abcde", url=pd.url, **FAST),
+        SlackSink(slack.url, **FAST),
+    ]
+    monitor = Monitor(Config(signals=["output_tokens"], console=False), sinks, threaded=False)
+    alerts = play(monitor, [(1.0, 700), (1.6, 600), (1.0, 800)])
+    monitor.shutdown()
+    confirmed = [a for a in alerts if a.status == "confirmed"]
+    assert {a.stream.get("kind", "task") for a in confirmed} == {"call", "task"}
+    incidents = {a.extra["incident"] for a in confirmed}
+    assert len(incidents) == 1 and all(a.to_dict()["incident"] == a.extra["incident"] for a in alerts)
+    events = [(e["event_action"], e["dedup_key"]) for e in pd.bodies()]
+    (incident,) = incidents
+    # The second signal updates the open PagerDuty incident under its key (no second page).
+    assert [e for e in events if e[0] == "resolve"] == [("resolve", incident)]
+    assert {key for _, key in events} == {incident} and events[-1][0] == "resolve"
+    assert len(slack.bodies()) == 2  # one message when it opens, one when its last alert resolves
+    assert sinks[1].stats.grouped == 2 and pd.invalid == [] and slack.invalid == []
+
+
+def test_separate_causes_are_separate_incidents() -> None:
+    """Another task, or a change far outside the window, opens its own incident."""
+    incidents = Incidents(window=3600)
+    base = Alert(
+        id="a",
+        status="confirmed",
+        stream={"service": "s", "task": "fix"},
+        signal="success",
+        direction="down",
+        detected_at=1000.0,
+        change_at=900.0,
+        baseline=None,  # type: ignore[arg-type]
+        current=None,  # type: ignore[arg-type]
+        effect=0.0,
+        effect_ci=(0.0, 0.0),
+        p_value=0.01,
+        detector={},
+        message="",
+    )
+    first = incidents.assign(base)
+    same = incidents.assign(base.with_status("confirmed", id="b", signal="latency_s", change_at=1500.0))
+    other_task = incidents.assign(base.with_status("confirmed", id="c", stream={"service": "s", "task": "x"}))
+    later = incidents.assign(base.with_status("confirmed", id="d", change_at=90_000.0, detected_at=90_100.0))
+    ids = [a.extra["incident"] for a in (first, same, other_task, later)]
+    assert ids[0] == ids[1] and len(set(ids)) == 3
+    assert incidents.assign(base.with_status("resolved")).extra["incident"] == ids[0]
