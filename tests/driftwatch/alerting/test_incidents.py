@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator
-
-import pytest
 
 from driftwatch import Alert, Config, Monitor, Outcome
 from driftwatch._monitor.incidents import Incidents
@@ -14,20 +11,6 @@ from driftwatch.notify import PagerDutySink, SlackSink
 from tests.support.notify_servers import FakeService
 
 FAST = {"backoff_s": 0.01, "timeout_s": 2.0}
-
-
-@pytest.fixture
-def pd() -> Iterator[FakeService]:
-    service = FakeService("pagerduty")
-    yield service
-    service.close()
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeService]:
-    service = FakeService("slack")
-    yield service
-    service.close()
 
 
 def play(monitor: Monitor, segments: list[tuple[float, int]], seed: int = 3) -> list[Alert]:

@@ -31,20 +31,6 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def pd() -> Iterator[FakeService]:
-    service = FakeService("pagerduty")
-    yield service
-    service.close()
-
-
-@pytest.fixture
-def slack() -> Iterator[FakeService]:
-    service = FakeService("slack")
-    yield service
-    service.close()
-
-
-@pytest.fixture
 def hook() -> Iterator[FakeService]:
     service = FakeService("webhook")
     yield service
