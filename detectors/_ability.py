@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from driftwatch._stats import Moments
+from driftwatch.detectors._sequential import DecisionResults
 
 __all__ = [
     "ABILITY_CONFIRM_SHIFTS",
@@ -412,7 +413,7 @@ class AbilitySR:
         model.fit()
 
 
-class AbilityConfirm:
+class AbilityConfirm(DecisionResults):
     """Stage two for ``AbilitySR``: a mixture SPRT of "ability moved by δ in the alarm's direction".
 
     Fed fresh observations with their task id and that task's posterior under the reference, frozen
@@ -454,26 +455,6 @@ class AbilityConfirm:
         self.n = 0
         self.total = 0.0
         self._decision = "undecided"
-
-    @property
-    def decision(self) -> str:
-        return self._decision
-
-    @property
-    def confirmed(self) -> bool:
-        return self._decision == "confirm"
-
-    @property
-    def withdrawn(self) -> bool:
-        return self._decision == "withdraw"
-
-    @property
-    def log_evidence(self) -> float:
-        return self._log_confirm
-
-    @property
-    def log_no_change(self) -> float:
-        return -self._log_withdraw
 
     def update(self, x: float, task: str | None = None, posterior: tuple[float, ...] = (0.5, 2.0)) -> None:
         """One fresh observation of ``task``, with the task's posterior (``AbilitySR.posterior``)."""

@@ -15,6 +15,7 @@ __all__ = [
     "DEFAULT_CONFIRM_SHIFTS",
     "DEFAULT_MIN_SHIFT",
     "Decision",
+    "DecisionResults",
     "SequentialConfirm",
 ]
 
@@ -47,7 +48,41 @@ def _logsumexp(values: Sequence[float]) -> float:
     return top + math.log(math.fsum(math.exp(v - top) for v in values))
 
 
-class SequentialConfirm:
+class DecisionResults:
+    """What a stage-two test reports, shared by ``SequentialConfirm`` and ``AbilityConfirm``.
+
+    Subclasses keep ``_decision`` and the two log ratios ``_log_confirm`` / ``_log_withdraw``.
+    """
+
+    _decision: Decision
+    _log_confirm: float
+    _log_withdraw: float
+
+    @property
+    def decision(self) -> Decision:
+        """``"undecided"``, ``"confirm"`` (page) or ``"withdraw"`` (no change, on evidence)."""
+        return self._decision
+
+    @property
+    def confirmed(self) -> bool:
+        return self._decision == "confirm"
+
+    @property
+    def withdrawn(self) -> bool:
+        return self._decision == "withdraw"
+
+    @property
+    def log_evidence(self) -> float:
+        """Log of the confirming ratio (confirms at ``log(1 / alpha)``; Wald's bound for ``sprt``)."""
+        return self._log_confirm
+
+    @property
+    def log_no_change(self) -> float:
+        """Log of "at the baseline" over "shifted by ``min_shift``" (withdraws at ``log(1 / beta)``)."""
+        return -self._log_withdraw
+
+
+class SequentialConfirm(DecisionResults):
     """Confirms or withdraws one suspected change, observing fresh values until the evidence decides.
 
     Stage one (``LaggedSR``) raises a *suspected* change at about one false alarm per 10,000
@@ -211,7 +246,7 @@ class SequentialConfirm:
         self._sign = sign
         self.n = 0
         self.total = 0.0  # sum of fresh values (binary: passes)
-        self._decision: Decision = "undecided"
+        self._decision = "undecided"
         self._log_confirm = 0.0
         self._log_withdraw = 0.0
         confirm_shifts = self.shifts[:1] if design == "sprt" else self.shifts
@@ -245,30 +280,6 @@ class SequentialConfirm:
         q = p + self._sign * delta * math.sqrt(p * (1 - p))
         q = min(max(q, _Q_CLIP), 1 - _Q_CLIP)
         return math.log(q), math.log1p(-q)
-
-    # -- results -------------------------------------------------------------------------------
-    @property
-    def decision(self) -> Decision:
-        """``"undecided"``, ``"confirm"`` (page) or ``"withdraw"`` (no change, on evidence)."""
-        return self._decision
-
-    @property
-    def confirmed(self) -> bool:
-        return self._decision == "confirm"
-
-    @property
-    def withdrawn(self) -> bool:
-        return self._decision == "withdraw"
-
-    @property
-    def log_evidence(self) -> float:
-        """Log of the confirming ratio (confirms at ``log(1 / alpha)``; Wald's bound for ``sprt``)."""
-        return self._log_confirm
-
-    @property
-    def log_no_change(self) -> float:
-        """Log of "at the baseline" over "shifted by ``min_shift``" (withdraws at ``log(1 / beta)``)."""
-        return -self._log_withdraw
 
     @property
     def mean(self) -> float:
