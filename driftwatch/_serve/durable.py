@@ -170,9 +170,7 @@ class Durable:
             if not self._started:
                 raise RuntimeError("call Durable.start() first: it restores the checkpoint")
             done = self._drain(limit)
-            if self._since and (
-                self._since >= self.every or self._clock() - self._last_checkpoint >= self.seconds
-            ):
+            if self._since and (self._due() or self._clock() - self._last_checkpoint >= self.seconds):
                 self._checkpoint()
             return done
 
@@ -208,9 +206,13 @@ class Durable:
             done += 1
             if limit is not None and done >= limit:
                 break
-            if self._since >= self.every:
+            if self._due():
                 self._checkpoint()  # keeps a long replay or backlog from growing the journal unchecked
         return done
+
+    def _due(self) -> bool:
+        """A checkpoint is due whatever the time: ``every`` entries, or the history buffer is full."""
+        return self._since >= self.every or (self.history is not None and self.history.full)
 
     def _handle(self, seq: int, kind: str, body: bytes) -> None:
         try:

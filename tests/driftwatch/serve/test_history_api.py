@@ -15,7 +15,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from driftwatch import Config, InMemorySink, Monitor, Outcome, load_config
 from driftwatch._serve.api import ReadApi
 from driftwatch._serve.durable import Durable
-from driftwatch._serve.history import History, HistorySink, Query
+from driftwatch._serve.history import MAX_BUFFERED, History, HistorySink, Query
 from driftwatch._serve.receiver import Receiver
 from driftwatch._serve.service import DriftService
 from driftwatch._serve.store import StateStore
@@ -73,6 +73,23 @@ def test_history_is_written_with_checkpoints_and_exactly_once_after_a_crash(tmp_
     assert len(kept) == len(set(kept)) == 57 == history.stats.rows
     assert [r["time"] for r in history.iter_all(Query())][-1] == "1970-01-01T00:33:26.000Z"
     again.close()
+    history.close()
+
+
+def test_a_full_history_buffer_makes_a_checkpoint_due(tmp_path: Path) -> None:
+    """The outcome buffer never holds much more than MAX_BUFFERED: a checkpoint comes early, in order."""
+    path = tmp_path / "state.db"
+    durable, history = open_durable(path)  # every=10,000 entries, 5 s: neither comes in this test
+    durable.start()
+    for i in range(12):
+        durable.append("x", entry(1000.0 + 5000 * i, 5000))
+    seen = 0
+    while durable.step(limit=1):
+        seen = max(seen, history.stats.buffered)
+    assert seen < MAX_BUFFERED + 5000  # one entry's outcomes beyond the bound at most
+    # A checkpoint after every 4th entry (4 x 5,000 outcomes reach the bound): all 60,000 written.
+    assert durable.stats.checkpoints == 3 and history.stats.rows == 60_000 == len(ids(history))
+    durable.close()
     history.close()
 
 

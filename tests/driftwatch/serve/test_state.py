@@ -242,6 +242,22 @@ def test_merge_refuses_streams_already_watched_or_over_the_cap_and_changes_nothi
 
 
 # -- the store -------------------------------------------------------------------------------------
+def test_journal_is_read_in_batches_bounded_by_payload_bytes(tmp_path: Path) -> None:
+    """The worker reads at most about 1 MiB of payloads per query (big payloads: fewer rows), all in order."""
+    from driftwatch._serve import store as store_module
+
+    body = bytes(300_000)
+    with StateStore(tmp_path / "state.db") as store:
+        store.append_many([("traces", body)] * 10 + [("logs", b"small")] * 300)
+        with store._worker_lock:
+            rows, more = store._journal_batch(0)
+        assert [r[0] for r in rows] == [1, 2, 3, 4] and more  # 1.2 MB with the 4th: it stops there
+        with store._worker_lock:
+            rows, more = store._journal_batch(10)
+        assert len(rows) == store_module._BATCH and more  # small payloads: the row limit applies
+        assert [seq for seq, _, _ in store.entries_after(0)] == list(range(1, 311))
+
+
 def test_journal_appends_in_order_and_checkpoint_truncates(tmp_path: Path) -> None:
     """Sequence numbers rise and are never reused; a checkpoint drops the entries it covers, atomically."""
     path = tmp_path / "state.db"
