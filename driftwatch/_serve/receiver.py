@@ -23,6 +23,7 @@ import http.server
 import ipaddress
 import json
 import math
+import os
 import queue
 import select
 import socket
@@ -30,6 +31,7 @@ import ssl
 import sys
 import threading
 import time
+import tracemalloc
 import urllib.parse
 import zlib
 from collections import Counter
@@ -399,6 +401,20 @@ class ReceiverStats:
             }
 
 
+def process_memory() -> dict[str, int | None]:
+    """This process's memory for ``GET /stats``: resident set (Linux ``/proc``; None elsewhere), the
+    Python heap's allocated blocks (``sys.getallocatedblocks``) and, when tracemalloc is tracing
+    (``PYTHONTRACEMALLOC=1``), its traced bytes. ``benchmarks/soak.py`` fits slopes to these."""
+    rss: int | None = None
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            rss = int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        pass
+    traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else None
+    return {"rss_bytes": rss, "python_blocks": sys.getallocatedblocks(), "traced_bytes": traced}
+
+
 class _Warnings:
     """Logs at most ``per_second`` warnings a second, so a flood of bad requests cannot flood the logs;
     the next warning logged says how many were suppressed (they are all counted in the stats)."""
@@ -531,6 +547,7 @@ class Receiver:
             "workers": self.config.workers,
         }
         body["ready"] = self.ready()
+        body["memory"] = process_memory()
         extra = getattr(self.handler, "stats", None)
         if callable(extra):
             try:

@@ -585,6 +585,9 @@ def test_health_ready_and_stats(serve: Callable[..., Running]) -> None:
     assert stats["queue"]["http_capacity"] == 64
     assert stats["handler"] == {"streams": 3}
     assert stats["ready"] is False
+    memory = stats["memory"]  # what benchmarks/soak.py fits its slopes to
+    assert memory["rss_bytes"] > 10 * 2**20 and memory["python_blocks"] > 10_000
+    assert memory["traced_bytes"] is None  # tracemalloc is off unless PYTHONTRACEMALLOC asks for it
 
 
 def test_route_hook_serves_extra_get_endpoints(serve: Callable[..., Running]) -> None:
