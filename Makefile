@@ -93,8 +93,9 @@ bench: install
 	$(BIN)/python -P benchmarks/receiver.py
 	$(BIN)/python -P benchmarks/state.py
 
-# 30 minutes of `driftwatch serve` at half its measured capacity, RSS sampled; not in CI.
-# SOAK_MINUTES=3 make soak for a short run.
+# 30 minutes of `driftwatch serve` at half its measured capacity with the outcome history at its cap
+# (pruned), RSS and Python heap sampled, slopes with 95% intervals; not in CI (docs/performance.md).
+# SOAK_MINUTES=8 make soak for a short run.
 SOAK_MINUTES ?= 30
 soak: install
 	$(BIN)/python -P benchmarks/soak.py --minutes $(SOAK_MINUTES)

@@ -1,18 +1,26 @@
-"""Soak: ``driftwatch serve`` at half of its measured capacity for 30 minutes, memory sampled.
+"""Soak: ``driftwatch serve`` at half of its capacity for 30 minutes; RSS and Python heap, flat or not.
 
 Starts the real ``driftwatch serve`` (a subprocess: its RSS is the service's alone) on free ports
-with a fresh state file, then paced clients (3 keep-alive connections sharing the rate: one alone
-waits on each acknowledgement and reached only ~49/s) send distinct 100-span OTLP/HTTP requests
-(the payload and ``Variants`` of benchmarks/receiver.py). Every
-``--sample`` seconds it prints the server's RSS (``/proc/PID/status``) and its ``/stats`` backlog;
-at the end, the RSS slope over the second half of the run (Theil-Sen: the median of pairwise
-slopes, so one transient peak does not decide; least squares beside it) and a verdict.
+with a fresh state file and a small outcome-history cap (``--history-mb``, so that the history
+reaches its cap early and retention pruning runs for most of the soak), then paced clients (3
+keep-alive connections sharing the rate: one alone waits on each acknowledgement) send distinct
+100-span OTLP/HTTP requests (the payload and ``Variants`` of benchmarks/receiver.py). Every
+``--sample`` seconds it records the server's RSS (``/proc/PID/status``), its Python heap
+(``/stats`` ``memory``: ``sys.getallocatedblocks()``, and tracemalloc's bytes with
+``--tracemalloc``), the backlog and the history's rows, bytes and pruned rows.
 
-The default rate, 78 requests/s (7,800 spans/s), is half of the 153–162 requests/s that
-``benchmarks/receiver.py`` (and ``--serve-only``) measured through detection (docs/serve.md).
-Not in CI.
+The fit window starts at the later of half the run and the first pruning (the steady state: the
+history at its cap). Each series' slope there is the Theil-Sen median of pairwise slopes, with a
+95% interval from a moving-block bootstrap of its residuals (blocks of sqrt(n) samples keep the
+samples' correlation; seeded); least squares beside it. A series is flat when its interval contains
+0 (or lies below it), or lies below the stated tiny bound. Exit 0 when both are flat, the history
+reached its cap and no request failed.
 
-Run: make soak   (or: .venv/bin/python -P benchmarks/soak.py --minutes 3 [--rate 78])
+The default rate, 25 requests/s (2,500 outcomes/s), is half of the ~50 requests/s that the service
+kept up with through detection and history writing, with the history at its cap and pruning
+(docs/performance.md, "Soak"). Not in CI.
+
+Run: make soak   (or: .venv/bin/python -P benchmarks/soak.py --minutes 8 --history-mb 32)
 """
 
 from __future__ import annotations
@@ -20,6 +28,9 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import math
+import os
+import random
 import socket
 import statistics
 import subprocess
@@ -33,7 +44,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # with -P, benchmarks/ is not on sys.path
 from receiver import Variants, payload
 
-FLAT = 0.25  # flat: the slope projects to less than this fraction of the final RSS over 24 hours
+#: Tiny bounds: a series is flat when its slope's 95% interval contains 0 or lies below this
+#: (RSS: 1 KiB/min = 1.4 MiB/day; heap: 10 blocks/min, about 1 KiB/min of small objects).
+TINY = {"rss": 1.0, "blocks": 10.0, "traced": 1.0}
 
 
 def free_port() -> int:
@@ -109,8 +122,8 @@ class Client(threading.Thread):
         conn.close()
 
 
-def theil_sen_per_min(points: list[tuple[float, int]]) -> float:
-    """Median of the pairwise slopes, KiB per minute: one transient peak does not decide the verdict."""
+def theil_sen_per_min(points: list[tuple[float, float]]) -> float:
+    """Median of the pairwise slopes, per minute: one transient peak does not decide the verdict."""
     slopes = [
         (b[1] - a[1]) / ((b[0] - a[0]) / 60)
         for i, a in enumerate(points)
@@ -120,13 +133,48 @@ def theil_sen_per_min(points: list[tuple[float, int]]) -> float:
     return statistics.median(slopes) if slopes else float("nan")
 
 
-def slope_per_min(points: list[tuple[float, int]]) -> float:
-    """Least-squares KiB per minute."""
+def slope_per_min(points: list[tuple[float, float]]) -> float:
+    """Least squares, per minute."""
     ts = [t / 60 for t, _ in points]
-    ys = [float(y) for _, y in points]
+    ys = [y for _, y in points]
     mt, my = statistics.fmean(ts), statistics.fmean(ys)
     den = sum((t - mt) ** 2 for t in ts)
     return sum((t - mt) * (y - my) for t, y in zip(ts, ys, strict=True)) / den if den else 0.0
+
+
+def slope_interval(
+    points: list[tuple[float, float]], seed: int, resamples: int = 1000
+) -> tuple[float, float, float]:
+    """Theil-Sen slope per minute and its 95% interval: a moving-block bootstrap of the residuals.
+
+    Samples taken seconds apart are correlated (an allocator level lasts minutes), so residuals are
+    resampled in blocks of sqrt(n) consecutive samples, added back to the fitted line at the same
+    times and the slope refitted; the interval is the 2.5th and 97.5th percentiles."""
+    slope = theil_sen_per_min(points)
+    n = len(points)
+    if n < 4 or math.isnan(slope):
+        return slope, float("nan"), float("nan")
+    intercept = statistics.median(y - slope * t / 60 for t, y in points)
+    residuals = [y - intercept - slope * t / 60 for t, y in points]
+    block = max(2, round(math.sqrt(n)))
+    rng = random.Random(seed)
+    slopes = []
+    for _ in range(resamples):
+        drawn: list[float] = []
+        while len(drawn) < n:
+            at = rng.randrange(n - block + 1)
+            drawn.extend(residuals[at : at + block])
+        fake = [(t, intercept + slope * t / 60 + r) for (t, _), r in zip(points, drawn, strict=False)]
+        slopes.append(theil_sen_per_min(fake))
+    slopes.sort()
+    return slope, slopes[int(0.025 * resamples)], slopes[int(0.975 * resamples) - 1]
+
+
+def verdict(lo: float, hi: float, tiny: float) -> str:
+    """Flat: the interval contains 0 or lies below it, or lies below the tiny bound."""
+    if math.isnan(lo):
+        return "too few samples"
+    return "flat" if lo <= 0 or hi < tiny else "NOT FLAT"
 
 
 def main() -> int:
@@ -134,22 +182,37 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--minutes", type=float, default=30.0)
-    parser.add_argument("--rate", type=float, default=78.0, help="requests/s of 100 spans (default 78)")
-    parser.add_argument("--sample", type=float, default=30.0, help="seconds between RSS samples")
+    parser.add_argument("--rate", type=float, default=25.0, help="requests/s of 100 spans (default 25)")
+    parser.add_argument("--sample", type=float, default=10.0, help="seconds between samples (default 10)")
     parser.add_argument(
         "--clients",
         type=int,
         default=3,
         help="paced connections sharing the rate (default 3: one waits on each acknowledgement)",
     )
+    parser.add_argument(
+        "--history-mb",
+        type=int,
+        default=256,
+        help="the service's history_max_mb (default 256: reached within minutes, then pruned)",
+    )
+    parser.add_argument(
+        "--tracemalloc", action="store_true", help="run the service with PYTHONTRACEMALLOC=1 (slower)"
+    )
+    parser.add_argument("--seed", type=int, default=20261202, help="bootstrap seed")
+    parser.add_argument("--samples-out", metavar="PATH", help="also write every sample as JSON lines")
     args = parser.parse_args()
     http_port, grpc_port = free_port(), free_port()
     driftwatch = Path(sys.executable).parent / "driftwatch"
+    env = {**os.environ, "DRIFTWATCH_HISTORY_MAX_MB": str(args.history_mb)}
+    if args.tracemalloc:
+        env["PYTHONTRACEMALLOC"] = "1"
     with tempfile.TemporaryDirectory() as tmp:
         command = [str(driftwatch), "serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
         command += ["--state", f"{tmp}/state.db", "--alerts-out", f"{tmp}/alerts.jsonl"]
         log = open(f"{tmp}/serve.log", "wb")  # noqa: SIM115 (closed below, after the process)
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        samples_out = open(args.samples_out, "w") if args.samples_out else None  # noqa: SIM115
         try:
             deadline = time.monotonic() + 30
             while get_ready(http_port) is False:
@@ -162,22 +225,44 @@ def main() -> int:
             start = time.monotonic()
             for client in clients:
                 client.start()
-            points: list[tuple[float, int]] = [(0.0, rss_kib(server.pid))]
+            samples: list[dict[str, Any]] = []
             print(
                 f"soak: {args.rate:g} requests/s x 100 spans over {args.clients} connections for "
-                f"{args.minutes:g} min; serve pid {server.pid}"
+                f"{args.minutes:g} min, history capped at {args.history_mb} MiB; serve pid {server.pid}"
             )
-            print(f"  {'t (s)':>7} {'RSS (MiB)':>10} {'sent':>8} {'acked':>8} {'failed':>6} {'backlog':>8}")
+            print(
+                f"  {'t (s)':>6} {'RSS MiB':>8} {'heap kblk':>9} {'traced MiB':>10} {'acked':>8} "
+                f"{'failed':>6} {'backlog':>7} {'hist rows':>9} {'hist MiB':>8} {'pruned':>8}"
+            )
             end = start + args.minutes * 60
             while (now := time.monotonic()) < end:
                 time.sleep(min(args.sample, end - now))
-                t = time.monotonic() - start
-                points.append((t, rss_kib(server.pid)))
                 stats = get_json(http_port, "/stats") or {}
-                backlog = (stats.get("handler") or {}).get("backlog", "?")
+                handler = stats.get("handler") or {}
+                history = handler.get("history") or {}
+                memory = stats.get("memory") or {}
+                sample: dict[str, Any] = {
+                    "t": time.monotonic() - start,
+                    "rss": rss_kib(server.pid),
+                    "blocks": memory.get("python_blocks"),
+                    "traced": None if memory.get("traced_bytes") is None else memory["traced_bytes"] / 1024,
+                    "acked": sum(c.ok for c in clients),
+                    "failed": sum(c.failed for c in clients),
+                    "backlog": handler.get("backlog"),
+                    "outcomes": (handler.get("durable") or {}).get("outcomes"),
+                    "rows": history.get("rows"),
+                    "bytes": history.get("bytes"),
+                    "pruned": history.get("pruned_rows"),
+                    "prune_max_s": history.get("prune_max_seconds"),
+                }
+                samples.append(sample)
+                if samples_out:
+                    samples_out.write(json.dumps(sample) + "\n")
+                traced = "-" if sample["traced"] is None else f"{sample['traced'] / 1024:.1f}"
                 print(
-                    f"  {t:7.0f} {points[-1][1] / 1024:10.1f} {sum(c.sent for c in clients):8d} "
-                    f"{sum(c.ok for c in clients):8d} {sum(c.failed for c in clients):6d} {backlog!s:>8}",
+                    f"  {sample['t']:6.0f} {sample['rss'] / 1024:8.1f} {(sample['blocks'] or 0) / 1000:9.1f} "
+                    f"{traced:>10} {sample['acked']:8d} {sample['failed']:6d} {sample['backlog']!s:>7} "
+                    f"{sample['rows']!s:>9} {(sample['bytes'] or 0) / 2**20:8.1f} {sample['pruned']!s:>8}",
                     flush=True,
                 )
             for client in clients:
@@ -185,32 +270,7 @@ def main() -> int:
             for client in clients:
                 client.join(10)
             elapsed = time.monotonic() - start
-            ok, failed = sum(c.ok for c in clients), sum(c.failed for c in clients)
-            resent = sum(c.resent for c in clients)
-            why: dict[str, int] = {}
-            for client in clients:
-                for k, v in client.why.items():
-                    why[k] = why.get(k, 0) + v
-            # Warm-up: the first half (stream state, SQLite page cache and journal fill in first).
-            warm = [p for p in points if p[0] >= elapsed / 2]
-            slope = theil_sen_per_min(warm) if len(warm) >= 2 else float("nan")
-            least_squares = slope_per_min(warm) if len(warm) >= 2 else float("nan")
-            final = points[-1][1]
-            day = slope * 60 * 24
-            flat = abs(day) < FLAT * final
-            print(
-                f"soak: {ok} acknowledged ({ok / elapsed:.1f}/s of {args.rate:g} asked), "
-                f"{failed} failed {why or ''}, {resent} resent on a new connection; "
-                f"RSS {points[0][1] / 1024:.1f} -> {final / 1024:.1f} MiB "
-                f"(max {max(p[1] for p in points) / 1024:.1f})"
-            )
-            print(
-                f"soak: RSS slope over the second half {slope:+.1f} KiB/min Theil-Sen "
-                f"({least_squares:+.1f} least squares; {day / 1024:+.1f} MiB/day projected, "
-                f"{len(warm)} samples): "
-                f"{'flat' if flat else 'NOT FLAT'} (goal: < {FLAT:.0%} of RSS per day)"
-            )
-            return 0 if flat and failed == 0 else 1
+            return report(args, clients, samples, elapsed)
         finally:
             server.terminate()
             try:
@@ -218,6 +278,60 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
             log.close()
+            if samples_out:
+                samples_out.close()
+
+
+def report(
+    args: argparse.Namespace, clients: list[Client], samples: list[dict[str, Any]], elapsed: float
+) -> int:
+    """Prints the totals, the history's cap and pruning, and each series' slope; the exit status."""
+    ok, failed = sum(c.ok for c in clients), sum(c.failed for c in clients)
+    resent = sum(c.resent for c in clients)
+    why: dict[str, int] = {}
+    for client in clients:
+        for k, v in client.why.items():
+            why[k] = why.get(k, 0) + v
+    last = samples[-1]
+    print(
+        f"soak: {ok} acknowledged ({ok / elapsed:.1f}/s of {args.rate:g} asked), {failed} failed "
+        f"{why or ''}, {resent} resent on a new connection; {last['outcomes']} outcomes through "
+        f"detection, backlog at the end {last['backlog']} (max {max(s['backlog'] or 0 for s in samples)})"
+    )
+    capped = next((s["t"] for s in samples if s["pruned"]), None)
+    print(
+        f"soak: history {last['rows']} rows, {(last['bytes'] or 0) / 2**20:.1f} MiB of the "
+        f"{args.history_mb} MiB cap; "
+        + (
+            f"first pruned at {capped:.0f} s, {last['pruned']} rows pruned in all, longest prune "
+            f"{(last['prune_max_s'] or 0) * 1000:.0f} ms"
+            if capped is not None
+            else "never reached its cap (no pruning): not the steady state"
+        )
+    )
+    begin = max(elapsed / 2, capped if capped is not None else 0.0)
+    window = [s for s in samples if s["t"] >= begin]
+    print(f"soak: fit window {begin:.0f}-{elapsed:.0f} s ({len(window)} samples, seed {args.seed})")
+    flat = True
+    series = [("rss", "RSS", "KiB/min"), ("blocks", "Python heap", "blocks/min")]
+    if args.tracemalloc:
+        series.append(("traced", "Python heap (tracemalloc)", "KiB/min"))
+    for key, name, unit in series:
+        points = [(float(s["t"]), float(s[key])) for s in window if s[key] is not None]
+        if len(points) < 4:
+            print(f"soak: {name}: {len(points)} samples in the window, too few for a slope")
+            flat = False
+            continue
+        slope, lo, hi = slope_interval(points, args.seed)
+        said = verdict(lo, hi, TINY[key])
+        flat = flat and said == "flat"
+        mean = statistics.fmean(y for _, y in points)
+        print(
+            f"soak: {name} slope {slope:+.1f} {unit} (95% CI {lo:+.1f} to {hi:+.1f}; least squares "
+            f"{slope_per_min(points):+.1f}), mean {mean:,.0f}, range {min(y for _, y in points):,.0f}-"
+            f"{max(y for _, y in points):,.0f}: {said} (interval contains 0, or below +{TINY[key]:g} {unit})"
+        )
+    return 0 if flat and failed == 0 and capped is not None else 1
 
 
 def get_ready(port: int) -> bool:
