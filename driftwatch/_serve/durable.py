@@ -30,7 +30,7 @@ from driftwatch._outcome import Outcome
 from driftwatch._serve.history import History
 from driftwatch._serve.store import StateStore
 
-__all__ = ["Decode", "Durable", "DurableStats", "checkpointed_snapshot"]
+__all__ = ["Decode", "Durable", "DurableStats", "TrimStats", "checkpointed_snapshot", "release_free_memory"]
 
 log = logging.getLogger("driftwatch")
 
@@ -54,6 +54,34 @@ class DurableStats:
     checkpoints: int = 0
     replayed: int = 0
     """Entries replayed after the last checkpoint when this process started."""
+
+
+@dataclass
+class TrimStats:
+    """``malloc_trim`` after checkpoints in this process (``GET /stats``, ``handler.malloc_trim``)."""
+
+    calls: int = 0
+    seconds: float = 0.0
+    max_seconds: float = 0.0
+
+
+def release_free_memory() -> Callable[[], object] | None:
+    """glibc's ``malloc_trim(0)``, or None where the C library has none (macOS, musl, Windows).
+
+    Why: what a checkpoint frees (SQLite's transaction memory, the journal batch's payloads, the
+    history rows' parameters) stays in glibc's per-thread arenas as free chunks, 3-15 MiB of them
+    in a soak, returned to the system only when the top of an arena happens to be free: RSS then
+    jumped between two levels about 8 MiB apart (docs/performance.md, "Soak"). Trimming after each
+    checkpoint returns those free pages, so RSS follows what is in use."""
+    try:
+        import ctypes
+
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
 
 
 class Durable:
@@ -121,6 +149,9 @@ class Durable:
         self._work_lock = threading.Lock()
         #: Journal position of the checkpoint restored by ``start`` (None: none, replayed from the start).
         self.restored_seq: int | None = None
+        #: After each checkpoint, free memory goes back to the system (glibc; ``release_free_memory``).
+        self.trim = TrimStats()
+        self._release = release_free_memory()
 
     @property
     def processed_seq(self) -> int:
@@ -273,6 +304,13 @@ class Durable:
         self.stats.checkpoints += 1
         self._saved = streams
         self._since = 0
+        if self._release is not None:
+            started = time.perf_counter()
+            self._release()
+            took = time.perf_counter() - started
+            self.trim.calls += 1
+            self.trim.seconds += took
+            self.trim.max_seconds = max(self.trim.max_seconds, took)
         self._last_checkpoint = self._clock()
 
     def _restore(self, blob: bytes) -> None:

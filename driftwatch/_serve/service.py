@@ -246,6 +246,7 @@ class DriftService:
             "processed_seq": self.durable.processed_seq,
             "restored_checkpoint_seq": self.durable.restored_seq,
             "durable": vars(self.durable.stats).copy(),
+            "malloc_trim": vars(self.durable.trim).copy(),
             "monitor": self.monitor.stats.as_dict(),
             "decoder": vars(decoder).copy(),
             "open_sessions": self.decoder.otlp.open_sessions,

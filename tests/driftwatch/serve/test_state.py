@@ -258,6 +258,36 @@ def test_journal_is_read_in_batches_bounded_by_payload_bytes(tmp_path: Path) -> 
         assert [seq for seq, _, _ in store.entries_after(0)] == list(range(1, 311))
 
 
+def test_release_free_memory_returns_freed_heap_pages_after_each_checkpoint(tmp_path: Path) -> None:
+    """Freed chunks pinned between live ones go back to the system (glibc); each checkpoint does it."""
+    from driftwatch._serve.durable import release_free_memory
+
+    release = release_free_memory()
+    if release is None:
+        pytest.skip("this C library has no malloc_trim")
+
+    def rss_kib() -> int:
+        status = Path("/proc/self/status").read_text()
+        return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1])
+
+    big, pins = [], []
+    for i in range(400):  # 30 KB chunks (malloc, below the mmap threshold) each followed by a 1 KB one
+        big.append(bytes(30_000) + bytes([i % 256]))
+        pins.append(bytes(1000) + bytes([i % 256]))
+    del big  # 12 MB free in the middle of the heap: glibc keeps it
+    before = rss_kib()
+    release()
+    assert before - rss_kib() > 4 * 1024
+    durable = Durable(StateStore(tmp_path / "state.db"), Monitor(CONFIG, threaded=False), lambda k, b: [])
+    durable.start()
+    durable.append("x", b"")
+    durable.step()
+    durable.checkpoint()
+    assert durable.trim.calls == 1 and 0 < durable.trim.max_seconds < 1
+    durable.close()
+    assert len(pins) == 400
+
+
 def test_journal_appends_in_order_and_checkpoint_truncates(tmp_path: Path) -> None:
     """Sequence numbers rise and are never reused; a checkpoint drops the entries it covers, atomically."""
     path = tmp_path / "state.db"
