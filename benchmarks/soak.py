@@ -200,6 +200,11 @@ def main() -> int:
     parser.add_argument(
         "--tracemalloc", action="store_true", help="run the service with PYTHONTRACEMALLOC=1 (slower)"
     )
+    parser.add_argument(
+        "--malloc-stats",
+        metavar="PATH",
+        help="run the service through benchmarks/malloc_probe.py (glibc and SQLite heap sampled to PATH)",
+    )
     parser.add_argument("--seed", type=int, default=20261202, help="bootstrap seed")
     parser.add_argument("--samples-out", metavar="PATH", help="also write every sample as JSON lines")
     args = parser.parse_args()
@@ -208,8 +213,12 @@ def main() -> int:
     env = {**os.environ, "DRIFTWATCH_HISTORY_MAX_MB": str(args.history_mb)}
     if args.tracemalloc:
         env["PYTHONTRACEMALLOC"] = "1"
+    program = [str(driftwatch)]
+    if args.malloc_stats:
+        program = [sys.executable, "-P", str(Path(__file__).resolve().parent / "malloc_probe.py")]
+        env.update(MALLOC_PROBE_OUT=args.malloc_stats, MALLOC_PROBE_EVERY=str(args.sample))
     with tempfile.TemporaryDirectory() as tmp:
-        command = [str(driftwatch), "serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
+        command = [*program, "serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
         command += ["--state", f"{tmp}/state.db", "--alerts-out", f"{tmp}/alerts.jsonl"]
         log = open(f"{tmp}/serve.log", "wb")  # noqa: SIM115 (closed below, after the process)
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -332,7 +341,30 @@ def report(
             f"{slope_per_min(points):+.1f}), mean {mean:,.0f}, range {min(y for _, y in points):,.0f}-"
             f"{max(y for _, y in points):,.0f}: {said} (interval contains 0, or below +{TINY[key]:g} {unit})"
         )
+    if args.malloc_stats:
+        malloc_summary(args.malloc_stats, begin)
     return 0 if flat and failed == 0 and capped is not None else 1
+
+
+def malloc_summary(path: str, begin: float) -> None:
+    """Over the fit window: RSS beside glibc's heap (in use, free chunks kept) and SQLite's memory."""
+    rows = [r for r in map(json.loads, Path(path).read_text().splitlines()) if r["t"] >= begin]
+    if len(rows) < 3:
+        print(f"soak: {path}: {len(rows)} malloc samples in the window, too few")
+        return
+
+    def spread(key: str) -> str:
+        values = [r[key] / 2**20 for r in rows]
+        return f"{min(values):.1f}-{max(values):.1f} (median {statistics.median(values):.1f})"
+
+    rss = [float(r["rss"]) for r in rows]
+    print(
+        f"soak: C heap over the window ({len(rows)} samples, MiB): RSS {spread('rss')}; glibc arenas "
+        f"{spread('arena')}, in use {spread('inuse')}, free chunks kept {spread('free')}; SQLite in use "
+        f"{spread('sqlite')}, high-water {spread('sqlite_highwater')}; correlation of RSS with the "
+        f"arenas {statistics.correlation(rss, [float(r['arena']) for r in rows]):.2f}, with glibc's "
+        f"in-use bytes {statistics.correlation(rss, [float(r['inuse']) for r in rows]):.2f}"
+    )
 
 
 def get_ready(port: int) -> bool:
