@@ -297,6 +297,16 @@ def _note(det: LaggedSR | AbilitySR, test: SequentialConfirm | AbilityConfirm) -
     return note
 
 
+def _tasks_moved(kind: SignalKind, test: AbilityConfirm) -> list[dict[str, Any]]:
+    """``test.moved()`` in the signal's own units (counts and durations back from the log scale)."""
+    rows = test.moved()
+    if kind in ("log", "count"):
+        undo = math.exp if kind == "log" else math.expm1
+        for row in rows:
+            row["mean"], row["expected"] = undo(row["mean"]), undo(row["expected"])
+    return rows
+
+
 def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) -> Comparison:
     """``cur`` against ``base`` on ``kind``'s scale: proportions for pass/fail, else means."""
     if kind == "binary":
@@ -606,6 +616,8 @@ class Lifecycle:
         # Named confirm_test: extra["test"] marks the synthetic alert of `driftwatch alert test`.
         state["confirm_test"] = state.pop("test")
         extra: dict[str, Any] = {**state, "decided_at": at, "bh_m": bh_m, "bh_rank": bh_rank}
+        if decision == "confirm" and isinstance(test, AbilityConfirm):
+            extra["tasks_moved"] = _tasks_moved(watch.kind, test)
         status: Status = "confirmed" if decision == "confirm" else "resolved"
         alert = suspected.with_status(
             status,
@@ -615,6 +627,8 @@ class Lifecycle:
             effect_ci=comparison.effect_ci,
             p_value=p_value,
         )
+        if "tasks_moved" in extra:  # named in the message (``describe``) as well
+            alert = alert.with_status(status, extra={**alert.extra, "tasks_moved": extra["tasks_moved"]})
         if decision == "withdraw":
             verdict = (
                 f"withdrawn on {test.n} fresh observations: at the baseline (likelihood ratio of no "

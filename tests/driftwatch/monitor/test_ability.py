@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from driftwatch import Alert, Config, Monitor, Outcome
+from driftwatch._alerting.alerts import describe
 from driftwatch._stats import Moments
 from driftwatch.detectors import LaggedSR
 from driftwatch.detectors._ability import AbilityConfirm, AbilitySR, TaskModel
@@ -135,3 +136,37 @@ def test_numeric_score_per_task() -> None:
     assert pages and pages[0].direction == "down" and pages[0].detector["name"] == "AbilitySR"
     assert pages[0].extra["decided_at"] >= TAU
     assert Moments().n == 0
+
+
+def test_page_names_the_tasks_that_moved_most() -> None:
+    """A page of ability names the five task ids that dropped most, with fresh counts and expected rates."""
+    rng = np.random.default_rng(7)
+    broken = {f"t{i}" for i in range(5)}  # these five start failing every time; the other 45 hold at 80 %
+    monitor = Monitor(Config(signals=["success"], console=False), threaded=False)
+    pages: list[Alert] = []
+    for i in range(4000):
+        task = f"t{int(rng.integers(0, 50))}"
+        rate = 0.0 if i >= TAU and task in broken else 0.8
+        outcome = Outcome(task="suite", time=float(i), task_id=task, success=bool(rng.random() < rate))
+        pages += [a for a in monitor.process(outcome) if a.status == "confirmed"]
+    assert pages and pages[0].direction == "down"
+    moved = pages[0].extra["tasks_moved"]
+    named = [row for row in moved if row["task_id"] in broken]
+    assert len(moved) == 5 and moved[0] in named and len(named) >= 3  # a healthy task can be unlucky
+    assert all(row["mean"] == 0.0 and row["n"] >= 1 and 0.6 < row["expected"] < 0.95 for row in named)
+    first = moved[0]
+    assert f"moved most: {first['task_id']} 0/{first['n']} vs " in pages[0].message
+    assert "moved most: " in describe(pages[0])  # the PagerDuty summary and Slack text are describe()
+
+
+def test_moved_ranks_by_total_departure_and_skips_the_other_direction() -> None:
+    """``AbilityConfirm.moved`` ranks by count times gap; tasks that went the other way are left out."""
+    test = AbilityConfirm("binary", "down", alpha=1e-12)
+    post = (math.log(0.8 / 0.2), 0.3)
+    for task, values in {"once": [0.0], "often": [0.0, 0.0, 1.0, 0.0], "up": [1.0, 1.0]}.items():
+        for value in values:
+            test.update(value, task, post)
+    test.update(0.0, None, post)
+    rows = test.moved()
+    assert [row["task_id"] for row in rows] == ["often", "once"]
+    assert rows[0]["n"] == 4 and rows[0]["mean"] == 0.25 and math.isclose(rows[0]["expected"], 0.8)
