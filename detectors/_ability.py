@@ -37,6 +37,7 @@ __all__ = [
     "ABILITY_CONFIRM_SHIFTS",
     "ABILITY_SHIFTS",
     "MAX_TASKS",
+    "RECURRING",
     "TASKS_MOVED",
     "AbilityConfirm",
     "AbilitySR",
@@ -54,6 +55,9 @@ ABILITY_CONFIRM_SHIFTS: dict[str, tuple[float, ...]] = {
 ABILITY_MIN_SHIFT: dict[str, float] = {"binary": 0.3, "numeric": 0.2}
 #: Task ids a confirmed alert names as the ones that moved most (``AbilityConfirm.moved``).
 TASKS_MOVED = 5
+#: Task ids recur in a stream when at least this fraction of its warm-up repeats a task id seen
+#: earlier in it; otherwise the Monitor watches the stream with the iid detector (``LaggedSR``).
+RECURRING = 0.25
 #: Task ids tracked per stream; beyond it the least recently seen task is forgotten.
 MAX_TASKS = 1000
 #: Added to log(1 / budget): what estimating each task's difficulty costs in false alarms.
@@ -134,6 +138,12 @@ class TaskModel:
             if held is None and len(self.tasks) >= self.max_tasks:
                 self.tasks.popitem(last=False)
             self.tasks[task] = moments if held is None else held.merged(moments)
+
+    def recurring(self) -> bool:
+        """Whether task ids recur: at least ``RECURRING`` of the observations so far repeat a task id
+        seen before them (unique ids, each seen once, give 0; 50 tasks over 500 observations 0.9)."""
+        repeats = sum(m.n - 1 for m in self.tasks.values())
+        return self.pooled.n > 0 and repeats >= RECURRING * self.pooled.n
 
     def fit(self) -> None:
         """Re-estimate the prior from the tasks seen at least twice."""

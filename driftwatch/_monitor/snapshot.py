@@ -38,11 +38,13 @@ __all__ = [
 #: Format of ``Monitor.snapshot``; ``restore`` refuses those outside ``READABLE_FORMATS``. A snapshot
 #: pickles the monitor's state classes (_Stream, _SignalWatch, LaggedSR, ...): bump this when their
 #: attributes change, and give the classes defaults for what older formats lack (``__setstate__``).
-SNAPSHOT_FORMAT = 6
+SNAPSHOT_FORMAT = 7
 #: Older formats ``restore`` still reads: the state classes fill the attributes those lacked. Format 6
 #: added per-task detection (``AbilitySR`` in a watch, the ``task_signals`` setting); a watch restored
-#: from an older format keeps its ``LaggedSR``.
-READABLE_FORMATS = (3, 4, 5, SNAPSHOT_FORMAT)
+#: from an older format keeps its ``LaggedSR``. Format 7 made every signal a task signal by default
+#: (and a watch may hold a ``shadow`` detector during its warm-up): a format-6 snapshot restores
+#: whatever ``task_signals`` is now, its watches keeping the detectors they had.
+READABLE_FORMATS = (3, 4, 5, 6, SNAPSHOT_FORMAT)
 #: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
 SNAPSHOT_SETTINGS = (
     "budget",
@@ -65,8 +67,9 @@ SNAPSHOT_SETTINGS = (
 #: Settings whose meaning format 5 changed or added (stage two became sequential): a snapshot of an
 #: older format restores whatever they are now (its suspected alerts go on under the new test).
 _FORMAT_5_SETTINGS = frozenset({"confirm_alpha", "withdraw_beta", "min_shift", "max_fresh"})
-#: Settings format 6 added: a snapshot of an older format restores whatever they are now.
-_FORMAT_6_SETTINGS = frozenset({"task_signals"})
+#: Settings format 6 added and format 7 changed the default of: a snapshot of an older format
+#: restores whatever they are now.
+_FORMAT_7_SETTINGS = frozenset({"task_signals"})
 
 #: Classes outside driftwatch that plain state is made of.
 _ALLOWED = {
@@ -143,13 +146,13 @@ def check_snapshot(state: Any, config: Config) -> dict[str, Any]:
         )
     saved = state["settings"]
     older = state["format"] < 5
-    before_6 = state["format"] < 6
+    before_7 = state["format"] < 7
     differ = [
         f"{name} {saved.get(name)!r} in the snapshot, {getattr(config, name)!r} now"
         for name in SNAPSHOT_SETTINGS
         if saved.get(name) != getattr(config, name)
         and not (older and name in _FORMAT_5_SETTINGS)
-        and not (before_6 and name in _FORMAT_6_SETTINGS)
+        and not (before_7 and name in _FORMAT_7_SETTINGS)
     ]
     if differ:
         raise StateError(

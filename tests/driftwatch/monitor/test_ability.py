@@ -65,14 +65,18 @@ def test_task_mix_shift_stays_quiet() -> None:
 
 
 def test_without_task_ids_the_iid_detector_runs() -> None:
-    """Outcomes without a task id keep LaggedSR; with one, success gets AbilitySR, latency does not."""
-    monitor = Monitor(Config(console=False), threaded=False)
+    """Outcomes without a task id keep LaggedSR; with one, every task signal gets AbilitySR."""
+    monitor = Monitor(Config(console=False, task_signals=["success"]), threaded=False)
     monitor.process(Outcome(task="a", success=True, latency_s=1.0))
     monitor.process(Outcome(task="b", task_id="x", success=True, latency_s=1.0))
     streams = {s.labels["task"]: s for s in monitor._streams.values()}
     assert isinstance(streams["a"].watches["success"].detector, LaggedSR)
     assert isinstance(streams["b"].watches["success"].detector, AbilitySR)
     assert isinstance(streams["b"].watches["latency_s"].detector, LaggedSR)
+    default = Monitor(Config(console=False), threaded=False)
+    default.process(Outcome(task="b", task_id="x", success=True, latency_s=1.0, output_tokens=10))
+    watches = next(iter(default._streams.values())).watches
+    assert all(isinstance(watches[name].detector, AbilitySR) for name in ("latency_s", "output_tokens"))
     off = Monitor(Config(console=False, task_signals=[]), threaded=False)
     off.process(Outcome(task="b", task_id="x", success=True))
     assert isinstance(next(iter(off._streams.values())).watches["success"].detector, LaggedSR)
@@ -170,3 +174,57 @@ def test_moved_ranks_by_total_departure_and_skips_the_other_direction() -> None:
     rows = test.moved()
     assert [row["task_id"] for row in rows] == ["often", "once"]
     assert rows[0]["n"] == 4 and rows[0]["mean"] == 0.25 and math.isclose(rows[0]["expected"], 0.8)
+
+
+def test_unique_task_ids_fall_back_to_the_iid_detector() -> None:
+    """Task ids that never recur: at the warm-up's end the watch takes the iid detector it ran alongside."""
+    monitor = Monitor(Config(signals=["success"], console=False), threaded=False)
+    recurring_monitor = Monitor(Config(signals=["success"], console=False), threaded=False)
+    for i in range(600):
+        monitor.process(Outcome(task="s", time=float(i), task_id=f"u{i}", success=i % 3 > 0))
+        recurring_monitor.process(Outcome(task="s", time=float(i), task_id=f"t{i % 50}", success=i % 3 > 0))
+    unique = next(iter(monitor._streams.values())).watches["success"]
+    assert isinstance(unique.detector, LaggedSR) and unique.shadow is None
+    assert unique.detector.n == 600 and not unique.detector.warming_up
+    kept = next(iter(recurring_monitor._streams.values())).watches["success"]
+    assert isinstance(kept.detector, AbilitySR) and kept.shadow is None
+
+
+def tokens(seed: int, scenario: str, n_after: int = 2000) -> tuple[list[float], list[int]]:
+    """Output tokens of 50 recurring tasks (log-normal, task means sd 1 on the log scale, within 0.5);
+    after TAU: ×1.5 tokens on every task ("up") or 80 % of draws from the dearer half ("mix")."""
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(math.log(2000), 1.0, 50)
+    t0 = rng.integers(0, 50, TAU)
+    if scenario == "mix":
+        dear = mu >= np.median(mu)
+        w = np.where(dear, 0.8 / dear.sum(), 0.2 / (~dear).sum())
+        t1, shift = rng.choice(50, n_after, p=w / w.sum()), 0.0
+    else:
+        t1, shift = rng.integers(0, 50, n_after), math.log(1.5)
+    tasks = np.concatenate([t0, t1])
+    logs = mu[tasks] + np.where(np.arange(len(tasks)) >= TAU, shift, 0.0) + rng.normal(0, 0.5, len(tasks))
+    return np.exp(logs).tolist(), tasks.tolist()
+
+
+def token_pages(xs: list[float], tasks: list[int] | None) -> list[Alert]:
+    monitor = Monitor(Config(signals=["output_tokens"], console=False), threaded=False)
+    pages = []
+    for i, x in enumerate(xs):
+        tid = None if tasks is None else f"t{tasks[i]}"
+        outcome = Outcome(task="s", time=float(i), task_id=tid, output_tokens=round(x))
+        pages += [a for a in monitor.process(outcome) if a.status == "confirmed"]
+    return pages
+
+
+def test_tokens_per_task_mix_shift_quiet_and_real_change_paged() -> None:
+    """Tokens per task: a shift to dearer tasks does not page (it does without ids); ×1.5 tokens does."""
+    xs, tasks = tokens(3, "mix")
+    assert not token_pages(xs, tasks)
+    assert token_pages(xs, None)
+    xs, tasks = tokens(4, "up")
+    pages = token_pages(xs, tasks)
+    assert pages and pages[0].direction == "up" and pages[0].detector["name"] == "AbilitySR"
+    assert TAU <= pages[0].extra["decided_at"] < TAU + 300
+    moved = pages[0].extra["tasks_moved"]  # in tokens, not on the log scale
+    assert moved and all(row["mean"] > row["expected"] > 20 for row in moved)
