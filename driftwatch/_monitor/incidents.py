@@ -46,6 +46,7 @@ __all__ = ["DEFAULT_WINDOW_S", "Incidents", "cause_key", "incident_of", "severit
 #: Alerts of one cause key whose changes lie within this many seconds form one incident.
 DEFAULT_WINDOW_S = 3600.0
 _MEMORY = 10_000  # alert ids (and incidents) remembered: bounded memory
+_VERSIONS = 4  # version changes remembered per stream
 _V = TypeVar("_V")
 
 
@@ -108,8 +109,8 @@ class Incidents:
         self.window = window
         self._of: OrderedDict[str, str] = OrderedDict()  # alert id → incident id
         self._incidents: OrderedDict[str, _Incident] = OrderedDict()
-        # Per stream (labels text): its last version change (event time, the changes at that time).
-        self._versions: OrderedDict[str, tuple[float, list[dict[str, Any]]]] = OrderedDict()
+        # Per stream (labels text): its last ``_VERSIONS`` version changes (event time, the changes then).
+        self._versions: OrderedDict[str, list[tuple[float, list[dict[str, Any]]]]] = OrderedDict()
         # Per version cause key: the streams that saw it.
         self._saw: OrderedDict[str, set[str]] = OrderedDict()
 
@@ -121,22 +122,26 @@ class Incidents:
         key = cause_key(alert)
         if key is None:
             return alert
-        version = ""
+        version, change_at = "", alert.change_at
         if alert.kind == "version_comparison":
             version = changes_text(alert.extra.get("changes", []))
         elif alert.kind == "drift":
-            seen = self._versions.get(_stream_text(alert))
-            if seen is not None and abs(alert.change_at - seen[0]) <= self.window:
-                key = _version_key(alert.stream.get("service", ""), seen[1])
-                version = changes_text(seen[1])
+            near = [
+                v for v in self._versions.get(_stream_text(alert), ()) if abs(change_at - v[0]) <= self.window
+            ]
+            if near:
+                # The nearest version change; the incident is dated by it, as its comparisons are.
+                change_at, changes = min(near, key=lambda v: abs(alert.change_at - v[0]))
+                key = _version_key(alert.stream.get("service", ""), changes)
+                version = changes_text(changes)
         known = incident_of(alert) or self._of.get(alert.id)
         incident = self._incidents.get(known) if known is not None else None
         at = max(alert.detected_at, alert.change_at)
         if incident is None and known is None:
-            incident = self._join(key, alert.change_at, at)
+            incident = self._join(key, change_at, at)
         if incident is None:
             ident = known or self._new_id(key, alert)
-            incident = _Incident(ident, key, alert.change_at, at, version=version)
+            incident = _Incident(ident, key, change_at, at, version=version)
             self._remember(self._incidents, incident.id, incident)
         self._remember(self._of, alert.id, incident.id)
         incident.last_seen = max(incident.last_seen, at)
@@ -161,9 +166,14 @@ class Incidents:
         """Remember a stream's version change (several markers at one time are one change)."""
         where = _stream_text(alert)
         change = {k: alert.extra.get(k) for k in ("marker", "before", "after")}
-        held = self._versions.get(where)
-        changes = held[1] + [change] if held is not None and held[0] == alert.change_at else [change]
-        self._remember(self._versions, where, (alert.change_at, changes))
+        held = list(self._versions.get(where, ()))
+        if held and held[-1][0] == alert.change_at:
+            changes = held[-1][1] + [change]
+            held[-1] = (alert.change_at, changes)
+        else:
+            changes = [change]
+            held = [*held[-(_VERSIONS - 1) :], (alert.change_at, changes)]
+        self._remember(self._versions, where, held)
         key = _version_key(alert.stream.get("service", ""), changes)
         streams = self._saw.get(key) or set()
         streams.add(where)
