@@ -200,7 +200,7 @@ class _SignalWatch:
             budget=config.budget,
         )
         # Per task, during the first warm-up: the iid detector alongside, taken over at its end when
-        # task ids turn out not to recur (``TaskModel.recurring``; ``Lifecycle._take_over``).
+        # task ids turn out not to recur (``TaskModel.recurring``; ``_take_over``).
         self.shadow: LaggedSR | None = None
         if per_task:
             self.shadow = LaggedSR(
@@ -246,6 +246,20 @@ def _update(detector: LaggedSR | AbilitySR, value: float, at: float, task: str |
         detector.update(value, at, task)
     else:
         detector.update(value, at)
+
+
+def _take_over(watch: _SignalWatch, value: float, at: float) -> LaggedSR | AbilitySR:
+    """Feed the warm-up's iid shadow; at the warm-up's end it becomes the detector if task ids
+    do not recur (each seen about once: difficulties cannot be learnt, the pooled rate is all)."""
+    shadow, detector = watch.shadow, watch.detector
+    assert shadow is not None
+    shadow.update(value, at)
+    if not isinstance(detector, AbilitySR) or detector.n >= detector.warmup:
+        watch.shadow = None
+        if isinstance(detector, AbilitySR) and not detector.model.recurring():
+            watch.detector = shadow
+            return shadow
+    return detector
 
 
 def _test_update(
@@ -379,24 +393,10 @@ class Lifecycle:
         detector = watch.detector
         _update(detector, value, at, self.task)
         if watch.shadow is not None:
-            detector = self._take_over(watch, value, at)
+            detector = _take_over(watch, value, at)
         if detector.drift_detected:
             return self._suspect(watch, key, labels, name, at)
         return None
-
-    @staticmethod
-    def _take_over(watch: _SignalWatch, value: float, at: float) -> LaggedSR | AbilitySR:
-        """Feed the warm-up's iid shadow; at the warm-up's end it becomes the detector if task ids
-        do not recur (each seen about once: difficulties cannot be learnt, the pooled rate is all)."""
-        shadow, detector = watch.shadow, watch.detector
-        assert shadow is not None
-        shadow.update(value, at)
-        if not isinstance(detector, AbilitySR) or detector.n >= detector.warmup:
-            watch.shadow = None
-            if isinstance(detector, AbilitySR) and not detector.model.recurring():
-                watch.detector = shadow
-                return shadow
-        return detector
 
     def _recover(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
         """Feed the open alert's recovery test; the ``resolved`` alert once the stream is back.
