@@ -228,3 +228,31 @@ def test_tokens_per_task_mix_shift_quiet_and_real_change_paged() -> None:
     assert TAU <= pages[0].extra["decided_at"] < TAU + 300
     moved = pages[0].extra["tasks_moved"]  # in tokens, not on the log scale
     assert moved and all(row["mean"] > row["expected"] > 20 for row in moved)
+
+
+def test_format_6_snapshot_restores_under_the_new_task_signals_default() -> None:
+    """A format-6 snapshot (task_signals was success and score, no warm-up shadow) restores under
+    today's default; its watches keep their detectors and go on raising the same alerts."""
+    from driftwatch._monitor.snapshot import dumps, loads
+
+    xs, tasks = recurring(1, "drop")
+    config = Config(signals=["success"], console=False)
+    first = Monitor(config, threaded=False)
+    run(xs[:300], tasks[:300], first)  # mid warm-up: the watch still runs its iid shadow
+    state = loads(first.snapshot(), "test")
+    state["format"] = 6
+    state["settings"] = {**state["settings"], "task_signals": ["success", "score"]}
+    (key,) = state["streams"]
+    stream = loads(state["streams"][key], "test")
+    del stream.watches["success"].shadow  # format 6 had no such slot
+    state["streams"][key] = dumps(stream)
+    second = Monitor(config, threaded=False)
+    second.restore(dumps(state))
+    watch = next(iter(second._streams.values())).watches["success"]
+    assert isinstance(watch.detector, AbilitySR) and watch.shadow is None
+    assert any(a.status == "confirmed" for a in run(xs[300:], tasks[300:], second))
+    third = Monitor(config, threaded=False)  # the current format, mid warm-up, as it was
+    third.restore(first.snapshot())
+    assert [(a.status, a.id) for a in run(xs[300:], tasks[300:], third)] == [
+        (a.status, a.id) for a in run(xs[300:], tasks[300:], first)
+    ]
