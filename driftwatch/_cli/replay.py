@@ -10,7 +10,10 @@ from driftwatch._cli.shared import detect
 from driftwatch._config import ConfigError, load_config
 from driftwatch.collectors._replay import ReadReport, read_outcomes
 
-__all__ = ["add_parser", "run"]
+__all__ = ["EXIT_UNDELIVERED", "add_parser", "run"]
+
+#: Exit code of a replay whose notifiers gave up on or dropped some notifications.
+EXIT_UNDELIVERED = 3
 
 
 def add_parser(sub: Any) -> None:
@@ -23,7 +26,9 @@ def add_parser(sub: Any) -> None:
         "reported with their line number and skipped. Alerts are printed, written to --alerts-out and "
         "sent to the notifiers configured in --config (PagerDuty, Slack, webhook; or by "
         "DRIFTWATCH_PAGERDUTY_ROUTING_KEY / DRIFTWATCH_SLACK_WEBHOOK_URL): a replay pages like the "
-        "service does, with a delivery summary per notifier at the end; --no-notify only prints.\n\n"
+        "service does, with a delivery summary per notifier at the end; --no-notify only prints. "
+        "Exit code 0; 2 when the file or config cannot be read; 3 when a notifier failed to deliver "
+        "or dropped a notification.\n\n"
         "example: driftwatch replay outcomes.jsonl --alerts-out alerts.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -130,6 +135,15 @@ def run(args: argparse.Namespace) -> int:
     if metrics is not None:
         _hold(args.hold)
         metrics.close()
+    undelivered = sum(n.undelivered() for n in notifiers)
+    if undelivered:
+        # A script or CI job replaying to page must see that on-call did not get everything.
+        print(
+            f"driftwatch: {undelivered} notifications were not delivered (see the notifier lines above); "
+            "exit code 3",
+            file=sys.stderr,
+        )
+        return EXIT_UNDELIVERED
     return 0
 
 

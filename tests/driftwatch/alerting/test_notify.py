@@ -556,15 +556,18 @@ def test_replay_pages_the_configured_notifiers(
 
 
 def test_replay_summarises_failed_deliveries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A notifier that cannot deliver is named at the end of a replay with the count and the reason."""
+    """A notifier that cannot deliver is named at the end of a replay with the count and the reason,
+    and the replay exits 3."""
     stream = tmp_path / "outcomes.jsonl"
     write_outcomes(stream, [(0.8, 800), (0.5, 600)])
     path = tmp_path / "c.yaml"
     path.write_text(
         f"console: false\nnotifiers:\n  - {{type: webhook, url: '{dead_url()}', max_attempts: 2}}\n"
     )
-    assert main(["replay", str(stream), "--config", str(path)]) == 0
-    out = capsys.readouterr().out
+    assert main(["replay", str(stream), "--config", str(path)]) == 3
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "1 notifications were not delivered" in captured.err
     assert re.search(r"notifier webhook \(127\.0\.0\.1:\d+\): 0 sent, 1 retried, 1 failed, 0 dropped", out)
     assert "last failure: trigger" in out and "cannot connect" in out
 
