@@ -6,14 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from driftwatch._cli.shared import detect
+from driftwatch._cli.shared import add_paging_arguments, detect, paging_notifiers, summarise_paging
 from driftwatch._config import ConfigError, load_config
 from driftwatch.collectors._replay import ReadReport, read_outcomes
 
-__all__ = ["EXIT_UNDELIVERED", "add_parser", "run"]
-
-#: Exit code of a replay whose notifiers gave up on or dropped some notifications.
-EXIT_UNDELIVERED = 3
+__all__ = ["add_parser", "run"]
 
 
 def add_parser(sub: Any) -> None:
@@ -36,18 +33,7 @@ def add_parser(sub: Any) -> None:
     replay.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
     replay.add_argument("--config", metavar="FILE", help="YAML config file")
     replay.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
-    replay.add_argument(
-        "--no-notify",
-        action="store_true",
-        help="do not send alerts to the configured notifiers (PagerDuty, Slack, webhook); only print them",
-    )
-    replay.add_argument(
-        "--notify-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="at the end, wait this long for notifiers to deliver what is queued (default 30)",
-    )
+    add_paging_arguments(replay)
     replay.add_argument(
         "--metrics-port",
         type=int,
@@ -101,22 +87,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         print(f"serving metrics at {metrics.url}", flush=True)
-    notifiers: list[Any] = []
-    if config.notifiers and not args.no_notify:
-        from driftwatch._alerting.notifiers import build_notifiers
-
-        notifiers = build_notifiers(config)
-        print(
-            "paging: alerts also go to "
-            + ", ".join(n.name for n in notifiers)
-            + " (the notifiers in the config; --no-notify to only print them)",
-            flush=True,
-        )
-    elif config.notifiers:
-        print(
-            f"not paging: --no-notify; the {len(config.notifiers)} notifiers in the config get nothing",
-            flush=True,
-        )
+    notifiers = paging_notifiers(config, args.no_notify)
     extra += notifiers
     if metrics is not None and notifiers:
         from driftwatch._alerting.notifiers import delivery_metrics
@@ -130,21 +101,11 @@ def run(args: argparse.Namespace) -> int:
         f"{len(report.errors)} bad lines skipped; alerts: {counts}",
         flush=True,
     )
-    for notifier in notifiers:
-        print(f"notifier {notifier.summary()}", flush=True)
+    code = summarise_paging(notifiers)
     if metrics is not None:
         _hold(args.hold)
         metrics.close()
-    undelivered = sum(n.undelivered() for n in notifiers)
-    if undelivered:
-        # A script or CI job replaying to page must see that on-call did not get everything.
-        print(
-            f"driftwatch: {undelivered} notifications were not delivered (see the notifier lines above); "
-            "exit code 3",
-            file=sys.stderr,
-        )
-        return EXIT_UNDELIVERED
-    return 0
+    return code
 
 
 def _hold(seconds: float | None) -> None:
