@@ -98,8 +98,9 @@ class _Incident:
     last_seen: float
     open: set[str] = field(default_factory=set)
     version: str = ""  # the version change (``changes_text``), if the cause is one
-    #: Per stream (labels text): its worst alert that moved (confirmed) so far.
-    moved: dict[str, Alert] = field(default_factory=dict)
+    #: Per stream (labels text): its worst alert that moved (confirmed) so far, as (``severity``,
+    #: alert id, what moved): plain data, pickled with the monitor's snapshot.
+    moved: dict[str, tuple[tuple[int, float], str, str]] = field(default_factory=dict)
 
 
 class Incidents:
@@ -152,8 +153,9 @@ class Incidents:
         if alert.status == "confirmed":
             where = _stream_text(alert)
             held = incident.moved.get(where)
-            if held is None or held.id == alert.id or severity(alert) < severity(held):
-                incident.moved[where] = alert
+            rank = severity(alert)
+            if held is None or held[1] == alert.id or rank < held[0]:
+                incident.moved[where] = (rank, alert.id, f"{where} {_moved_text(alert)}")
         extra = {**alert.extra, "incident": incident.id}
         summary = self._summary(incident)
         if summary:
@@ -183,14 +185,14 @@ class Incidents:
         """The incident in one line (module docstring); empty for one stream without a version change."""
         if not incident.moved or (not incident.version and len(incident.moved) < 2):
             return ""
-        worst = sorted(incident.moved.values(), key=severity)
+        worst = sorted(incident.moved.values())
         saw = len(self._saw.get(incident.key) or ()) if incident.version else 0
         counted = f"{len(worst)} of {max(saw, len(worst))}" if saw else f"{len(worst)}"
         head = f"{incident.version}: " if incident.version else ""
         head += f"{counted} stream{'s' if max(saw, len(worst)) != 1 else ''} moved"
         return (
             head
-            + "".join(f"; {_stream_text(a)} {_moved_text(a)}" for a in worst[:5])
+            + "".join(f"; {text}" for _, _, text in worst[:5])
             + (f"; and {len(worst) - 5} more" if len(worst) > 5 else "")
         )
 

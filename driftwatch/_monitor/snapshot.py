@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from driftwatch._errors import StateError
+from driftwatch._monitor.incidents import Incidents
 from driftwatch._monitor.moved import moved_class
 from driftwatch._monitor.stream import _Stream
 
@@ -32,6 +33,7 @@ __all__ = [
     "check_snapshot",
     "dumps",
     "loads",
+    "read_incidents",
     "read_streams",
 ]
 
@@ -43,7 +45,9 @@ SNAPSHOT_FORMAT = 7
 #: added per-task detection (``AbilitySR`` in a watch, the ``task_signals`` setting); a watch restored
 #: from an older format keeps its ``LaggedSR``. Format 7 made every signal a task signal by default
 #: (and a watch may hold a ``shadow`` detector during its warm-up): a format-6 snapshot restores
-#: whatever ``task_signals`` is now, its watches keeping the detectors they had.
+#: whatever ``task_signals`` is now, its watches keeping the detectors they had. Format 7 also keeps
+#: the incidents (``"incidents"``: the version changes seen, the streams that moved); before it they
+#: are rebuilt from the open alerts.
 READABLE_FORMATS = (3, 4, 5, 6, SNAPSHOT_FORMAT)
 #: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
 SNAPSHOT_SETTINGS = (
@@ -121,6 +125,15 @@ def loads(blob: bytes, what: str, modules: Iterable[str] = ()) -> Any:
             f"{what}: cannot be read ({type(exc).__name__}: {exc}); it is damaged or not a driftwatch "
             "checkpoint — move the state file aside to start afresh"
         ) from None
+
+
+def read_incidents(blob: bytes, window: float) -> Incidents:
+    """The ``Incidents`` of a snapshot (format 7 on), at the configured ``window``."""
+    incidents = loads(blob, "monitor snapshot, incidents")
+    if not isinstance(incidents, Incidents):
+        raise StateError("monitor snapshot, incidents: not driftwatch's incidents; move the state file aside")
+    incidents.window = window
+    return incidents
 
 
 def read_streams(state: dict[str, Any]) -> dict[str, _Stream]:
