@@ -196,6 +196,20 @@ class Incidents:
             + (f"; and {len(worst) - 5} more" if len(worst) > 5 else "")
         )
 
+    def __getstate__(self) -> dict[str, Any]:
+        """What a snapshot keeps: the incidents an alert can still join (open, or active within the
+        window of the latest), the alert ids of those, and the version changes seen. A closed one's
+        alerts carry their incident id themselves."""
+        latest = max((i.last_seen for i in self._incidents.values()), default=0.0)
+        live = OrderedDict(
+            (k, i) for k, i in self._incidents.items() if i.open or latest - i.last_seen <= self.window
+        )
+        return {
+            **self.__dict__,
+            "_incidents": live,
+            "_of": OrderedDict((a, i) for a, i in self._of.items() if i in live),
+        }
+
     def restore(self, alerts: Iterable[Alert]) -> None:
         """Take up the incidents of open alerts restored from a checkpoint."""
         for alert in alerts:

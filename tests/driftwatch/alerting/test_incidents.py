@@ -134,3 +134,25 @@ def test_a_drift_far_from_the_version_change_keeps_its_own_incident() -> None:
     far = incidents.assign(drift.with_status("confirmed", id="d2", change_at=9000.0, detected_at=9500.0))
     assert near.extra["incident_summary"].startswith("model m-1 -> m-2: 1 of 1 stream moved")
     assert far.extra["incident"] != near.extra["incident"] and "incident_summary" not in far.extra
+
+
+def test_a_snapshot_keeps_live_incidents_and_version_changes_only() -> None:
+    """Pickled, Incidents keep what an alert can still join and the version changes; closed ones go."""
+    import pickle
+
+    incidents = Incidents(window=3600)
+    est = Estimate(0.5, 100, 0.4, 0.6)
+    old = Alert("old", "confirmed", {"service": "s", "task": "a"}, "success", "down", 10.0, 0.0, est, est,
+                0.0, (0.0, 0.0), 0.01, {}, "")  # fmt: skip
+    incidents.assign(old)
+    incidents.assign(old.with_status("resolved", detected_at=20.0))
+    note = old.with_status("annotation", id="v", kind="version_change", change_at=9e4, detected_at=9e4,
+                           extra={"marker": "model", "before": "m-1", "after": "m-2"})  # fmt: skip
+    incidents.assign(note)
+    live = incidents.assign(old.with_status("confirmed", id="new", change_at=9e4 + 60, detected_at=9e4 + 600))
+    copy = pickle.loads(pickle.dumps(incidents))
+    assert list(copy._incidents) == [live.extra["incident"]] and list(copy._of) == ["new"]
+    again = copy.assign(old.with_status("confirmed", id="other", signal="latency_s", change_at=9e4 - 30,
+                                        detected_at=9e4 + 900))  # fmt: skip
+    assert again.extra["incident"] == live.extra["incident"]  # linked by the version change kept
+    assert again.extra["incident_summary"].startswith("model m-1 -> m-2: 1 of 1 stream moved")
