@@ -183,6 +183,10 @@ class ClaudeCodeTelemetry:
         if add(key, t, values, events, keep):
             self._records += 1
 
+    def _deny(self, prompt: PromptAgg, key: str | None) -> None:
+        """A permission denial into ``prompt``; past the record budget only counted (not de-duplicated)."""
+        prompt.deny(key if self._records < MAX_RECORDS else None)
+
     def _labels(self, attrs: Mapping[str, Any], res: Mapping[str, Any]) -> dict[str, str]:
         labels = stream_labels(self.config.stream_labels, attrs, res)
         labels["provider"] = "anthropic"
@@ -255,6 +259,8 @@ class ClaudeCodeTelemetry:
         if trace:
             aliases.append(f"t:{trace}")
         if not aliases:
+            if event == "tool_decision":
+                return  # a decision alone, of no prompt: no tool use to count it in
             # No prompt to attach to: the request or tool use is an outcome on its own.
             lone = PromptAgg(session="", service=service, start=t, last=t, labels=labels)
             if values:
@@ -285,7 +291,7 @@ class ClaudeCodeTelemetry:
             tool_use_id = text(attrs, "tool_use_id")
             self._add(prompt, "tool", tool_use_id, began(t, tool), tool, True)
             if event == "tool_decision" and text(attrs, "decision") == "reject":
-                prompt.deny(f"u:{tool_use_id}" if tool_use_id else None)
+                self._deny(prompt, f"u:{tool_use_id}" if tool_use_id else None)
 
     def span(
         self,
@@ -363,7 +369,7 @@ class ClaudeCodeTelemetry:
             # reports a refusal only here (no tool_decision event).
             if text(attrs, "decision") == "reject":
                 parent = hex_id(span.parent_span_id)
-                prompt.deny(f"s:{parent}" if parent else None)
+                self._deny(prompt, f"s:{parent}" if parent else None)
         else:  # tool.execution: whether the tool succeeded
             success = boolean(attrs, "success", where)
             if success is None and span.status.code == STATUS_ERROR:

@@ -13,13 +13,14 @@ import math
 import pickle
 from pathlib import Path
 
+import pytest
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from driftwatch._outcome import Outcome
 from driftwatch.collectors._claude_code import SessionLogReport, read_session_logs
 from driftwatch.collectors._otlp import OtlpDecoder
-from tests.collectors.test_claude_code import DATA, PROTOBUF, SESSIONS, by_session, decode_all
+from tests.collectors.test_claude_code import DATA, PROTOBUF, SESSIONS, _events, by_session, decode_all
 
 PB = DATA / "otlp-protobuf"
 TOOL_LOGS = PB / "00005_logs.pb"  # user_prompt, tool_decision (Bash, accept), 2 api_request, tool_result
@@ -211,3 +212,38 @@ def test_a_session_log_read_and_edit_give_reads_per_edit(tmp_path: Path) -> None
         o for o in read_session_logs(str(path), report) if o.task == "claude_code.prompt" and o.kind == "task"
     ]
     assert prompt.tool_uses == {"Read": 2, "Edit": 1} and prompt.reads_per_edit == 2.0
+
+
+def test_past_the_per_prompt_caps_denials_and_tool_names_are_still_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Beyond the kept records, denials and tool uses by name still add up (bounded memory, no loss)."""
+    from driftwatch.collectors import _claude_code
+
+    monkeypatch.setattr(_claude_code, "MAX_ITEMS_PER_PROMPT", 2)
+    decisions = [
+        {
+            "event.name": "tool_decision",
+            "prompt.id": "p1",
+            "decision": "reject",
+            "source": "config",
+            "tool_name": name,
+            "tool_use_id": f"toolu_{i}",
+        }
+        for i, name in enumerate(["Read", "Grep", "Edit", "Read"])
+    ]
+    decoder = OtlpDecoder()
+    decoded = decoder.logs(_events({"event.name": "user_prompt", "prompt.id": "p1"}, *decisions))
+    assert decoded.rejected == 0, decoded.errors
+    (prompt,) = by_session(decoder.expire(math.inf), "task", "claude_code.prompt")
+    assert prompt.permission_denials == 4
+    assert prompt.tool_uses == {"Read": 2, "Grep": 1, "Edit": 1} and prompt.reads_per_edit == 3.0
+
+
+def test_a_decision_of_no_prompt_counts_nowhere() -> None:
+    """A `tool_decision` with neither prompt id nor trace id is no tool use: it emits nothing."""
+    decision = {"event.name": "tool_decision", "decision": "reject", "tool_name": "Read", "tool_use_id": "t"}
+    decoder = OtlpDecoder()
+    request = _events(decision)
+    assert decoder.logs(request).outcomes == []
+    assert decoder.expire(math.inf) == []
