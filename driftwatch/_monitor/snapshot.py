@@ -14,6 +14,7 @@ threads, locks, queue and sinks are left out by the callers.
 from __future__ import annotations
 
 import io
+import logging
 import pickle
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,8 @@ SNAPSHOT_FORMAT = 7
 #: the incidents (``"incidents"``: the version changes seen, the streams that moved); before it they
 #: are rebuilt from the open alerts.
 READABLE_FORMATS = (3, 4, 5, 6, SNAPSHOT_FORMAT)
-#: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
+#: Settings that change what a restored monitor would alert on: a snapshot only restores under equal
+#: ones, except ``signals``, which may grow (see ``check_snapshot``).
 SNAPSHOT_SETTINGS = (
     "budget",
     "warmup",
@@ -74,6 +76,8 @@ _FORMAT_5_SETTINGS = frozenset({"confirm_alpha", "withdraw_beta", "min_shift", "
 #: Settings format 6 added and format 7 changed the default of: a snapshot of an older format
 #: restores whatever they are now.
 _FORMAT_7_SETTINGS = frozenset({"task_signals"})
+
+log = logging.getLogger("driftwatch")
 
 #: Classes outside driftwatch that plain state is made of.
 _ALLOWED = {
@@ -164,14 +168,36 @@ def check_snapshot(state: Any, config: Config) -> dict[str, Any]:
         f"{name} {saved.get(name)!r} in the snapshot, {getattr(config, name)!r} now"
         for name in SNAPSHOT_SETTINGS
         if saved.get(name) != getattr(config, name)
+        and name != "signals"
         and not (older and name in _FORMAT_5_SETTINGS)
         and not (before_7 and name in _FORMAT_7_SETTINGS)
     ]
+    removed, added = _signal_changes(saved.get("signals"), list(config.signals))
+    if removed:
+        differ.insert(
+            0,
+            f"signals {removed!r} watched in the snapshot are not in signals now (signals may be added, "
+            "not removed: a removed signal's detectors and open alerts would be lost)",
+        )
     if differ:
         raise StateError(
             "monitor snapshot: taken with other detection settings (" + "; ".join(differ) + "); "
             "start with the settings it was taken with, or move the state file aside to start afresh "
             "(every stream then re-learns its baseline)"
         )
+    if added:
+        log.info("driftwatch: restoring a monitor snapshot; signals new since it start fresh: %s", added)
     result: dict[str, Any] = state
     return result
+
+
+def _signal_changes(saved: Any, now: list[str]) -> tuple[list[str], list[str]]:
+    """(signals the snapshot watched that ``now`` lacks, signals ``now`` adds), in their lists' order.
+
+    Adding signals keeps a snapshot: each stream's existing detectors go on, and a new signal gets its
+    detector at its first observation, as in a stream seen for the first time. Removing one refuses
+    (the caller says which), like any other setting: its detectors and open alerts would be lost.
+    """
+    if not isinstance(saved, list | tuple):
+        return [repr(saved)], []
+    return [s for s in saved if s not in now], [s for s in now if s not in saved]
