@@ -95,11 +95,15 @@ def test_serve_restart_then_status_compare_and_report_read_the_service(tmp_path:
         url = f"http://127.0.0.1:{port}"
         status = cli("status", "--url", url, "--token", TOKEN, "--json")
         assert status.returncode == 0, status.stderr
-        streams = json.loads(status.stdout)["streams"]
+        streams, incidents = (json.loads(status.stdout)[k] for k in ("streams", "open_incidents"))
         assert [s["key"] for s in streams] == ["service=agent-a;task=fix-tests"]
         assert streams[0]["state"] in ("suspected", "confirmed")
         table = cli("status", "--url", url, "--token", TOKEN)
         assert table.returncode == 0 and "service=agent-a;task=fix-tests" in table.stdout
+        # The drift alert and the v1 -> v2 comparison of the one degraded stream: one cause, one incident.
+        (incident,) = incidents
+        assert incident["paged"] and f"1 open incidents:\n  {incident['id']} paged" in table.stdout
+        assert "v1 -> v2" in incident["summary"] and f"    {incident['summary']}" in table.stdout
 
         worse_gate = cli(
             "compare", "--url", url, "--token", TOKEN, "--baseline", "version=v1", "--candidate", "version=v2"
