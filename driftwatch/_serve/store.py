@@ -386,30 +386,12 @@ class StateStore:
         while True:
             with self._worker_lock:
                 self._check_open()
-                rows, more = self._run(lambda after=last: self._journal_batch(after))
+                rows, more = self._run(lambda after=last: _journal_batch(self._worker, after))
             for s, kind, body in rows:
                 yield int(s), str(kind), bytes(body)
             if not more:
                 return
             last = int(rows[-1][0])
-
-    def _journal_batch(self, after: int) -> tuple[list[Any], bool]:
-        """Up to ``_BATCH`` entries after ``after`` and ``_BATCH_BYTES`` of payload (at least one
-        entry); and whether there may be more (hold ``_worker_lock``)."""
-        cursor = self._worker.execute(
-            "SELECT seq, kind, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?", (after, _BATCH)
-        )
-        rows: list[Any] = []
-        size = 0
-        try:
-            for row in cursor:
-                rows.append(row)
-                size += len(row[2])
-                if size >= _BATCH_BYTES:
-                    return rows, True
-        finally:
-            cursor.close()
-        return rows, len(rows) == _BATCH
 
     def last_seq(self) -> int:
         """The highest sequence number ever handed out (0 for a new file), truncated or not."""
@@ -545,3 +527,22 @@ class StateStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _journal_batch(conn: sqlite3.Connection, after: int) -> tuple[list[Any], bool]:
+    """Up to ``_BATCH`` journal entries after ``after`` and ``_BATCH_BYTES`` of payload (at least one
+    entry); and whether there may be more. On the worker's connection, under its lock."""
+    cursor = conn.execute(
+        "SELECT seq, kind, body FROM journal WHERE seq > ? ORDER BY seq LIMIT ?", (after, _BATCH)
+    )
+    rows: list[Any] = []
+    size = 0
+    try:
+        for row in cursor:
+            rows.append(row)
+            size += len(row[2])
+            if size >= _BATCH_BYTES:
+                return rows, True
+    finally:
+        cursor.close()
+    return rows, len(rows) == _BATCH

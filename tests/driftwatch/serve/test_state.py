@@ -278,10 +278,10 @@ def test_journal_is_read_in_batches_bounded_by_payload_bytes(tmp_path: Path) -> 
     with StateStore(tmp_path / "state.db") as store:
         store.append_many([("traces", body)] * 10 + [("logs", b"small")] * 300)
         with store._worker_lock:
-            rows, more = store._journal_batch(0)
+            rows, more = store_module._journal_batch(store._worker, 0)
         assert [r[0] for r in rows] == [1, 2, 3, 4] and more  # 1.2 MB with the 4th: it stops there
         with store._worker_lock:
-            rows, more = store._journal_batch(10)
+            rows, more = store_module._journal_batch(store._worker, 10)
         assert len(rows) == store_module._BATCH and more  # small payloads: the row limit applies
         assert [seq for seq, _, _ in store.entries_after(0)] == list(range(1, 311))
 
