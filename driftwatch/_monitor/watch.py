@@ -294,6 +294,13 @@ def _note(det: LaggedSR | AbilitySR, test: SequentialConfirm | AbilityConfirm) -
         note = f" against a baseline from {det.baseline_n} observations (self-starting)"
     if isinstance(test, SequentialConfirm) and test.dispersion > 1:
         note += f", evidence discounted {test.dispersion:.2g}× for serially dependent values"
+    seasonal = det.evidence().get("seasonal") if isinstance(det, LaggedSR) else None
+    if seasonal:
+        cycles = " and ".join(
+            f"{name.replace('_', ' ')} (offsets up to ±{info['amplitude']:.2g} on the detector's scale)"
+            for name, info in seasonal.items()
+        )
+        note += f"; values and baseline seasonally adjusted by {cycles}"
     return note
 
 
@@ -342,17 +349,25 @@ class Lifecycle:
     def _observe(
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
     ) -> Alert | None:
+        detector = watch.detector
+        # Stage two and the recovery check see the values as stage one does: a seasonal stream's
+        # minus their hour's (weekday's) offset; stage one is fed the value as observed, and a value
+        # it is not fed still teaches the seasonal profile (``LaggedSR.learn``).
+        seen = detector.adjusted(value, at) if isinstance(detector, LaggedSR) else value
         if watch.open is not None and _harmful(name, watch.open.alert.direction):
             # An open improvement has no recovery to wait for: losing it is a regression, which
             # detection against the improved level (the working baseline) finds and pages.
-            recovered = self._recover(watch, key, value, at)
+            recovered = self._recover(watch, key, seen, at)
             if recovered is not None:
+                if isinstance(detector, LaggedSR):
+                    detector.learn(value, at)
                 return recovered  # this value is already in the resumed baseline
         if watch.active is not None:
             # Stage one waits while stage two decides on the fresh observations; they enter a
             # baseline only as its decision says (no contamination of the baseline by a change).
-            return self._confirm(watch, key, value, at)
-        detector = watch.detector
+            if isinstance(detector, LaggedSR):
+                detector.learn(value, at)
+            return self._confirm(watch, key, seen, at)
         _update(detector, value, at, self.task)
         if detector.drift_detected:
             return self._suspect(watch, key, labels, name, at)

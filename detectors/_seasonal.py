@@ -1,0 +1,268 @@
+"""A seasonal baseline for numeric signals: hour-of-day and day-of-week profiles of a stream's values.
+
+Latency, time to first token, tokens and cost follow the day (and the week): load, batch jobs,
+users' working hours. Against a flat baseline every afternoon reads as a change. ``Seasonal`` learns
+the profile from the values as they enter ``LaggedSR``'s baseline (after its lag, so a change reaches
+the profile as late as it reaches the baseline), and ``LaggedSR`` watches the value minus its
+hour's (and weekday's) offset from the overall mean: the residual. Both stages see residuals (the
+monitor feeds stage two ``LaggedSR.adjusted`` values), so the baseline and current means of an alert
+from a seasonal stream are seasonally adjusted, and its evidence says so.
+
+Each factor (24 hours of the day, 7 days of the week; by the UTC event time) keeps, per bin and
+per parity of the period (even and odd days; even and odd weeks), the count, mean and sum of
+squares of the values. The offsets are refreshed every ``REFRESH`` values:
+
+* with two periods or more of data (an even and an odd one), *split halves*: the bins' deviations
+  from the mean on even and on odd periods are independent estimates of the same profile when the
+  noise's dependence is shorter than a period (bursts, AR noise, batches of tasks), so the mean of
+  their products estimates the profile's variance τ² without knowing the noise's, and half the
+  mean squared difference the noise variance v of a bin's mean, serial dependence included. A
+  profile is used when that mean product is ``SPLIT_Z`` standard errors above zero;
+* after one period only, the bins' deviations against ``κ s² / n`` (``κ``: the detector's long-run
+  variance inflation, so runs of easy and hard tasks do not pass for a cycle), used when their
+  χ² is beyond the ``1 - ONE_PERIOD_P`` point;
+* each offset is the bin's deviation shrunk by τ² / (τ² + v) (empirical Bayes), so sparse bins and
+  weak cycles move the values little, and independent values (τ² ≈ 0) are hardly touched.
+
+Memory: 2 × 31 bins × 3 doubles and 31 offsets, under 2 KiB; it pickles as plain lists.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from typing import Any
+
+__all__ = ["FACTORS", "Seasonal"]
+
+#: (name, period in seconds, bins): hour of day and day of week, by the UTC event time.
+FACTORS: tuple[tuple[str, float, int], ...] = (("hour_of_day", 86_400.0, 24), ("day_of_week", 604_800.0, 7))
+#: Values between refreshes of the offsets.
+REFRESH = 50
+#: A bin's count stops growing here (its mean then follows the latest values, ~exponentially), so the
+#: profile follows a slowly changing shape (daylight saving time, a new user base).
+CELL_CAP = 4000
+#: Split-half test: the mean product of the even and odd deviations must be this many standard
+#: errors above zero (one-sided p ≈ 2e-4 on normal products).
+SPLIT_Z = 3.5
+#: One-period test: the χ² of the deviations must be beyond this upper tail probability.
+ONE_PERIOD_P = 1e-4
+_Z_ONE_PERIOD = 3.719  # the normal quantile of 1 - ONE_PERIOD_P (Wilson–Hilferty)
+#: A profile in use stays in use while its test is this many standard errors (normal quantile)
+#: beyond zero: hysteresis, so a profile near the edge does not switch on and off.
+KEEP_Z = 2.0
+#: The baseline's mean under today's offsets differs from its mean as adjusted when its values
+#: entered by more than this (in within-bin standard deviations): ``changed`` is set, and ``LaggedSR``
+#: restarts its baseline on the values as now adjusted. It happens when a profile is first shown
+#: and the baseline covers part of a day only (2,000 values a day, a baseline of 500): unadjusted,
+#: the baseline's quarter of the day would read the rest of the day as a change. A baseline over
+#: whole days is hardly moved (the offsets average to zero over them).
+RESTART_SD = 0.1
+
+
+def _chi2_upper(df: float, z: float) -> float:
+    """Upper point of χ²_df at the normal quantile ``z`` (Wilson–Hilferty)."""
+    c = 2 / (9 * df)
+    return df * (1 - c + z * math.sqrt(c)) ** 3
+
+
+class _Factor:
+    """One seasonal factor: per bin and period parity the count, mean and m2 of the values."""
+
+    def __init__(self, name: str, period: float, bins: int) -> None:
+        self.name = name
+        self.period = period
+        self.bins = bins
+        self.n = [0.0] * (2 * bins)  # index parity * bins + bin
+        self.mean = [0.0] * (2 * bins)
+        self.m2 = [0.0] * (2 * bins)
+        self.offsets: list[float] | None = None  # None: no profile in use
+        self.amplitude = 0.0  # half the range of the offsets in use (for the alert)
+        self.split = False  # whether the offsets came from split halves
+        self.sd = 0.0  # the within-bin standard deviation at the last refit
+        # Of the values in the detector's baseline: per bin the count and the sum of the offsets they
+        # were adjusted by (``rebase`` zeroes them).
+        self.count = [0.0] * bins
+        self.applied = [0.0] * bins
+
+    def cell(self, t: float) -> tuple[int, int]:
+        """(bin, parity) of event time ``t``."""
+        k = int(t // self.period)
+        return int((t % self.period) * self.bins // self.period) % self.bins, k % 2
+
+    def bias(self) -> float:
+        """Σ over the values the detector saw since its restart of (today's offset - the offset
+        they were adjusted by)."""
+        now = self.offsets or [0.0] * self.bins
+        return sum(c * o - a for c, o, a in zip(self.count, now, self.applied, strict=True))
+
+    def note(self, t: float) -> float:
+        """The offset of a value at ``t`` the detector is fed (counted for ``bias``)."""
+        b = self.cell(t)[0]
+        self.count[b] += 1
+        if self.offsets is None:
+            return 0.0
+        offset = self.offsets[b]
+        self.applied[b] += offset
+        return offset
+
+    def add(self, value: float, t: float) -> None:
+        b, parity = self.cell(t)
+        i = parity * self.bins + b
+        n = self.n[i]
+        if n >= CELL_CAP:
+            self.m2[i] *= (CELL_CAP - 1) / CELL_CAP
+        else:
+            n = self.n[i] = n + 1
+        delta = value - self.mean[i]
+        self.mean[i] += delta / n
+        self.m2[i] += delta * (value - self.mean[i])
+
+    def _pooled(self) -> tuple[list[float], list[float], float, float]:
+        """Per bin (both parities): counts and means; the pooled within-bin variance; the grand mean."""
+        k = self.bins
+        counts, means = [0.0] * k, [0.0] * k
+        ss = df = 0.0
+        for b in range(k):
+            n0, n1 = self.n[b], self.n[k + b]
+            n = n0 + n1
+            if n:
+                counts[b] = n
+                means[b] = (n0 * self.mean[b] + n1 * self.mean[k + b]) / n
+                ss += self.m2[b] + self.m2[k + b]
+                df += max(n0 - 1, 0) + max(n1 - 1, 0)
+        total = sum(counts)
+        grand = sum(c * m for c, m in zip(counts, means, strict=True)) / total if total else 0.0
+        return counts, means, ss / df if df > 0 else 0.0, grand
+
+    def refit(self, span: float, kappa: float) -> None:
+        """Refresh the offsets from the data so far (``span``: seconds between the first and the
+        latest value; ``kappa``: the long-run variance inflation of the values)."""
+        kept = self.offsets is not None
+        self.offsets, self.amplitude, self.split = None, 0.0, False
+        if span < self.period:
+            return
+        k = self.bins
+        counts, means, s2, grand = self._pooled()
+        self.sd = math.sqrt(s2)
+        both = [b for b in range(k) if self.n[b] >= 2 and self.n[k + b] >= 2]
+        if span >= 2 * self.period and len(both) >= max(3, k // 2):
+            tau2, v = self._split_halves(both, KEEP_Z if kept else SPLIT_Z)
+            if tau2 is None:
+                return
+            mean_n = sum(counts[b] for b in both) / len(both)
+            noise = [v * mean_n / c if c else math.inf for c in counts]
+            self.split = True
+        else:
+            seen = [b for b in range(k) if counts[b] >= 2]
+            if len(seen) < max(3, k // 2) or not s2 > 0:
+                return
+            noise = [kappa * s2 / c if c else math.inf for c in counts]
+            q = sum((means[b] - grand) ** 2 / noise[b] for b in seen)
+            if q <= _chi2_upper(len(seen) - 1, KEEP_Z if kept else _Z_ONE_PERIOD):
+                return
+            tau2 = max(0.0, sum((means[b] - grand) ** 2 - noise[b] for b in seen) / len(seen))
+        if not tau2 > 0:
+            return
+        self.offsets = [tau2 / (tau2 + noise[b]) * (means[b] - grand) if counts[b] else 0.0 for b in range(k)]
+        self.amplitude = float(max(self.offsets) - min(self.offsets)) / 2
+
+    def _split_halves(self, both: list[int], z: float) -> tuple[float | None, float]:
+        """(τ², v) from the even and odd periods' deviations, or (None, v) if the profile is not
+        shown (their mean product within ``SPLIT_Z`` standard errors of zero)."""
+        k = self.bins
+        devs = []
+        for parity in (0, 1):
+            counts = [self.n[parity * k + b] for b in both]
+            means = [self.mean[parity * k + b] for b in both]
+            g = sum(a * b for a, b in zip(counts, means, strict=True)) / sum(counts)
+            devs.append([x - g for x in means])
+        prods = [a * b for a, b in zip(devs[0], devs[1], strict=True)]
+        diffs = [(a - b) ** 2 for a, b in zip(devs[0], devs[1], strict=True)]
+        m = len(prods)
+        tau2 = sum(prods) / m
+        v = sum(diffs) / m / 4
+        sd = math.sqrt(sum((p - tau2) ** 2 for p in prods) / (m - 1))
+        return (tau2 if tau2 > z * sd / math.sqrt(m) else None), v
+
+
+class Seasonal:
+    """Hour-of-day and day-of-week offsets of a numeric stream (see the module's docstring).
+
+    ``observe(value, t, kappa)`` every value as observed (stage two's too): it is learnt ``delay``
+    values later, as the detector's lag keeps a change out of its baseline; ``note(t)`` is the
+    offset to subtract from a value the detector is fed (0 until a profile is shown), ``offset(t)``
+    the same without counting it.
+    """
+
+    def __init__(self, delay: int = 300) -> None:
+        self.delay = delay
+        self._factors = [_Factor(name, period, bins) for name, period, bins in FACTORS]
+        self._waiting: deque[tuple[float, float]] = deque()  # (value, t) not learnt yet
+        self._first = math.inf
+        self._last = -math.inf
+        self._count = 0
+        self.active = False  # whether any factor's offsets are in use
+        #: The offsets moved the detector's values since its restart by more than RESTART_SD on
+        #: average (``rebase`` clears it; ``LaggedSR`` restarts on it).
+        self.changed = False
+
+    def offset(self, t: float) -> float:
+        if not self.active:
+            return 0.0
+        total = 0.0
+        for factor in self._factors:
+            offsets = factor.offsets
+            if offsets is not None:
+                total += offsets[factor.cell(t)[0]]
+        return total
+
+    def note(self, t: float) -> float:
+        """``offset(t)`` for a value the detector is fed, counted for the restart check."""
+        if not math.isfinite(t):
+            return 0.0
+        return sum(factor.note(t) for factor in self._factors)
+
+    def observe(self, value: float, t: float, kappa: float = 1.0) -> None:
+        """A value as observed, with its event time (NaN: unknown, not learnt); learnt ``delay``
+        values later. ``kappa``: the values' long-run variance inflation."""
+        if not math.isfinite(t):
+            return
+        self._waiting.append((value, t))
+        if len(self._waiting) > self.delay:
+            self._learn(*self._waiting.popleft(), kappa)
+
+    def _learn(self, value: float, t: float, kappa: float) -> None:
+        for factor in self._factors:
+            factor.add(value, t)
+        self._first = min(self._first, t)
+        self._last = max(self._last, t)
+        self._count += 1
+        if self._count % REFRESH:
+            return
+        span = self._last - self._first
+        bias = seen = 0.0
+        for factor in self._factors:
+            factor.refit(span, kappa)
+            bias += factor.bias()
+        seen = sum(self._factors[0].count)
+        self.active = any(f.offsets is not None for f in self._factors)
+        self.changed = abs(bias) > RESTART_SD * self._factors[0].sd * max(seen, 1.0)
+
+    def rebase(self) -> None:
+        """The detector restarted: its values from now on are adjusted by the offsets in use."""
+        self.changed = False
+        for factor in self._factors:
+            factor.count = [0.0] * factor.bins
+            factor.applied = [0.0] * factor.bins
+
+    def describe(self) -> dict[str, Any] | None:
+        """The profiles in use, for an alert's evidence: per factor the amplitude of its offsets
+        (half their range, on the detector's scale) and how it was shown; None if none is."""
+        if not self.active:
+            return None
+        return {
+            f.name: {"amplitude": round(f.amplitude, 4), "test": "split halves" if f.split else "one period"}
+            for f in self._factors
+            if f.offsets is not None
+        }
