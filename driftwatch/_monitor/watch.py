@@ -297,10 +297,9 @@ def _note(det: LaggedSR | AbilitySR, test: SequentialConfirm | AbilityConfirm) -
     seasonal = det.evidence().get("seasonal") if isinstance(det, LaggedSR) else None
     if seasonal:
         cycles = " and ".join(
-            f"{name.replace('_', ' ')} (offsets up to ±{info['amplitude']:.2g} on the detector's scale)"
-            for name, info in seasonal.items()
+            f"±{info['amplitude']:.2g} by {name.replace('_', ' ')}" for name, info in seasonal.items()
         )
-        note += f"; values and baseline seasonally adjusted by {cycles}"
+        note += f", against a seasonal baseline (offsets {cycles} on the detector's scale)"
     return note
 
 
