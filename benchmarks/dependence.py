@@ -5,7 +5,8 @@ production-shaped null streams and changes, with and without the dependence esti
 The lifecycle mirrors the monitor's (``driftwatch/_monitor/watch.py``): an alarm is a *suspected*
 alert; the detector restarts on the next value (River's form) and keeps being fed while the fresh
 values after the alarm go to the confirmation; a *confirmed* decision is a page (the detector has
-already restarted at the alarm, so the suspicion's values never become the new baseline); a
+already restarted at the alarm, so the suspicion's values never become the new baseline; stage two
+sees the values seasonally adjusted, ``LaggedSR.adjusted``, at 500 observations a day); a
 withdrawal, or no decision within ``--confirm-max`` fresh values, resumes the detector from the
 history it had at the alarm plus the fresh values (``LaggedSR.resume``), as the monitor does after a
 false alarm. Nulls are counted from the first observation.
@@ -35,6 +36,8 @@ from driftwatch.detectors import LaggedSR
 from driftwatch.detectors._sequential import SequentialConfirm
 
 SEED = 20261201
+#: Event times: 500 observations a day (the cycles' rate), so numeric streams can show a seasonal profile.
+PER_DAY = 500
 
 NULLS: list[tuple[str, bool, P.Generator]] = [
     ("iid pass rate 0.85", True, P.iid_pass(0.85)),
@@ -71,17 +74,20 @@ def run(values: list[float], binary: bool, dependence: bool, confirm_max: int) -
     history = Moments()
     fresh = Moments()
     for i, x in enumerate(values):
+        t = i * 86400.0 / PER_DAY
         if test is not None:
-            test.update(x)
-            fresh.add(x)
+            det.learn(x, t)  # stage two's values still teach the seasonal profile
+            seen = det.adjusted(x, t)
+            test.update(seen)
+            fresh.add(seen)
             if test.decision == "confirm":
                 confirmed.append(i)
                 test = None
             elif test.decision == "withdraw" or test.n >= confirm_max:
                 test = None
-                det.resume(history.merged(fresh), float(i))
+                det.resume(history.merged(fresh), t)
                 continue  # this value is in the resumed baseline
-        det.update(x, float(i))
+        det.update(x, t)
         if det.drift_detected and test is None:
             suspected.append(i)
             before, _ = det.split()

@@ -178,7 +178,7 @@ class LaggedSR(DriftDetector):
         self.dependence = dependence
         self._disp = Dispersion(kind, warmup)
         self._disp.enabled = dependence
-        self._season = Seasonal(lag) if seasonal and kind == "numeric" else None
+        self._season = Seasonal(lag, self._disp) if seasonal and kind == "numeric" else None
         self._reset()
 
     def _new_early(self) -> SelfStartingSR | None:
@@ -341,7 +341,7 @@ class LaggedSR(DriftDetector):
         value = float(x)
         if season is not None:
             value -= season.note(t)
-            season.observe(float(x), t, self._disp.estimate)
+            season.observe(float(x), t)
         self._n += 1
         moments = self._all  # Moments.add, inlined: this runs for every outcome and signal
         moments.n += 1
@@ -386,7 +386,7 @@ class LaggedSR(DriftDetector):
     def learn(self, x: float, t: float) -> None:
         """A value that does not reach ``update`` (stage two holds it) still teaches the profile."""
         if self._season is not None:
-            self._season.observe(float(x), t, self._disp.estimate)
+            self._season.observe(float(x), t)
 
     @property
     def dispersion(self) -> float:
@@ -550,7 +550,7 @@ def _unpack(det: LaggedSR, state: dict[str, Any]) -> None:
             else:
                 det._early = None
     if "_season" not in state:  # snapshots before the seasonal baseline: learn a profile from now on
-        det._season = Seasonal(det.lag) if det.kind == "numeric" else None
+        det._season = Seasonal(det.lag, det._disp) if det.kind == "numeric" else None
     det._disp.early = det._early
 
 

@@ -24,14 +24,15 @@ squares of the values. The offsets are refreshed every ``REFRESH`` values:
 * each offset is the bin's deviation shrunk by τ² / (τ² + v) (empirical Bayes), so sparse bins and
   weak cycles move the values little, and independent values (τ² ≈ 0) are hardly touched.
 
-Memory: 2 × 31 bins × 3 doubles and 31 offsets, under 2 KiB; it pickles as plain lists.
+Memory: 2 × 31 bins × 3 doubles, 31 offsets and the delay's values and times (two doubles each in
+one array: 4.8 KB at the default lag of 300), under 8 KiB; it pickles as plain lists and an array.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from typing import Any
+from array import array
+from typing import Any, Protocol
 
 __all__ = ["FACTORS", "Seasonal"]
 
@@ -58,6 +59,13 @@ KEEP_Z = 2.0
 #: the baseline's quarter of the day would read the rest of the day as a change. A baseline over
 #: whole days is hardly moved (the offsets average to zero over them).
 RESTART_SD = 0.1
+
+
+class _Kappa(Protocol):
+    """Where the one-period test reads the values' long-run variance inflation (``Dispersion``)."""
+
+    @property
+    def estimate(self) -> float: ...
 
 
 def _chi2_upper(df: float, z: float) -> float:
@@ -189,16 +197,21 @@ class _Factor:
 class Seasonal:
     """Hour-of-day and day-of-week offsets of a numeric stream (see the module's docstring).
 
-    ``observe(value, t, kappa)`` every value as observed (stage two's too): it is learnt ``delay``
+    ``observe(value, t)`` every value as observed (stage two's too): it is learnt ``delay``
     values later, as the detector's lag keeps a change out of its baseline; ``note(t)`` is the
     offset to subtract from a value the detector is fed (0 until a profile is shown), ``offset(t)``
     the same without counting it.
     """
 
-    def __init__(self, delay: int = 300) -> None:
+    def __init__(self, delay: int = 300, kappa: _Kappa | None = None) -> None:
         self.delay = delay
+        self.kappa = kappa  # the values' long-run variance inflation, read at each refit (None: 1)
         self._factors = [_Factor(name, period, bins) for name, period, bins in FACTORS]
-        self._waiting: deque[tuple[float, float]] = deque()  # (value, t) not learnt yet
+        # The values not learnt yet and their times: a ring of ``delay`` pairs of doubles (4.8 KB
+        # at the default lag), oldest at ``_head``.
+        self._ring = array("d", bytes(16 * delay))
+        self._head = 0
+        self._filled = 0
         self._first = math.inf
         self._last = -math.inf
         self._count = 0
@@ -223,16 +236,26 @@ class Seasonal:
             return 0.0
         return sum(factor.note(t) for factor in self._factors)
 
-    def observe(self, value: float, t: float, kappa: float = 1.0) -> None:
+    def observe(self, value: float, t: float) -> None:
         """A value as observed, with its event time (NaN: unknown, not learnt); learnt ``delay``
-        values later. ``kappa``: the values' long-run variance inflation."""
+        values later."""
         if not math.isfinite(t):
             return
-        self._waiting.append((value, t))
-        if len(self._waiting) > self.delay:
-            self._learn(*self._waiting.popleft(), kappa)
+        if self.delay <= 0:
+            self._learn(value, t)
+            return
+        ring, i = self._ring, self._head
+        if self._filled < self.delay:
+            j = 2 * ((i + self._filled) % self.delay)
+            ring[j], ring[j + 1] = value, t
+            self._filled += 1
+            return
+        old_value, old_t = ring[2 * i], ring[2 * i + 1]
+        ring[2 * i], ring[2 * i + 1] = value, t
+        self._head = (i + 1) % self.delay
+        self._learn(old_value, old_t)
 
-    def _learn(self, value: float, t: float, kappa: float) -> None:
+    def _learn(self, value: float, t: float) -> None:
         for factor in self._factors:
             factor.add(value, t)
         self._first = min(self._first, t)
@@ -241,7 +264,8 @@ class Seasonal:
         if self._count % REFRESH:
             return
         span = self._last - self._first
-        bias = seen = 0.0
+        kappa = self.kappa.estimate if self.kappa is not None else 1.0
+        bias = 0.0
         for factor in self._factors:
             factor.refit(span, kappa)
             bias += factor.bias()
