@@ -36,10 +36,10 @@ from typing import Any, Protocol
 
 __all__ = ["FACTORS", "Seasonal"]
 
-#: (name, period in seconds, bins): hour of day and day of week, by the UTC event time.
+#: (name, period in seconds, bins): hour of day and day of week, by the UTC event time (``_cells``).
 FACTORS: tuple[tuple[str, float, int], ...] = (("hour_of_day", 86_400.0, 24), ("day_of_week", 604_800.0, 7))
 #: Values between refreshes of the offsets.
-REFRESH = 50
+REFRESH = 100
 #: A bin's count stops growing here (its mean then follows the latest values, ~exponentially), so the
 #: profile follows a slowly changing shape (daylight saving time, a new user base).
 CELL_CAP = 4000
@@ -68,6 +68,30 @@ class _Kappa(Protocol):
     def estimate(self) -> float: ...
 
 
+Cells = tuple[int, int, int, int]
+
+
+def _cells(t: float) -> tuple[float, Cells]:
+    """(start of the hour, (hour of day, parity of the day, day of the week, parity of the week))
+    of event time ``t``."""
+    day = math.floor(t / 86_400.0)
+    hour = min(int((t - day * 86_400.0) / 3_600.0), 23)
+    return day * 86_400.0 + hour * 3_600.0, (hour, day % 2, day % 7, (day // 7) % 2)
+
+
+class _Clock:
+    """``_cells`` with the last hour remembered: consecutive values mostly fall in the same hour."""
+
+    def __init__(self) -> None:
+        self.start = math.inf
+        self.cells: Cells = (0, 0, 0, 0)
+
+    def __call__(self, t: float) -> Cells:
+        if not self.start <= t < self.start + 3_600.0:
+            self.start, self.cells = _cells(t)
+        return self.cells
+
+
 def _chi2_upper(df: float, z: float) -> float:
     """Upper point of χ²_df at the normal quantile ``z`` (Wilson–Hilferty)."""
     c = 2 / (9 * df)
@@ -93,29 +117,13 @@ class _Factor:
         self.count = [0.0] * bins
         self.applied = [0.0] * bins
 
-    def cell(self, t: float) -> tuple[int, int]:
-        """(bin, parity) of event time ``t``."""
-        k = int(t // self.period)
-        return int((t % self.period) * self.bins // self.period) % self.bins, k % 2
-
     def bias(self) -> float:
         """Σ over the values the detector saw since its restart of (today's offset - the offset
         they were adjusted by)."""
         now = self.offsets or [0.0] * self.bins
         return sum(c * o - a for c, o, a in zip(self.count, now, self.applied, strict=True))
 
-    def note(self, t: float) -> float:
-        """The offset of a value at ``t`` the detector is fed (counted for ``bias``)."""
-        b = self.cell(t)[0]
-        self.count[b] += 1
-        if self.offsets is None:
-            return 0.0
-        offset = self.offsets[b]
-        self.applied[b] += offset
-        return offset
-
-    def add(self, value: float, t: float) -> None:
-        b, parity = self.cell(t)
+    def add(self, value: float, b: int, parity: int) -> None:
         i = parity * self.bins + b
         n = self.n[i]
         if n >= CELL_CAP:
@@ -215,26 +223,36 @@ class Seasonal:
         self._first = math.inf
         self._last = -math.inf
         self._count = 0
+        self._note_clock, self._learn_clock = _Clock(), _Clock()
         self.active = False  # whether any factor's offsets are in use
         #: The offsets moved the detector's values since its restart by more than RESTART_SD on
         #: average (``rebase`` clears it; ``LaggedSR`` restarts on it).
         self.changed = False
 
     def offset(self, t: float) -> float:
-        if not self.active:
+        if not self.active or not math.isfinite(t):
             return 0.0
-        total = 0.0
-        for factor in self._factors:
-            offsets = factor.offsets
-            if offsets is not None:
-                total += offsets[factor.cell(t)[0]]
-        return total
+        hour, _, weekday, _ = _cells(t)[1]
+        by_hour, by_day = self._factors[0].offsets, self._factors[1].offsets
+        return (by_hour[hour] if by_hour else 0.0) + (by_day[weekday] if by_day else 0.0)
 
     def note(self, t: float) -> float:
         """``offset(t)`` for a value the detector is fed, counted for the restart check."""
         if not math.isfinite(t):
             return 0.0
-        return sum(factor.note(t) for factor in self._factors)
+        hour, _, weekday, _ = self._note_clock(t)
+        by_hour, by_day = self._factors
+        by_hour.count[hour] += 1
+        by_day.count[weekday] += 1
+        if not self.active:
+            return 0.0
+        total = 0.0
+        for factor, b in ((by_hour, hour), (by_day, weekday)):
+            offsets = factor.offsets
+            if offsets is not None:
+                factor.applied[b] += offsets[b]
+                total += offsets[b]
+        return total
 
     def observe(self, value: float, t: float) -> None:
         """A value as observed, with its event time (NaN: unknown, not learnt); learnt ``delay``
@@ -256,10 +274,13 @@ class Seasonal:
         self._learn(old_value, old_t)
 
     def _learn(self, value: float, t: float) -> None:
-        for factor in self._factors:
-            factor.add(value, t)
-        self._first = min(self._first, t)
-        self._last = max(self._last, t)
+        hour, day_parity, weekday, week_parity = self._learn_clock(t)
+        self._factors[0].add(value, hour, day_parity)
+        self._factors[1].add(value, weekday, week_parity)
+        if t < self._first:
+            self._first = t
+        if t > self._last:
+            self._last = t
         self._count += 1
         if self._count % REFRESH:
             return
