@@ -277,6 +277,15 @@ SCENARIOS: list[Scenario] = [
         per_day=500,
         weight=0.3,
     ),
+    Scenario(
+        "change in a dependent stream",
+        "daily cycle ±25%, 2,000/day: latency +30% at 6000",
+        "latency_s",
+        cycle_log(0.5, LOG25, 2000),
+        Change(6000, 0.0, math.log(1.3), sd=0.5, horizon=2000),
+        per_day=2000,
+        weight=0.3,
+    ),
     # Nulls, counted from the first observation.
     Scenario("iid reference", "pass rate 0.85", "success", iid_pass(0.85)),
     Scenario("iid reference", "output tokens log-normal sd 0.5", "output_tokens", lognormal(0.5)),
