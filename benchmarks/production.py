@@ -351,6 +351,7 @@ SCENARIOS: list[Scenario] = [
 class StreamResult:
     suspected: list[tuple[int, str]] = field(default_factory=list)  # (index, direction)
     confirmed: list[tuple[int, str]] = field(default_factory=list)
+    seasonal: int = 0  # pages whose alert says its baseline was seasonal (a profile in use)
 
 
 def run_stream(sc: Scenario, values: FloatArray) -> StreamResult:
@@ -364,6 +365,7 @@ def run_stream(sc: Scenario, values: FloatArray) -> StreamResult:
                 out.suspected.append((i, alert.direction))
             elif alert.status == "confirmed":
                 out.confirmed.append((i, alert.direction))
+                out.seasonal += bool(alert.detector.get("seasonal"))
     return out
 
 
@@ -486,9 +488,10 @@ def null_row(sc: Scenario, res: list[StreamResult]) -> str:
     s = poisson_ci(sum(len(r.suspected) for r in res), obs)
     c = poisson_ci(sum(len(r.confirmed) for r in res), obs)
     before = poisson_ci(sum(1 for r in res for i, _ in r.suspected if i < 500), len(res) * 500)
+    seasonal = poisson_ci(sum(r.seasonal for r in res), obs)
     return (
         f"| {sc.family} | {sc.name} | {len(res)} × {sc.length:,} | {fmt_ci(s, 2)} | {fmt_ci(c, 2)} | "
-        f"{fmt(before[0], 2)} |"
+        f"{fmt(before[0], 2)} | {fmt(seasonal[0], 2)} |"
     )
 
 
@@ -594,8 +597,8 @@ def report(
         "### Null streams (no change), counted from the first observation",
         "",
         "| family | stream | streams × length | suspected / 10k (95% CI) | confirmed pages / 10k (95% CI) "
-        "| suspected / 10k in obs 1–500 |",
-        "|---|---|---:|---|---|---:|",
+        "| suspected / 10k in obs 1–500 | pages / 10k against a seasonal profile |",
+        "|---|---|---:|---|---|---:|---:|",
     ]
     for i, sc in enumerate(SCENARIOS):
         if sc.change is None and results[i]:
