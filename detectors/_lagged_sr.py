@@ -337,8 +337,10 @@ class LaggedSR(DriftDetector):
         """Feed one observation, with its event time ``t`` for the change-time estimate (and, for
         numeric streams, the seasonal profile: the detector watches ``adjusted(x, t)``)."""
         season = self._season
-        if self._drift_detected or (season is not None and season.changed):
-            self._reset()  # after an alarm; or the profile moved: a baseline of values adjusted as now
+        if self._drift_detected:
+            self._reset()
+        elif season is not None and season.changed:  # the profile moved: the baseline re-expressed in it
+            self.resume(Moments(self._ref.n, self._ref.mean - season.shift, self._ref.m2))
         value = float(x)
         if season is not None:
             value -= season.note(t)

@@ -54,9 +54,10 @@ _Z_ONE_PERIOD = 3.719  # the normal quantile of 1 - ONE_PERIOD_P (Wilson–Hilfe
 KEEP_Z = 2.0
 #: The baseline's mean under today's offsets differs from its mean as adjusted when its values
 #: entered by more than this (in within-bin standard deviations): ``changed`` is set, and ``LaggedSR``
-#: restarts its baseline on the values as now adjusted. It happens when a profile is first shown
-#: and the baseline covers part of a day only (2,000 values a day, a baseline of 500): unadjusted,
-#: the baseline's quarter of the day would read the rest of the day as a change. A baseline over
+#: resumes from its baseline moved by the difference (``shift``), at full sensitivity (a restart
+#: would leave a change right after it a warm-up to leak into). It happens when a profile is first
+#: shown and the baseline covers part of a day only (2,000 values a day, a baseline of 500):
+#: unadjusted, that quarter of the day would read the rest of the day as a change. A baseline over
 #: whole days is hardly moved (the offsets average to zero over them).
 RESTART_SD = 0.1
 
@@ -226,8 +227,9 @@ class Seasonal:
         self._note_clock, self._learn_clock = _Clock(), _Clock()
         self.active = False  # whether any factor's offsets are in use
         #: The offsets moved the detector's values since its restart by more than RESTART_SD on
-        #: average (``rebase`` clears it; ``LaggedSR`` restarts on it).
+        #: average (``rebase`` clears it; ``LaggedSR`` resumes from its baseline moved by ``shift``).
         self.changed = False
+        self.shift = 0.0
 
     def offset(self, t: float) -> float:
         if not self.active or not math.isfinite(t):
@@ -292,7 +294,10 @@ class Seasonal:
             bias += factor.bias()
         seen = sum(self._factors[0].count)
         self.active = any(f.offsets is not None for f in self._factors)
-        self.changed = abs(bias) > RESTART_SD * self._factors[0].sd * max(seen, 1.0)
+        #: How much the offsets now in use move the mean of the values the detector saw since its
+        #: restart (Σ (today's offset - the applied one) / count): its baseline is re-expressed by it.
+        self.shift = bias / max(seen, 1.0)
+        self.changed = abs(self.shift) > RESTART_SD * self._factors[0].sd
 
     def rebase(self) -> None:
         """The detector restarted: its values from now on are adjusted by the offsets in use."""
