@@ -1009,7 +1009,8 @@ observation 40 of a fresh stream, first suspicion 27 (23-32) = **1.8× (1.6-2.2�
 20 values at 0.85 carry at most ~6.9 nats against 0.45, less than the budget needs. Inside
 dependent streams a change is still paged: Markov ρ = 0.5, 0.85 → 0.65 at 1,000: paged after 173
 (before 154: the delay the dependence costs, +12%), 98% paged; a +30% latency step on a ±25% daily
-cycle: 166 with the dependence estimate alone (159 before it), 131 with the seasonal baseline. Slides: paged at 1.0-1.3× the oracle (before 1.2-1.8×). At the detector
+cycle: 166 with the dependence estimate alone (159 before it), 131 with the seasonal baseline.
+Slides: paged at 1.0-1.3× the oracle (before 1.2-1.8×). At the detector
 level (below, where the independent arm has no fixed-sample crutches) the dependence costs more page
 delay: Markov 129 → 214, AR(1) 51 → 90, regime batches 162 → 280 observations, and 248 → 266 on an
 iid change (stage two's shrunk point estimate of κ exceeds 1 on about half of independent streams).
