@@ -179,7 +179,7 @@ class LaggedSR(DriftDetector):
         self._disp = Dispersion(kind, warmup)
         self._disp.enabled = dependence
         self.seasonal = seasonal
-        self._season = Seasonal(lag, self._disp) if seasonal and kind == "numeric" else None
+        self._season = Seasonal(lag) if seasonal and kind == "numeric" else None
         self._reset()
 
     def _new_early(self) -> SelfStartingSR | None:
@@ -554,7 +554,7 @@ def _unpack(det: LaggedSR, state: dict[str, Any]) -> None:
                 det._early = None
     if "_season" not in state:  # snapshots before the seasonal baseline: learn a profile from now on
         det.seasonal = True
-        det._season = Seasonal(det.lag, det._disp) if det.kind == "numeric" else None
+        det._season = Seasonal(det.lag) if det.kind == "numeric" else None
     det._disp.early = det._early
 
 

@@ -2,25 +2,25 @@
 
 Latency, time to first token, tokens and cost follow the day (and the week): load, batch jobs,
 users' working hours. Against a flat baseline every afternoon reads as a change. ``Seasonal`` learns
-the profile from the values as they enter ``LaggedSR``'s baseline (after its lag, so a change reaches
-the profile as late as it reaches the baseline), and ``LaggedSR`` watches the value minus its
-hour's (and weekday's) offset from the overall mean: the residual. Both stages see residuals (the
-monitor feeds stage two ``LaggedSR.adjusted`` values), so the baseline and current means of an alert
-from a seasonal stream are seasonally adjusted, and its evidence says so.
+the profile from every value observed (stage two's too), ``delay`` values late (``LaggedSR``'s lag,
+so a change reaches the profile as late as it reaches the baseline), and ``LaggedSR`` watches the
+value minus its hour's (and weekday's) offset from the overall mean: the residual. Both stages see
+residuals (the monitor feeds stage two ``LaggedSR.adjusted`` values), so the baseline and current
+means of an alert from a seasonal stream are seasonally adjusted, and its evidence says so.
 
 Each factor (24 hours of the day, 7 days of the week; by the UTC event time) keeps, per bin and
 per parity of the period (even and odd days; even and odd weeks), the count, mean and sum of
 squares of the values. The offsets are refreshed every ``REFRESH`` values:
 
-* with two periods or more of data (an even and an odd one), *split halves*: the bins' deviations
-  from the mean on even and on odd periods are independent estimates of the same profile when the
-  noise's dependence is shorter than a period (bursts, AR noise, batches of tasks), so the mean of
-  their products estimates the profile's variance τ² without knowing the noise's, and half the
-  mean squared difference the noise variance v of a bin's mean, serial dependence included. A
-  profile is used when that mean product is ``SPLIT_Z`` standard errors above zero;
-* after one period only, the bins' deviations against ``κ s² / n`` (``κ``: the detector's long-run
-  variance inflation, so runs of easy and hard tasks do not pass for a cycle), used when their
-  χ² is beyond the ``1 - ONE_PERIOD_P`` point;
+* once two periods exist (an even and an odd one), by *split halves*: the bins' deviations from the
+  mean on even and on odd periods are independent estimates of the same profile when the noise's
+  dependence is shorter than a period (bursts, AR noise, batches of tasks), so the mean of their
+  products estimates the profile's variance τ² without knowing the noise's, and a quarter of their
+  mean squared difference the noise v of a bin's mean, serial dependence included. A profile is
+  used when that mean product is ``SPLIT_Z`` standard errors above zero (kept down to ``KEEP_Z``).
+  One period is not enough: a change, or a dip that came back, within the first day reads as an
+  hour-of-day profile as well as a cycle does (a χ² test of one day's bins absorbed a 0.8 → 0.5
+  step of a JUnit score into "hour of day" and paged its end as a rise); a profile must repeat;
 * each offset is the bin's deviation shrunk by τ² / (τ² + v) (empirical Bayes), so sparse bins and
   weak cycles move the values little, and independent values (τ² ≈ 0) are hardly touched.
 
@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from array import array
-from typing import Any, Protocol
+from typing import Any
 
 __all__ = ["FACTORS", "Seasonal"]
 
@@ -46,9 +46,6 @@ CELL_CAP = 4000
 #: Split-half test: the mean product of the even and odd deviations must be this many standard
 #: errors above zero (one-sided p ≈ 2e-4 on normal products).
 SPLIT_Z = 3.5
-#: One-period test: the χ² of the deviations must be beyond this upper tail probability.
-ONE_PERIOD_P = 1e-4
-_Z_ONE_PERIOD = 3.719  # the normal quantile of 1 - ONE_PERIOD_P (Wilson–Hilferty)
 #: A profile in use stays in use while its test is this many standard errors (normal quantile)
 #: beyond zero: hysteresis, so a profile near the edge does not switch on and off.
 KEEP_Z = 2.0
@@ -60,13 +57,6 @@ KEEP_Z = 2.0
 #: unadjusted, that quarter of the day would read the rest of the day as a change. A baseline over
 #: whole days is hardly moved (the offsets average to zero over them).
 RESTART_SD = 0.1
-
-
-class _Kappa(Protocol):
-    """Where the one-period test reads the values' long-run variance inflation (``Dispersion``)."""
-
-    @property
-    def estimate(self) -> float: ...
 
 
 Cells = tuple[int, int, int, int]
@@ -93,12 +83,6 @@ class _Clock:
         return self.cells
 
 
-def _chi2_upper(df: float, z: float) -> float:
-    """Upper point of χ²_df at the normal quantile ``z`` (Wilson–Hilferty)."""
-    c = 2 / (9 * df)
-    return df * (1 - c + z * math.sqrt(c)) ** 3
-
-
 class _Factor:
     """One seasonal factor: per bin and period parity the count, mean and m2 of the values."""
 
@@ -111,7 +95,6 @@ class _Factor:
         self.m2 = [0.0] * (2 * bins)
         self.offsets: list[float] | None = None  # None: no profile in use
         self.amplitude = 0.0  # half the range of the offsets in use (for the alert)
-        self.split = False  # whether the offsets came from split halves
         self.sd = 0.0  # the within-bin standard deviation at the last refit
         # Of the values in the detector's baseline: per bin the count and the sum of the offsets they
         # were adjusted by (``rebase`` zeroes them).
@@ -152,33 +135,24 @@ class _Factor:
         grand = sum(c * m for c, m in zip(counts, means, strict=True)) / total if total else 0.0
         return counts, means, ss / df if df > 0 else 0.0, grand
 
-    def refit(self, span: float, kappa: float) -> None:
+    def refit(self, span: float) -> None:
         """Refresh the offsets from the data so far (``span``: seconds between the first and the
-        latest value; ``kappa``: the long-run variance inflation of the values)."""
+        latest value)."""
         kept = self.offsets is not None
-        self.offsets, self.amplitude, self.split = None, 0.0, False
+        self.offsets, self.amplitude = None, 0.0
         if span < self.period:
             return
         k = self.bins
         counts, means, s2, grand = self._pooled()
         self.sd = math.sqrt(s2)
         both = [b for b in range(k) if self.n[b] >= 2 and self.n[k + b] >= 2]
-        if span >= 2 * self.period and len(both) >= max(3, k // 2):
-            tau2, v = self._split_halves(both, KEEP_Z if kept else SPLIT_Z)
-            if tau2 is None:
-                return
-            mean_n = sum(counts[b] for b in both) / len(both)
-            noise = [v * mean_n / c if c else math.inf for c in counts]
-            self.split = True
-        else:
-            seen = [b for b in range(k) if counts[b] >= 2]
-            if len(seen) < max(3, k // 2) or not s2 > 0:
-                return
-            noise = [kappa * s2 / c if c else math.inf for c in counts]
-            q = sum((means[b] - grand) ** 2 / noise[b] for b in seen)
-            if q <= _chi2_upper(len(seen) - 1, KEEP_Z if kept else _Z_ONE_PERIOD):
-                return
-            tau2 = max(0.0, sum((means[b] - grand) ** 2 - noise[b] for b in seen) / len(seen))
+        if span < 2 * self.period or len(both) < max(3, k // 2):
+            return
+        tau2, v = self._split_halves(both, KEEP_Z if kept else SPLIT_Z)
+        if tau2 is None:
+            return
+        mean_n = sum(counts[b] for b in both) / len(both)
+        noise = [v * mean_n / c if c else math.inf for c in counts]
         if not tau2 > 0:
             return
         self.offsets = [tau2 / (tau2 + noise[b]) * (means[b] - grand) if counts[b] else 0.0 for b in range(k)]
@@ -212,9 +186,8 @@ class Seasonal:
     the same without counting it.
     """
 
-    def __init__(self, delay: int = 300, kappa: _Kappa | None = None) -> None:
+    def __init__(self, delay: int = 300) -> None:
         self.delay = delay
-        self.kappa = kappa  # the values' long-run variance inflation, read at each refit (None: 1)
         self._factors = [_Factor(name, period, bins) for name, period, bins in FACTORS]
         # The values not learnt yet and their times: a ring of ``delay`` pairs of doubles (4.8 KB
         # at the default lag), oldest at ``_head``.
@@ -287,10 +260,9 @@ class Seasonal:
         if self._count % REFRESH:
             return
         span = self._last - self._first
-        kappa = self.kappa.estimate if self.kappa is not None else 1.0
         bias = 0.0
         for factor in self._factors:
-            factor.refit(span, kappa)
+            factor.refit(span)
             bias += factor.bias()
         seen = sum(self._factors[0].count)
         self.active = any(f.offsets is not None for f in self._factors)
@@ -312,7 +284,10 @@ class Seasonal:
         if not self.active:
             return None
         return {
-            f.name: {"amplitude": round(f.amplitude, 4), "test": "split halves" if f.split else "one period"}
+            f.name: {
+                "amplitude": round(f.amplitude, 4),
+                "days": round((self._last - self._first) / 86_400, 1),
+            }
             for f in self._factors
             if f.offsets is not None
         }
