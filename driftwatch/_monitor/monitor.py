@@ -37,7 +37,7 @@ from driftwatch._monitor.stream import _Stream, open_alerts
 from driftwatch._monitor.versions import VersionTracker
 from driftwatch._monitor.watch import Lifecycle, _SignalWatch
 from driftwatch._monitor.worker import Worker
-from driftwatch._outcome import SIGNALS, Outcome, SignalKind, labels_key, stream_labels
+from driftwatch._outcome import SIGNALS, Outcome, PendingOutcome, SignalKind, labels_key, stream_labels
 from driftwatch._stats import Moments
 
 __all__ = ["Monitor", "MonitorStats", "SignalState", "transform"]
@@ -175,12 +175,15 @@ class Monitor:
         self._worker = Worker(self._work, self.config.queue_size) if threaded else None
 
     # -- the agent's side: cheap, never blocks, never raises ------------------------------------
-    def submit(self, outcome: Outcome) -> bool:
-        """Queue one outcome for detection. Returns False (and counts it) when it had to be dropped."""
+    def submit(self, outcome: Outcome | PendingOutcome) -> bool:
+        """Queue one outcome for detection. Returns False (and counts it) when it had to be dropped.
+
+        A ``PendingOutcome`` is built on the monitor's thread, right before its detection.
+        """
         self.stats.received += 1
         worker = self._worker
         if worker is None:
-            self.process(outcome)
+            self._work(outcome)
             return True
         if worker.put(outcome):
             return True
@@ -205,8 +208,15 @@ class Monitor:
                 self.stats.sink_errors += 1
                 log.warning("driftwatch: sink %r failed to shut down", sink, exc_info=True)
 
-    def _work(self, outcome: Outcome) -> None:
-        self.process(outcome)  # looked up on each call, so a wrapped ``process`` sees the worker's outcomes
+    def _work(self, item: Outcome | PendingOutcome) -> None:
+        if not isinstance(item, Outcome):
+            try:
+                item = item.outcome()
+            except Exception:
+                self.stats.internal_errors += 1
+                log.warning("driftwatch: could not build a queued outcome", exc_info=True)
+                return
+        self.process(item)  # looked up on each call, so a wrapped ``process`` sees the worker's outcomes
 
     # -- checkpoints ----------------------------------------------------------------------------
     def stream_keys(self) -> list[str]:
