@@ -60,6 +60,17 @@ def _sdk_tracer(tracer: trace.Tracer) -> SdkTracer | None:
 
 
 _UNSET = Status(StatusCode.UNSET)
+#: The four trace flags a call span can have, made once: (sampled, random trace id) -> flags. A span
+#: waits in a batch processor's queue until its batch is exported; every object it holds there is
+#: one more for the garbage collector's full passes, which such long-lived objects set off.
+_FLAGS = {
+    (sampled, random_id): TraceFlags(
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        | (TraceFlags.RANDOM_TRACE_ID if random_id else 0)
+    )
+    for sampled in (False, True)
+    for random_id in (False, True)
+}
 
 
 class CallSpan:
@@ -144,10 +155,8 @@ class CallSpan:
         sampled = tracer.sampler.should_sample(
             self._parent, trace_id, self.name, SpanKind.CLIENT, self._start_attributes
         )
-        flags = TraceFlags.SAMPLED if sampled.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
-        if random_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
-        context = SpanContext(trace_id, ids.generate_span_id(), False, TraceFlags(flags), sampled.trace_state)
+        flags = _FLAGS[sampled.decision is Decision.RECORD_AND_SAMPLE, bool(random_id)]
+        context = SpanContext(trace_id, ids.generate_span_id(), False, flags, sampled.trace_state)
         if sampled.decision is Decision.DROP:
             return context
         # The sampler's attributes come first, as set at the start; the call's overwrite them.
