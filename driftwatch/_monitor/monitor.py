@@ -172,6 +172,8 @@ class Monitor:
         # Checkpoints pickle each stream on its own and keep the bytes until the stream next sees an
         # outcome, so a snapshot costs time in proportion to the streams touched since the last one.
         self._stream_blobs: dict[str, bytes] = {}
+        # (service, task, kind, stream label values) -> the stream's labels and key (``_stream_of``).
+        self._keys: dict[tuple[str | None, ...], tuple[dict[str, str], str]] = {}
         self._worker = Worker(self._work, self.config.queue_size) if threaded else None
 
     # -- the agent's side: cheap, never blocks, never raises ------------------------------------
@@ -373,9 +375,21 @@ class Monitor:
     def stream_count(self) -> int:
         return len(self._streams)
 
+    def _stream_of(self, outcome: Outcome) -> tuple[dict[str, str], str]:
+        """The outcome's stream labels and key, joined once per stream (not once per outcome)."""
+        extra = self.config.stream_labels
+        names = (outcome.service, outcome.task, outcome.kind)
+        memo = (*names, *(outcome.labels.get(name) for name in extra)) if extra else names
+        known = self._keys.get(memo)
+        if known is None:
+            if len(self._keys) >= 4096:  # bounded: many label values just join again
+                self._keys.clear()
+            labels = stream_labels(outcome, extra)
+            known = self._keys[memo] = (labels, labels_key(labels))
+        return known
+
     def _process(self, outcome: Outcome) -> list[Alert]:
-        labels = stream_labels(outcome, self.config.stream_labels)
-        key = labels_key(labels)
+        labels, key = self._stream_of(outcome)
         entry = self._streams.get(key)
         if entry is None:
             if len(self._streams) >= self.config.max_streams:
@@ -389,7 +403,7 @@ class Monitor:
                         key,
                     )
                 return []
-            entry = _Stream(labels)
+            entry = _Stream(dict(labels))
             self._streams[key] = entry
         self._stream_blobs.pop(key, None)
         labels = entry.labels
@@ -398,9 +412,11 @@ class Monitor:
             self._guard(record, outcome, labels)
         values: dict[str, float] = {}
         for name, kind in self._signals:
-            raw = outcome.signal(name)
-            if raw is not None and math.isfinite(raw):
-                values[name] = transform(kind, raw)
+            raw = getattr(outcome, name)  # Outcome.signal, inlined: every outcome, every signal
+            if raw is not None:
+                raw = float(raw)
+                if math.isfinite(raw):
+                    values[name] = transform(kind, raw)
         alerts: list[Alert] = []
         if self.config.version_markers:
             try:
