@@ -102,7 +102,7 @@ class _Call:
         "latency",
         "model",
         "output_tokens",
-        "own_span",
+        "parent",
         "request_model",
         "runtime",
         "sdk_span",
@@ -142,24 +142,15 @@ class _Call:
         self.error_type: str | None = None
         self.stream_end: str | None = None
         self.done = False
-        parent = otel_context.get_current()
-        current = trace.get_current_span(parent)
+        # Our own span only when the SDK's is off. It is made whole when the outcome is, on the
+        # monitor's thread, from the start time and the parent (this context) kept here (_spans.py).
+        self.parent: otel_context.Context | None = otel_context.get_current()
+        current = trace.get_current_span(self.parent)
         self.sdk_span: Span | None = None
         if current.is_recording():
             name = getattr(current, "name", "")
             if isinstance(name, str) and name.startswith("anthropic."):
-                self.sdk_span = current
-        # Our own span only when the SDK's is off. It is built whole when the outcome is, on the
-        # monitor's thread, from the start time and parent captured here (_spans.py).
-        self.own_span: CallSpan | None = None
-        if self.sdk_span is None:
-            self.own_span = CallSpan(
-                runtime.telemetry.tracer,
-                f"chat {self.request_model or 'unknown'}",
-                self._start_attributes(),
-                self.start_ns,
-                parent,
-            )
+                self.sdk_span, self.parent = current, None
 
     def _start_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic"}
@@ -285,14 +276,22 @@ class _Call:
         if self.stream_end:
             outcome.labels["stream_end"] = self.stream_end
         ctx: SpanContext | None = None
-        if self.own_span is not None:
+        if self.parent is not None:
+            start = self._start_attributes()
+            span = CallSpan(
+                self.runtime.telemetry.tracer,
+                f"chat {self.request_model or 'unknown'}",
+                start,
+                self.start_ns,
+                self.parent,
+            )
             # Attributes only for a span that can keep them (no tracer set up: a no-op span).
             attrs: dict[str, Any] = {}
-            if self.own_span.recording:
-                attrs = self._start_attributes()
+            if span.recording:
+                attrs = self._start_attributes()  # not ``start``: the sampler sees only those
                 attrs.update(self._attributes(outcome))
                 attrs[sc.STREAM_KEY] = _stream_key(outcome, config.stream_labels)
-            ctx = self.own_span.end(attrs, outcome.error_type or "error" if failed else None, self.end_ns)
+            ctx = span.end(attrs, outcome.error_type or "error" if failed else None, self.end_ns)
         elif self.sdk_span is not None:
             ctx = self.sdk_span.get_span_context()
             if self.sdk_span.is_recording():
@@ -305,7 +304,7 @@ class _Call:
 
     def _attributes(self, outcome: Outcome) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
-        if self.own_span is not None:
+        if self.sdk_span is None:
             # The SDK's span carries these itself; ours needs them.
             if outcome.model:
                 attrs["gen_ai.response.model"] = outcome.model
@@ -554,10 +553,10 @@ class DriftwatchMiddleware(Middleware):
             call.finish()
             return
         sse = _is_sse(call, http)
-        watcher = _Watcher(call, sse)
         if _is_read(http):
             # Already read (a buffered body): observe it whole, now.
             if sse:
+                watcher = _Watcher(call, sse)
                 watcher.chunk(http.content)
                 watcher.end("read")
             else:
@@ -567,6 +566,7 @@ class DriftwatchMiddleware(Middleware):
                 call.read_message(parsed if parsed is not None else response.parse())
                 call.finish()
             return
+        watcher = _Watcher(call, sse)
         stream = http.stream
         if isinstance(stream, httpx2.SyncByteStream):
             http.stream = _ObservedStream(stream, watcher)
