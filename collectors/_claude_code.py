@@ -15,7 +15,7 @@ import math
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from driftwatch._outcome import Outcome, OutcomeError, parse_time
@@ -40,6 +40,29 @@ MAX_ITEMS_PER_PROMPT = 256
 #: The same for requests and tools without an id.
 MAX_EXTRA_PER_PROMPT = 32
 _SUMMED = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd")
+#: Tool names counted per prompt and per session (``tool_uses``); further names count as ``other``.
+MAX_TOOL_NAMES = 64
+
+
+def _fill_defaults(obj: Any, state: Any) -> None:
+    """Unpickle a slotted record; a field the pickled one predates (an older checkpoint) takes its default."""
+    for f in fields(obj):
+        if f.default is not MISSING:
+            object.__setattr__(obj, f.name, f.default)
+        elif f.default_factory is not MISSING:
+            object.__setattr__(obj, f.name, f.default_factory())
+    if isinstance(state, tuple) and len(state) == 2:  # (dict, slots) as object.__reduce_ex__ gives
+        state = {**(state[0] or {}), **(state[1] or {})}
+    for name, value in (state or {}).items():
+        object.__setattr__(obj, name, value)
+
+
+def count_tool(counts: dict[str, int], name: str, n: int = 1) -> None:
+    """Add ``n`` uses of tool ``name`` to ``counts``, at most ``MAX_TOOL_NAMES`` names (then ``other``)."""
+    if name not in counts and len(counts) >= MAX_TOOL_NAMES:
+        name = "other"
+    counts[name] = counts.get(name, 0) + n
+
 
 # Claude Code appends the context-window variant to model names in metrics and spans
 # ("claude-opus-4-8[1m]"); the events carry the bare name. One model must be one version marker.
@@ -75,6 +98,11 @@ class CallRecord:
     labels: dict[str, str] = field(default_factory=dict)
     sources: str = ""
     """Which sources were merged in: ``e`` (an event), ``s`` (a span)."""
+    attempt: int | None = None
+    """The last attempt (1 = no retry): ``attempt`` of an ``api_error`` event or ``llm_request`` span."""
+
+    def __setstate__(self, state: Any) -> None:
+        _fill_defaults(self, state)
 
     def merge(self, values: Mapping[str, Any], authoritative: bool) -> None:
         """Fill fields from ``values``; ``authoritative`` values (events) override span values."""
@@ -91,6 +119,8 @@ class CallRecord:
             elif name == "success":
                 # A failure anywhere (any attempt, either source) makes the request failed.
                 self.success = bool(value) if self.success is None else (self.success and bool(value))
+            elif name == "attempt":
+                self.attempt = max(self.attempt or 0, int(value))
             elif authoritative or getattr(self, name) is None:
                 setattr(self, name, value)
 
@@ -105,6 +135,9 @@ class ToolRecord:
     latency_s: float | None = None
     trace_id: str | None = None
     span_id: str | None = None
+
+    def __setstate__(self, state: Any) -> None:
+        _fill_defaults(self, state)
 
     def merge(self, values: Mapping[str, Any], authoritative: bool) -> None:
         for name, value in values.items():
@@ -139,6 +172,18 @@ class PromptAgg:
     trace_id: str | None = None
     span_id: str | None = None
     aliases: list[str] = field(default_factory=list)
+    overflow_tool_uses: dict[str, int] = field(default_factory=dict)
+    overflow_retries: int = 0
+    denials: dict[str, None] = field(default_factory=dict)
+    """Permission denials: ``u:<tool-use id>`` (``tool_decision`` events) or ``s:<tool span id>``
+    (``claude_code.tool.blocked_on_user`` spans, whose parent is the tool's span)."""
+    overflow_denials: int = 0
+    from_log: bool = False
+    """Read from a session log, which shows neither retries nor denials (a denial is an error result
+    told apart only by its text, which is never read): both stay unobserved."""
+
+    def __setstate__(self, state: Any) -> None:
+        _fill_defaults(self, state)
 
     def touch(self, t: float) -> None:
         self.start = min(self.start, t)
@@ -165,6 +210,9 @@ class PromptAgg:
                 self.overflow_calls += 1
                 if values.get("success") is False:
                     self.overflow_api_errors += 1
+                attempt = values.get("attempt")
+                if isinstance(attempt, int) and attempt > 1:
+                    self.overflow_retries += attempt - 1
                 for name in _SUMMED:
                     value = values.get(name)
                     if isinstance(value, int | float):
@@ -216,10 +264,26 @@ class PromptAgg:
                 self.overflow_tools += 1
                 if values.get("success") is False:
                     self.overflow_tool_errors += 1
+                name = values.get("name")
+                if isinstance(name, str) and name:
+                    count_tool(self.overflow_tool_uses, name)
                 return False
         record.time = min(record.time, t)
         record.merge(values, authoritative)
         return created
+
+    def deny(self, key: str | None) -> None:
+        """A permission denial of one tool use (``key``: ``u:<tool-use id>`` or ``s:<tool span id>``)."""
+        if key is not None and key not in self.denials and len(self.denials) < MAX_ITEMS_PER_PROMPT:
+            self.denials[key] = None
+        elif key is None or key not in self.denials:
+            self.overflow_denials += 1
+
+    def permission_denials(self) -> int:
+        """Denials, each tool use once: a span's denial is the event's when its tool span names the id."""
+        by_span = {t.span_id: key for key, t in self.tools.items() if t.span_id}
+        seen = {by_span.get(k[2:], k) if k.startswith("s:") else k[2:] for k in self.denials}
+        return len(seen) + self.overflow_denials
 
     def records(self) -> int:
         return len(self.calls) + len(self.tools) + len(self.extra_calls) + len(self.extra_tools)
@@ -327,7 +391,24 @@ class PromptAgg:
         outcome.stop_reason = stops[-1] if stops else None
         if outcome.error_type:
             outcome.labels["error.type"] = outcome.error_type
-        return outcome
+        self._behaviour(outcome, calls, tools)
+        return outcome.derive()
+
+    def _behaviour(self, outcome: Outcome, calls: list[CallRecord], tools: list[ToolRecord]) -> None:
+        """The behavioural fields (docs/agents.md): turns, retries, permission denials, tool uses by name."""
+        requests = len(calls) + self.overflow_calls
+        if requests:
+            outcome.turns = requests
+            if not self.from_log:
+                outcome.retries = sum(max(0, (c.attempt or 1) - 1) for c in calls) + self.overflow_retries
+        if not self.from_log:
+            outcome.permission_denials = self.permission_denials()
+        uses: dict[str, int] = {}
+        for tool in tools:
+            count_tool(uses, tool.name or "unknown")
+        for name, n in self.overflow_tool_uses.items():
+            count_tool(uses, name, n)
+        outcome.tool_uses = uses
 
 
 @dataclass(slots=True)
@@ -350,6 +431,13 @@ class SessionAgg:
     """Metric series ``name|type`` → total (delta points add, cumulative points replace)."""
     model: str | None = None
     trace_id: str | None = None
+    turns: int = 0
+    retries: int | None = None
+    permission_denials: int | None = None
+    tool_uses: dict[str, int] = field(default_factory=dict)
+
+    def __setstate__(self, state: Any) -> None:
+        _fill_defaults(self, state)
 
     def touch(self, t: float) -> None:
         self.start = min(self.start, t)
@@ -360,6 +448,13 @@ class SessionAgg:
         self.api_errors += task.api_errors or 0
         self.tool_errors += task.tool_errors or 0
         self.tool_calls += task.tool_calls or 0
+        self.turns += task.turns or 0
+        if task.retries is not None:
+            self.retries = (self.retries or 0) + task.retries
+        if task.permission_denials is not None:
+            self.permission_denials = (self.permission_denials or 0) + task.permission_denials
+        for name, n in task.tool_uses.items():
+            count_tool(self.tool_uses, name, n)
         for name in ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens", "cost_usd"):
             value = getattr(task, name)
             if value is not None:
@@ -387,6 +482,10 @@ class SessionAgg:
             outcome.api_errors = self.api_errors
             outcome.tool_errors = self.tool_errors
             outcome.tool_calls = self.tool_calls
+            outcome.turns = self.turns or None
+            outcome.retries = self.retries
+            outcome.permission_denials = self.permission_denials
+            outcome.tool_uses = dict(self.tool_uses)
         # Metrics are Claude Code's own totals (every request, also ones without events):
         # preferred over the sum of the prompts when present.
         totals = {**self.sums, **metric}
@@ -399,7 +498,7 @@ class SessionAgg:
             outcome.latency_s = totals["active_time_s"]
         elif self.last > self.start:
             outcome.latency_s = self.last - self.start
-        return outcome
+        return outcome.derive()
 
 
 _TOKEN_TYPES = {
@@ -539,6 +638,7 @@ def _read_one(path: str, report: SessionLogReport, stream_labels: list[str]) -> 
                             start=t,
                             last=t,
                             labels=dict(session.labels),
+                            from_log=True,
                         )
                         prompt_id = new_id if isinstance(new_id, str) else None
                         session.touch(t)

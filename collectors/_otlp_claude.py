@@ -183,6 +183,10 @@ class ClaudeCodeTelemetry:
         if add(key, t, values, events, keep):
             self._records += 1
 
+    def _deny(self, prompt: PromptAgg, key: str | None) -> None:
+        """A permission denial into ``prompt``; past the record budget only counted (not de-duplicated)."""
+        prompt.deny(key if self._records < MAX_RECORDS else None)
+
     def _labels(self, attrs: Mapping[str, Any], res: Mapping[str, Any]) -> dict[str, str]:
         labels = stream_labels(self.config.stream_labels, attrs, res)
         labels["provider"] = "anthropic"
@@ -199,9 +203,9 @@ class ClaudeCodeTelemetry:
         where: str,
         out: list[Outcome],
     ) -> None:
-        if event not in ("user_prompt", "api_request", "api_error", "tool_result"):
-            # Other events (tool_decision, assistant_response, api_retries_exhausted, …) carry
-            # nothing watched; they still extend an open prompt's activity.
+        if event not in ("user_prompt", "api_request", "api_error", "tool_result", "tool_decision"):
+            # Other events (assistant_response, api_retries_exhausted — its request's api_error
+            # has the same attempt, …) carry nothing watched; they still extend a prompt's activity.
             prompt_id = text(attrs, "prompt.id")
             found = self._aliases.get(f"p:{prompt_id}") if prompt_id else None
             if found is not None:
@@ -235,6 +239,8 @@ class ClaudeCodeTelemetry:
                 status = count(attrs, "status_code", where)
                 values["success"] = False
                 values["error_type"] = str(status) if status else "api_error"
+                # The request's last attempt: a request that failed after retries is one event.
+                values["attempt"] = count(attrs, "attempt", where)
             values["trace_id"] = hex_id(record.trace_id)
         elif event == "tool_result":
             tool = {
@@ -243,6 +249,8 @@ class ClaudeCodeTelemetry:
                 "latency_s": seconds(attrs, "duration_ms", where, ms=True),
                 "trace_id": hex_id(record.trace_id),
             }
+        else:  # tool_decision: the model asked for the tool; "reject" is a permission denial
+            tool = {"name": text(attrs, "tool_name"), "trace_id": hex_id(record.trace_id)}
         aliases: list[str] = []
         prompt_id = text(attrs, "prompt.id")
         if prompt_id:
@@ -251,6 +259,8 @@ class ClaudeCodeTelemetry:
         if trace:
             aliases.append(f"t:{trace}")
         if not aliases:
+            if event == "tool_decision":
+                return  # a decision alone, of no prompt: no tool use to count it in
             # No prompt to attach to: the request or tool use is an outcome on its own.
             lone = PromptAgg(session="", service=service, start=t, last=t, labels=labels)
             if values:
@@ -278,7 +288,10 @@ class ClaudeCodeTelemetry:
         if values:
             self._add(prompt, "call", text(attrs, "request_id"), began(t, values), values, True)
         else:
-            self._add(prompt, "tool", text(attrs, "tool_use_id"), began(t, tool), tool, True)
+            tool_use_id = text(attrs, "tool_use_id")
+            self._add(prompt, "tool", tool_use_id, began(t, tool), tool, True)
+            if event == "tool_decision" and text(attrs, "decision") == "reject":
+                self._deny(prompt, f"u:{tool_use_id}" if tool_use_id else None)
 
     def span(
         self,
@@ -293,7 +306,7 @@ class ClaudeCodeTelemetry:
         out: list[Outcome],
     ) -> None:
         kind = name.removeprefix("claude_code.")
-        if kind not in ("interaction", "llm_request", "tool", "tool.execution"):
+        if kind not in ("interaction", "llm_request", "tool", "tool.execution", "tool.blocked_on_user"):
             return
         trace = hex_id(span.trace_id)
         if trace is None:
@@ -332,6 +345,7 @@ class ClaudeCodeTelemetry:
                 "stop_reason": text(attrs, "stop_reason"),
                 "trace_id": trace,
                 "span_id": hex_id(span.span_id),
+                "attempt": count(attrs, "attempt", where),
             }
             request_id = text(attrs, "request_id") or text(attrs, "gen_ai.response.id")
             self._add(prompt, "call", request_id, start, values, False)
@@ -350,6 +364,12 @@ class ClaudeCodeTelemetry:
                 },
                 False,
             )
+        elif kind == "tool.blocked_on_user":
+            # The permission check of a tool use, a child of its tool span; headless Claude Code
+            # reports a refusal only here (no tool_decision event).
+            if text(attrs, "decision") == "reject":
+                parent = hex_id(span.parent_span_id)
+                self._deny(prompt, f"s:{parent}" if parent else None)
         else:  # tool.execution: whether the tool succeeded
             success = boolean(attrs, "success", where)
             if success is None and span.status.code == STATUS_ERROR:

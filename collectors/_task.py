@@ -65,7 +65,12 @@ _RUN_SUMS = (
     "cost_usd",
     "tool_calls",
     "tool_errors",
+    "turns",
+    "thinking_tokens",
 )
+
+#: Tool names ``Task._add_run`` keeps in ``tool_uses``; further names count as ``other``.
+_MAX_TOOL_NAMES = 64
 
 
 def current_task() -> Task | None:
@@ -92,6 +97,7 @@ class Task:
         self._api_errors = 0
         self._model: str | None = None
         self._run_labels: dict[str, str] = {}
+        self._run_tool_uses: dict[str, int] = {}
         self._span: trace.Span | None = None
         self._token: contextvars.Token[Task | None] | None = None
         self._otel_token: object | None = None
@@ -133,8 +139,9 @@ class Task:
                 self._model = call.model
 
     def _add_run(self, run: Outcome) -> None:
-        """Sum one agent run into the task (called by the agent SDK integrations): its usage, tool
-        counts, API errors and model; its count labels (``turns``, ``tool_calls.<name>``) are summed."""
+        """Sum one agent run into the task (called by the agent SDK integrations): its usage, turns,
+        thinking tokens, tool counts (by name too), API errors and model; its count labels
+        (``tool_calls.<name>``) are summed."""
         with self._lock:
             self._calls += 1
             for name in _RUN_SUMS:
@@ -142,6 +149,10 @@ class Task:
                 if value is not None:
                     self._sums[name] = self._sums.get(name, 0) + value
             self._api_errors += run.api_errors or 0
+            for tool, n in run.tool_uses.items():
+                if tool not in self._run_tool_uses and len(self._run_tool_uses) >= _MAX_TOOL_NAMES:
+                    tool = "other"  # bounded: a task of many runs keeps at most this many names
+                self._run_tool_uses[tool] = self._run_tool_uses.get(tool, 0) + n
             if run.model:
                 self._model = run.model
             for key, value in run.labels.items():
@@ -218,6 +229,7 @@ class Task:
             sums = dict(self._sums)
             calls, errors, model = self._calls, self._api_errors, self._model
             run_labels = dict(self._run_labels)
+            run_tool_uses = dict(self._run_tool_uses)
         outcome = Outcome(task=self.name, time=self._wall, kind="task", task_id=self.task_id, model=model)
         outcome.labels = {**run_labels, **self.labels}
         outcome.latency_s = time.perf_counter() - self._start
@@ -232,6 +244,11 @@ class Task:
                 outcome.tool_errors = int(sums["tool_errors"])
             if "cache_write_tokens" in sums:
                 outcome.cache_write_tokens = int(sums["cache_write_tokens"])
+            for name in ("turns", "thinking_tokens"):
+                if name in sums:
+                    setattr(outcome, name, int(sums[name]))
+            if run_tool_uses:
+                outcome.tool_uses = run_tool_uses
         if exc is not None and isinstance(exc, Exception):
             outcome.success = False
             outcome.error_type = type(exc).__name__

@@ -35,13 +35,13 @@ SignalKind = Literal["binary", "log", "count", "linear"]
 #: ``tool_errors`` is summed into tasks but not watched by default: it is mostly zero, which no
 #: log-scale model fits; a task's ``success`` already carries failures.
 #:
-#: The behavioural signals of an agent run (docs/agents.md) come last, and are known signals a config
-#: turns on (``signals:``) rather than watched by default: a state file keeps the signals it was
-#: taken with, so a new default would stop every existing ``serve`` state from restoring.
-#: ``turns``, ``thinking_tokens`` and ``reads_per_edit`` (Read/Grep/Glob uses per Edit/Write use,
-#: ``log1p`` because it can be 0) are the ones to turn on; ``retries``, ``permission_denials``
-#: (mostly zero, like ``tool_errors``), ``tool_error_rate`` (a fraction, mostly zero) and
-#: ``api_latency_s`` (wall latency is watched already) rarely earn their false-alarm budget.
+#: The behavioural signals of an agent run (docs/agents.md) come last. ``turns``, ``thinking_tokens``
+#: and ``reads_per_edit`` (Read/Grep/Glob uses per Edit/Write use, ``log1p`` because it can be 0) are
+#: watched by default (``AGENT_SIGNALS``): an outcome without the field (an API call, a task that
+#: never edited) simply has no such observation, so other streams are untouched. A state file taken
+#: with fewer signals still restores (``check_snapshot``: signals may be added). ``retries``,
+#: ``permission_denials`` (mostly zero, like ``tool_errors``), ``tool_error_rate`` (a fraction, mostly
+#: zero) and ``api_latency_s`` (wall latency is watched already) rarely earn their false-alarm budget.
 SIGNALS: Mapping[str, SignalKind] = {
     "success": "binary",
     "score": "linear",
@@ -60,7 +60,10 @@ SIGNALS: Mapping[str, SignalKind] = {
     "api_latency_s": "log",
 }
 
-#: The signals watched when the config does not list ``signals``.
+#: The behavioural signals of agent runs watched by default (docs/agents.md).
+AGENT_SIGNALS: tuple[str, ...] = ("turns", "thinking_tokens", "reads_per_edit")
+#: The signals watched when the config does not list ``signals``: the eight of every outcome, then
+#: the agent runs' behavioural ones.
 DEFAULT_SIGNALS: tuple[str, ...] = (
     "success",
     "score",
@@ -70,9 +73,8 @@ DEFAULT_SIGNALS: tuple[str, ...] = (
     "output_tokens",
     "cost_usd",
     "tool_calls",
+    *AGENT_SIGNALS,
 )
-#: The behavioural signals to add for agent runs (docs/agents.md).
-AGENT_SIGNALS: tuple[str, ...] = ("turns", "thinking_tokens", "reads_per_edit")
 
 #: Tool names that look before an edit, and those that edit (Claude Code's built-in tools).
 READ_TOOLS = frozenset({"Read", "Grep", "Glob"})

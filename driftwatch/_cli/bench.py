@@ -8,7 +8,13 @@ import sys
 from typing import Any
 
 from driftwatch._alerting.alerts import JsonlSink
-from driftwatch._cli.shared import Printer, help_without_action
+from driftwatch._cli.shared import (
+    Printer,
+    add_paging_arguments,
+    help_without_action,
+    paging_notifiers,
+    summarise_paging,
+)
 from driftwatch._config import ConfigError, load_config
 
 __all__ = ["add_parser", "run"]
@@ -36,8 +42,9 @@ def add_parser(sub: Any) -> None:
         "(same --run-id; the default is today's UTC date, so a daily cron job is resumable). Adaptive: the "
         "outcome file's history goes through detection first, and a category with a suspected stream "
         "gets extra runs (up to --budget task runs in total) so that the suspicion is confirmed or "
-        "cleared sooner; the reason is printed. Exit 1 when an alert is open (see --fail-on), 2 on bad "
-        "input.\n\n"
+        "cleared sooner; the reason is printed. Alerts new in this run page the notifiers of --config "
+        "(--no-notify only prints them). Exit 1 when an alert is open (see --fail-on), 2 on bad input, 3 "
+        "when a notifier could not deliver.\n\n"
         "examples:\n"
         "  driftwatch bench run examples/bench/suite.yaml --outcomes bench.jsonl\n"
         "  driftwatch bench run suite.yaml --agent 'claude -p' --repetitions 5 --budget 60\n"
@@ -71,6 +78,7 @@ def add_parser(sub: Any) -> None:
     bench_run.add_argument(
         "--config", metavar="FILE", help="YAML config file for detection (warmup, budget, ...)"
     )
+    add_paging_arguments(bench_run)
     bench_run.add_argument(
         "--fail-on",
         choices=("never", "suspected", "confirmed"),
@@ -137,10 +145,15 @@ def run(args: argparse.Namespace) -> int:
             from driftwatch._alerting.otel import OtelAlertSink
 
             sinks.append(OtelAlertSink(telemetry))
-        for sink in sinks:
+        notifiers = paging_notifiers(config, args.no_notify)
+        for sink in [*sinks, *notifiers]:
             for alert in report.new_alerts:
                 sink.export(alert)
+        for notifier in notifiers:
+            notifier.flush(args.notify_timeout)
+        for sink in [*sinks, *notifiers]:
             sink.shutdown()
+        paged = summarise_paging(notifiers)
     except BenchError as exc:
         print(f"driftwatch: {exc}", file=sys.stderr)
         return 2
@@ -162,4 +175,4 @@ def run(args: argparse.Namespace) -> int:
         flush=True,
     )
     fail = {"never": (), "suspected": ("suspected", "confirmed"), "confirmed": ("confirmed",)}[args.fail_on]
-    return 1 if any(a.status in fail for a in report.alerts) else 0
+    return 1 if any(a.status in fail for a in report.alerts) else paged

@@ -23,6 +23,7 @@ def add_parser(sub: Any) -> None:
         "is demo-agent unless the file or DRIFTWATCH_SERVICE names one.\n\n"
         "examples:\n"
         "  driftwatch demo --tasks 1000 --change-at 500\n"
+        "  driftwatch demo --alerts-out alerts.jsonl      # the alerts as Alert JSON lines too\n"
         "  DRIFTWATCH_WARMUP=200 driftwatch demo --config driftwatch.yaml\n"
         "  driftwatch demo --config driftwatch.yaml --notify     # page the configured notifiers",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -31,6 +32,9 @@ def add_parser(sub: Any) -> None:
     demo.add_argument("--change-at", type=int, default=500, help="task index where degradation starts")
     demo.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     demo.add_argument("--config", metavar="FILE", help="YAML config file (warmup, lag, budget, signals, ...)")
+    demo.add_argument(
+        "--alerts-out", metavar="PATH", help="also write the alerts as Alert JSON lines to PATH (as replay)"
+    )
     demo.add_argument(
         "--notify",
         action="store_true",
@@ -50,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
             seed=args.seed,
             config_path=args.config,
             notify=args.notify,
+            alerts_out=args.alerts_out,
         )
     except ConfigError as exc:
         print(f"driftwatch: {exc}", file=sys.stderr)

@@ -7,7 +7,14 @@ import os
 import sys
 from typing import Any
 
-from driftwatch._cli.shared import detect, help_without_action, write_outcomes
+from driftwatch._cli.shared import (
+    add_paging_arguments,
+    detect,
+    help_without_action,
+    paging_notifiers,
+    summarise_paging,
+    write_outcomes,
+)
 from driftwatch._config import ConfigError, load_config
 
 __all__ = ["add_junit_parser", "add_parser", "run_claude_code", "run_junit"]
@@ -31,7 +38,8 @@ def add_parser(sub: Any) -> None:
         "telemetry would give (docs/claude-code.md): per prompt (success = no API error and no failed "
         "tool; tokens, tool calls, latency), per API request and per tool use, per session. Bad lines are "
         "reported as file:line and skipped. Outcomes are written as outcome JSONL (the replay format) "
-        "and run through detection like `driftwatch replay`.\n\n"
+        "and run through detection like `driftwatch replay`, paging the notifiers of --config "
+        "(exit 3 when one could not deliver).\n\n"
         "example: driftwatch ingest claude-code ~/.claude/projects --outcomes-out claude-code.jsonl "
         "--alerts-out alerts.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,6 +49,7 @@ def add_parser(sub: Any) -> None:
     claude.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
     claude.add_argument("--config", metavar="FILE", help="YAML config file (stream_labels, budget, ...)")
     claude.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
+    add_paging_arguments(claude)
     claude.set_defaults(run=run_claude_code)
     add_junit_parser(ingest_sub)
     help_without_action(ingest)
@@ -70,12 +79,15 @@ def run_claude_code(args: argparse.Namespace) -> int:
     outcomes.sort(key=lambda o: o.time)
     if args.outcomes_out and not write_outcomes(args.outcomes_out, outcomes):
         return 2
-    monitor, counts = detect(config, outcomes, args.alerts_out, "outcomes through detection")
+    notifiers = paging_notifiers(config, args.no_notify)
+    monitor, counts = detect(
+        config, outcomes, args.alerts_out, "outcomes through detection", notifiers, args.notify_timeout
+    )
     print(
         f"ingested {report.files} session logs ({report.lines} lines): {len(outcomes)} outcomes in "
         f"{monitor.stream_count} streams; {report.bad_lines} bad lines skipped; alerts: {counts}"
     )
-    return 0
+    return summarise_paging(notifiers)
 
 
 def add_junit_parser(ingest_sub: Any) -> None:
@@ -89,7 +101,7 @@ def add_junit_parser(ingest_sub: Any) -> None:
         "across runs). Bad XML "
         "is reported as file:line:column and skipped; the other files are still read. Outcomes are "
         "written as outcome JSONL (the replay format) and run through detection like `driftwatch "
-        "replay`.\n\n"
+        "replay`, paging the notifiers of --config (exit 3 when one could not deliver).\n\n"
         "example: pytest --junitxml=report.xml; driftwatch ingest junit report.xml --task agent-tests "
         "--outcomes-out junit.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -102,6 +114,7 @@ def add_junit_parser(ingest_sub: Any) -> None:
     p.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
     p.add_argument("--config", metavar="FILE", help="YAML config file (stream_labels, budget, ...)")
     p.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
+    add_paging_arguments(p)
     p.set_defaults(run=run_junit)
 
 
@@ -134,10 +147,14 @@ def run_junit(args: argparse.Namespace) -> int:
     outcomes.sort(key=lambda o: o.time)
     if args.outcomes_out and not write_outcomes(args.outcomes_out, outcomes, append=args.append):
         return 2
-    monitor, counts = detect(config, outcomes, args.alerts_out, "outcomes through detection")
+    notifiers = paging_notifiers(config, args.no_notify)
+    monitor, counts = detect(
+        config, outcomes, args.alerts_out, "outcomes through detection", notifiers, args.notify_timeout
+    )
     print(
         f"ingested {report.files} of {len(args.files)} JUnit files ({report.suites} suites, {report.cases} "
         f"test cases): {len(outcomes)} outcomes in {monitor.stream_count} streams; "
         f"{len(report.errors)} problems skipped; alerts: {counts}"
     )
-    return 1 if report.files == 0 else 0
+    paged = summarise_paging(notifiers)
+    return 1 if report.files == 0 else paged

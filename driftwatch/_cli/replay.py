@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from driftwatch._cli.shared import detect
+from driftwatch._cli.shared import add_paging_arguments, detect, paging_notifiers, summarise_paging
 from driftwatch._config import ConfigError, load_config
 from driftwatch.collectors._replay import ReadReport, read_outcomes
 
@@ -23,7 +23,9 @@ def add_parser(sub: Any) -> None:
         "reported with their line number and skipped. Alerts are printed, written to --alerts-out and "
         "sent to the notifiers configured in --config (PagerDuty, Slack, webhook; or by "
         "DRIFTWATCH_PAGERDUTY_ROUTING_KEY / DRIFTWATCH_SLACK_WEBHOOK_URL): a replay pages like the "
-        "service does, with a delivery summary per notifier at the end; --no-notify only prints.\n\n"
+        "service does, with a delivery summary per notifier at the end; --no-notify only prints. "
+        "Exit code 0; 2 when the file or config cannot be read; 3 when a notifier failed to deliver "
+        "or dropped a notification.\n\n"
         "example: driftwatch replay outcomes.jsonl --alerts-out alerts.jsonl",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -31,18 +33,7 @@ def add_parser(sub: Any) -> None:
     replay.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
     replay.add_argument("--config", metavar="FILE", help="YAML config file")
     replay.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
-    replay.add_argument(
-        "--no-notify",
-        action="store_true",
-        help="do not send alerts to the configured notifiers (PagerDuty, Slack, webhook); only print them",
-    )
-    replay.add_argument(
-        "--notify-timeout",
-        type=float,
-        default=30.0,
-        metavar="SECONDS",
-        help="at the end, wait this long for notifiers to deliver what is queued (default 30)",
-    )
+    add_paging_arguments(replay)
     replay.add_argument(
         "--metrics-port",
         type=int,
@@ -96,22 +87,7 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
         print(f"serving metrics at {metrics.url}", flush=True)
-    notifiers: list[Any] = []
-    if config.notifiers and not args.no_notify:
-        from driftwatch._alerting.notifiers import build_notifiers
-
-        notifiers = build_notifiers(config)
-        print(
-            "paging: alerts also go to "
-            + ", ".join(n.name for n in notifiers)
-            + " (the notifiers in the config; --no-notify to only print them)",
-            flush=True,
-        )
-    elif config.notifiers:
-        print(
-            f"not paging: --no-notify; the {len(config.notifiers)} notifiers in the config get nothing",
-            flush=True,
-        )
+    notifiers = paging_notifiers(config, args.no_notify)
     extra += notifiers
     if metrics is not None and notifiers:
         from driftwatch._alerting.notifiers import delivery_metrics
@@ -125,12 +101,11 @@ def run(args: argparse.Namespace) -> int:
         f"{len(report.errors)} bad lines skipped; alerts: {counts}",
         flush=True,
     )
-    for notifier in notifiers:
-        print(f"notifier {notifier.summary()}", flush=True)
+    code = summarise_paging(notifiers)
     if metrics is not None:
         _hold(args.hold)
         metrics.close()
-    return 0
+    return code
 
 
 def _hold(seconds: float | None) -> None:

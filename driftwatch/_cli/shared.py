@@ -12,7 +12,19 @@ from driftwatch._config import Config
 from driftwatch._monitor import Monitor
 from driftwatch._outcome import Outcome, format_time
 
-__all__ = ["Printer", "detect", "help_without_action", "write_outcomes"]
+__all__ = [
+    "EXIT_UNDELIVERED",
+    "Printer",
+    "add_paging_arguments",
+    "detect",
+    "help_without_action",
+    "paging_notifiers",
+    "summarise_paging",
+    "write_outcomes",
+]
+
+#: Exit code of a run whose notifiers gave up on or dropped some notifications.
+EXIT_UNDELIVERED = 3
 
 
 class Printer:
@@ -78,6 +90,59 @@ def detect(
     monitor.shutdown()
     counts = ", ".join(f"{k} {v}" for k, v in sorted(monitor.stats.alerts.items())) or "none"
     return monitor, counts
+
+
+def add_paging_arguments(parser: Any) -> None:
+    """``--no-notify`` and ``--notify-timeout`` for a command that pages like the service does."""
+    parser.add_argument(
+        "--no-notify",
+        action="store_true",
+        help="do not send alerts to the configured notifiers (PagerDuty, Slack, webhook); only print them",
+    )
+    parser.add_argument(
+        "--notify-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="at the end, wait this long for notifiers to deliver what is queued (default 30)",
+    )
+
+
+def paging_notifiers(config: Config, no_notify: bool) -> list[Any]:
+    """The config's notifiers unless ``no_notify``; the first line of output says which way it is."""
+    if config.notifiers and not no_notify:
+        from driftwatch._alerting.notifiers import build_notifiers
+
+        notifiers = build_notifiers(config)
+        print(
+            "paging: alerts also go to "
+            + ", ".join(n.name for n in notifiers)
+            + " (the notifiers in the config; --no-notify to only print them)",
+            flush=True,
+        )
+        return notifiers
+    if config.notifiers:
+        print(
+            f"not paging: --no-notify; the {len(config.notifiers)} notifiers in the config get nothing",
+            flush=True,
+        )
+    return []
+
+
+def summarise_paging(notifiers: Sequence[Any]) -> int:
+    """Print one delivery line per notifier; EXIT_UNDELIVERED (saying so) when any lost one, else 0."""
+    for notifier in notifiers:
+        print(f"notifier {notifier.summary()}", flush=True)
+    undelivered = sum(n.undelivered() for n in notifiers)
+    if not undelivered:
+        return 0
+    # A script or CI job that pages must see that on-call did not get everything.
+    print(
+        f"driftwatch: {undelivered} notifications were not delivered (see the notifier lines above); "
+        f"exit code {EXIT_UNDELIVERED}",
+        file=sys.stderr,
+    )
+    return EXIT_UNDELIVERED
 
 
 def help_without_action(parser: Any) -> None:

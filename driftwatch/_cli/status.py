@@ -20,7 +20,8 @@ def add_parser(sub: Any) -> None:
         help="streams of a running `driftwatch serve`, those needing attention first",
         description="Ask a running `driftwatch serve` (its read API) for every stream: the state of each "
         "signal (confirmed, suspected, resolved, warming_up, quiet), baseline and current estimates with "
-        "95%% intervals, and the last alert; confirmed and suspected first. A table, or JSON with --json. "
+        "95%% intervals, and the last alert; confirmed and suspected first; then the open incidents "
+        "(alerts grouped by cause, one page each) and open alerts. A table, or JSON with --json. "
         "Exit code 0, or 2 when the service cannot be read.\n\n"
         "examples:\n"
         "  driftwatch status\n"
@@ -28,7 +29,9 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_remote_arguments(p, optional=False)
-    p.add_argument("--json", action="store_true", help="print the streams and open alerts as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="print the streams, open incidents and open alerts as JSON"
+    )
     p.add_argument(
         "--all", action="store_true", help="list every signal of every stream, quiet ones too (table only)"
     )
@@ -88,11 +91,26 @@ def run(args: argparse.Namespace) -> int:
     except RemoteError as exc:
         print(f"driftwatch: {exc}", file=sys.stderr)
         return 2
+    try:
+        found = get_json(args.url, "/api/v1/incidents", args.token, limit="50")["incidents"]
+    except RemoteError:  # a service from before the incidents endpoint: show what it has
+        found = []
+    incidents = [i for i in found if i["state"] == "open"]
     if args.json:
-        body = {"url": args.url, **streams, "open_alerts": alerts["open"]}
+        body = {"url": args.url, **streams, "open_alerts": alerts["open"], "open_incidents": incidents}
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return 0
     sys.stdout.write(table(streams["streams"], args.all))
+    if incidents:
+        sys.stdout.write(f"\n{len(incidents)} open incidents:\n")
+        for i in incidents:
+            moved = ", ".join(f"{m['signal']} {m['direction']}" for m in i["signals"][:5])
+            more = f" (+{len(i['signals']) - 5})" if len(i["signals"]) > 5 else ""
+            paged = "paged" if i["paged"] else "suspected, not paged"
+            sys.stdout.write(
+                f"  {i['id']} {paged}: {len(i['signals'])} signals in {i['streams']} streams since "
+                f"{i['first_change']}: {moved}{more}\n"
+            )
     opened = alerts["open"]
     if opened:
         sys.stdout.write(f"\n{len(opened)} open alerts:\n")

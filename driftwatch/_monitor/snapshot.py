@@ -14,6 +14,7 @@ threads, locks, queue and sinks are left out by the callers.
 from __future__ import annotations
 
 import io
+import logging
 import pickle
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,8 @@ SNAPSHOT_FORMAT = 6
 #: added per-task detection (``AbilitySR`` in a watch, the ``task_signals`` setting); a watch restored
 #: from an older format keeps its ``LaggedSR``.
 READABLE_FORMATS = (3, 4, 5, SNAPSHOT_FORMAT)
-#: Settings that change what a restored monitor would alert on: a snapshot only restores under equal ones.
+#: Settings that change what a restored monitor would alert on: a snapshot only restores under equal
+#: ones, except ``signals``, which may grow (see ``check_snapshot``).
 SNAPSHOT_SETTINGS = (
     "budget",
     "warmup",
@@ -67,6 +69,8 @@ SNAPSHOT_SETTINGS = (
 _FORMAT_5_SETTINGS = frozenset({"confirm_alpha", "withdraw_beta", "min_shift", "max_fresh"})
 #: Settings format 6 added: a snapshot of an older format restores whatever they are now.
 _FORMAT_6_SETTINGS = frozenset({"task_signals"})
+
+log = logging.getLogger("driftwatch")
 
 #: Classes outside driftwatch that plain state is made of.
 _ALLOWED = {
@@ -148,14 +152,36 @@ def check_snapshot(state: Any, config: Config) -> dict[str, Any]:
         f"{name} {saved.get(name)!r} in the snapshot, {getattr(config, name)!r} now"
         for name in SNAPSHOT_SETTINGS
         if saved.get(name) != getattr(config, name)
+        and name != "signals"
         and not (older and name in _FORMAT_5_SETTINGS)
         and not (before_6 and name in _FORMAT_6_SETTINGS)
     ]
+    removed, added = _signal_changes(saved.get("signals"), list(config.signals))
+    if removed:
+        differ.insert(
+            0,
+            f"signals {removed!r} watched in the snapshot are not in signals now (signals may be added, "
+            "not removed: a removed signal's detectors and open alerts would be lost)",
+        )
     if differ:
         raise StateError(
             "monitor snapshot: taken with other detection settings (" + "; ".join(differ) + "); "
             "start with the settings it was taken with, or move the state file aside to start afresh "
             "(every stream then re-learns its baseline)"
         )
+    if added:
+        log.info("driftwatch: restoring a monitor snapshot; signals new since it start fresh: %s", added)
     result: dict[str, Any] = state
     return result
+
+
+def _signal_changes(saved: Any, now: list[str]) -> tuple[list[str], list[str]]:
+    """(signals the snapshot watched that ``now`` lacks, signals ``now`` adds), in their lists' order.
+
+    Adding signals keeps a snapshot: each stream's existing detectors go on, and a new signal gets its
+    detector at its first observation, as in a stream seen for the first time. Removing one refuses
+    (the caller says which), like any other setting: its detectors and open alerts would be lost.
+    """
+    if not isinstance(saved, list | tuple):
+        return [repr(saved)], []
+    return [s for s in saved if s not in now], [s for s in now if s not in saved]

@@ -89,8 +89,12 @@ def run_demo(
     *,
     config_path: str | None = None,
     notify: bool = False,
+    alerts_out: str | None = None,
 ) -> int:
     """Run the demo; returns 0 when the degrading stream alerts and the healthy one stays quiet.
+
+    ``alerts_out`` writes every alert as Alert JSON lines to that path (as ``replay --alerts-out``),
+    over the config's ``alerts_out``.
 
     Settings come from ``config_path`` (else ``DRIFTWATCH_CONFIG``) and ``DRIFTWATCH_*`` as for
     every command, under :func:`demo_settings`.
@@ -119,6 +123,7 @@ def run_demo(
         sinks=[ConsoleSink(out), memory],
         telemetry=telemetry,
         **demo_settings(config_path, notify=notify),
+        **({"alerts_out": alerts_out} if alerts_out else {}),
     )
     cfg = runtime.config
     print(

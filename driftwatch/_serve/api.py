@@ -8,6 +8,8 @@ GET endpoints on the OTLP/HTTP port, behind the same bearer token as everything 
   intervals, and the last alert; streams that need attention first.
 - ``/api/v1/alerts``: the open alerts (confirmed, and suspected awaiting confirmation) and the
   most recent status changes.
+- ``/api/v1/incidents``: alerts grouped by cause (one page per incident): open incidents first,
+  each with its state, whether it paged, when its first change was and every signal that moved.
 - ``/api/v1/outcomes``: outcomes as outcome JSONL (the replay format), oldest first, paged: the
   ``X-Driftwatch-Cursor`` header carries where the next page starts, absent on the last page.
 """
@@ -34,11 +36,49 @@ CURSOR_HEADER = "X-Driftwatch-Cursor"
 ORDER = ("confirmed", "suspected", "resolved", "warming_up", "quiet")
 #: Outcomes per page: default and most.
 PAGE, MAX_PAGE = 1000, 10_000
+#: Newest alert status changes read from the history to build ``/api/v1/incidents``.
+INCIDENT_SCAN = 2000
 _JSON, _JSONL = "application/json", "application/x-ndjson"
 _SELECTOR_KEYS = ("model", "version", "task", "service", "kind", "since", "until")
 
 Params = Mapping[str, list[str]]
 Answer = tuple[int, str, bytes, list[tuple[str, str]]]
+
+
+def _incident(ident: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+    """One incident's summary from its members' latest Alert JSON records."""
+    members.sort(key=lambda m: (m.get("status") == "resolved", -abs(_number(m.get("effect")))))
+    opened = any(m.get("status") in ("suspected", "confirmed") for m in members)
+    paged = any(m.get("status") == "confirmed" or "confirmed_at" in m for m in members)
+    changes = [str(m["change_at"]) for m in members if m.get("change_at")]
+    times = [str(m[k]) for m in members for k in ("detected_at", "confirmed_at", "resolved_at") if m.get(k)]
+    streams = {json.dumps(m.get("stream", {}), sort_keys=True) for m in members}
+    return {
+        "id": ident,
+        "state": "open" if opened else "resolved",
+        "paged": paged,
+        "first_change": min(changes, default=None),
+        "last_at": max(times, default=None),
+        "streams": len(streams),
+        "signals": [
+            {
+                "alert": m.get("id"),
+                "kind": m.get("kind"),
+                "stream": m.get("stream", {}),
+                "signal": m.get("signal"),
+                "status": m.get("status"),
+                "direction": m.get("direction"),
+                "effect": m.get("effect"),
+                "message": m.get("message"),
+            }
+            for m in members
+        ],
+    }
+
+
+def _number(value: Any) -> float:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    return float(value) if ok else 0.0
 
 
 class BadRequest(ValueError):
@@ -104,6 +144,7 @@ class ReadApi:
         return {
             "/api/v1/streams": self._guard(self.streams),
             "/api/v1/alerts": self._guard(self.alerts),
+            "/api/v1/incidents": self._guard(self.incidents),
             "/api/v1/outcomes": self._guard(self.outcomes),
         }
 
@@ -175,6 +216,30 @@ class ReadApi:
             opened = [a for a in opened if ";".join(f"{k}={v}" for k, v in a["stream"].items()) == key]
         opened.sort(key=lambda a: (a["status"] != "confirmed", a["detected_at"]))
         return _json({"open": opened, "recent": self.history.alerts(limit=limit, stream=key)})
+
+    # -- incidents -------------------------------------------------------------------------------
+    def incidents(self, params: Params) -> Answer:
+        """``/api/v1/incidents[?limit=N]``: incidents from the open alerts and the recent history.
+
+        An incident is open while any member alert is suspected or confirmed; it ``paged`` once any
+        member was confirmed (a suspicion alone never pages). Members carry their latest status.
+        The history window is the newest ``INCIDENT_SCAN`` alert status changes.
+        """
+        limit = _int(params, "limit", 100, MAX_PAGE)
+        latest: dict[str, dict[str, Any]] = {}
+        for record in reversed(self.history.alerts(limit=INCIDENT_SCAN)):  # oldest first
+            latest[str(record.get("id"))] = record
+        for alert in self.monitor.open_alerts():
+            latest[alert.id] = _clean(alert.to_dict())
+        grouped: dict[str, list[dict[str, Any]]] = {}
+        for record in latest.values():
+            incident = record.get("incident")
+            if isinstance(incident, str):
+                grouped.setdefault(incident, []).append(record)
+        out = [_incident(ident, members) for ident, members in grouped.items()]
+        out.sort(key=lambda i: i["last_at"] or "", reverse=True)  # newest first within …
+        out.sort(key=lambda i: (i["state"] != "open", not i["paged"]))  # … open, paged first (stable)
+        return _json({"incidents": out[:limit], "total": len(out)})
 
     # -- outcomes --------------------------------------------------------------------------------
     def outcomes(self, params: Params) -> Answer:

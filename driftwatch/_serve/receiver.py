@@ -626,6 +626,10 @@ class Receiver:
             if ":" in config.host
             else f"{config.host}:{config.grpc_port}"
         )
+        if config.grpc_port:
+            # Asked first with a plain socket: gRPC's C core would print its own unstructured error
+            # line to stderr before ours (and its message says less: no strerror, no way out).
+            _check_port_free(config.host, config.grpc_port, "grpc_port")
         try:
             if config.tls_cert and config.tls_key:
                 credentials = grpc.ssl_server_credentials(
@@ -660,6 +664,22 @@ class Receiver:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _check_port_free(host: str, port: int, setting: str) -> None:
+    """Raise ConfigError naming ``setting`` when ``host:port`` cannot be bound (in use, no such address)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+            probe.bind((host, port))
+    except OSError as exc:
+        flag = setting.replace("_", "-")
+        raise ConfigError(
+            f"setting '{setting}': cannot listen on {host}:{port}: {exc.strerror or exc}; another process "
+            f"holds it (another driftwatch serve, an OpenTelemetry Collector?): stop it or choose a free "
+            f"port with --{flag} or '{setting}' in the config (0 picks any free port)"
+        ) from None
 
 
 # -- HTTP --------------------------------------------------------------------------------------------

@@ -11,11 +11,13 @@ own extension point: nothing is patched, and the SDK's other processors keep run
 - ``input_tokens``/``output_tokens``/``cache_read_tokens``/``cache_write_tokens``: the usage the SDK
   attaches to its task spans (else summed from its generation and response spans); input tokens
   without the cached ones, as everywhere in driftwatch.
-- ``tool_calls``/``tool_errors``: function-tool spans, and those that ended with an error; the
-  labels ``tool_calls.<name>`` and ``tool_errors.<name>`` break them down by tool (at most
-  ``MAX_TOOL_NAMES`` names, then ``other``).
+- ``tool_calls``/``tool_errors``: function-tool spans, and those that ended with an error;
+  ``tool_uses`` (and the labels ``tool_calls.<name>``, ``tool_errors.<name>``) break them down by
+  tool (at most ``MAX_TOOL_NAMES`` names, then ``other``).
 - ``api_errors``: failed generation/response spans; ``model``: the last model that answered.
-- labels ``turns``, ``handoffs``, ``guardrail_trips``, ``agent`` (the first agent's name).
+- ``turns``: turn spans (else model calls); ``thinking_tokens``: the reasoning tokens of response
+  spans (none when there are none) — both behavioural signals, watched by default.
+- labels ``handoffs``, ``guardrail_trips``, ``agent`` (the first agent's name).
 - ``success``: False when the run ended with an error (``error_type``: ``MaxTurnsExceeded``,
   ``GuardrailTripwireTriggered``, ``AgentError``, …), else True; ``latency_s``: the trace's duration.
 
@@ -181,17 +183,20 @@ def outcome(run: AgentRun, task: str | None = None, labels: dict[str, str] | Non
         result.cache_write_tokens = usage["cache_write"]
     result.tool_calls = sum(run.tool_calls.values())
     result.tool_errors = sum(run.tool_errors.values())
+    result.tool_uses = {
+        k.removeprefix("tool_calls."): int(v) for k, v in _breakdown(run.tool_calls, "tool_calls").items()
+    }
     result.api_errors = run.api_errors
     result.error_type = run.error_type
     result.success = run.error_type is None
-    out = dict(labels or {})
-    out["turns"] = str(run.turns or run.model_calls)
-    out["handoffs"] = str(run.handoffs)
-    out["guardrail_trips"] = str(run.guardrail_trips)
+    result.turns = run.turns or run.model_calls
     # Task spans carry no reasoning tokens; the Responses API's response spans do.
     reasoning = usage["reasoning"] or run.call_usage["reasoning"]
     if reasoning:
-        out["reasoning_tokens"] = str(reasoning)
+        result.thinking_tokens = reasoning
+    out = dict(labels or {})
+    out["handoffs"] = str(run.handoffs)
+    out["guardrail_trips"] = str(run.guardrail_trips)
     if run.agent:
         out["agent"] = run.agent
     out.update(_breakdown(run.tool_calls, "tool_calls"))

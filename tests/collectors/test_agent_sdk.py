@@ -226,19 +226,22 @@ def test_reads_per_edit_zero_cases_and_the_jsonl_form() -> None:
     assert parse_outcome(parsed.to_dict()).tool_uses == {"Grep": 2, "Edit": 1}
 
 
-def test_the_default_signals_are_unchanged_and_the_agent_ones_known() -> None:
-    """The default stays the eight a state file was taken with; the behavioural signals are opt-in."""
-    assert Config().signals == list(DEFAULT_SIGNALS) == list(SIGNALS)[:8]
-    assert AGENT_SIGNALS == ("turns", "thinking_tokens", "reads_per_edit")
-    assert not set(AGENT_SIGNALS) & set(DEFAULT_SIGNALS) and set(AGENT_SIGNALS) <= set(SIGNALS)
-    config = load_config(None, env={}, signals=[*DEFAULT_SIGNALS, *AGENT_SIGNALS, "retries"])
+def test_the_default_signals_add_the_three_agent_ones_to_the_eight_of_before() -> None:
+    """The default is the eight of before, then turns, thinking tokens and reads per edit; the rest opt-in."""
+    assert Config().signals == list(DEFAULT_SIGNALS) == list(SIGNALS)[:11]
+    assert AGENT_SIGNALS == ("turns", "thinking_tokens", "reads_per_edit") == DEFAULT_SIGNALS[8:]
+    assert DEFAULT_SIGNALS[:8] == (
+        *("success", "score", "latency_s", "ttft_s"),
+        *("input_tokens", "output_tokens", "cost_usd", "tool_calls"),
+    )
+    config = load_config(None, env={}, signals=[*DEFAULT_SIGNALS, "retries"])
     assert config.signals[-4:] == ["turns", "thinking_tokens", "reads_per_edit", "retries"]
 
 
 def test_a_fall_in_reads_per_edit_alerts_like_any_signal() -> None:
     """Seeded: reads per edit falling from ~6.6 to ~2.0 (turns unchanged) is confirmed on that signal."""
     rng = random.Random(18)
-    monitor = Monitor(Config(signals=[*DEFAULT_SIGNALS, *AGENT_SIGNALS]), threaded=False)
+    monitor = Monitor(Config(), threaded=False)  # the agent signals are on by default
     alerts = []
     for i in range(1400):
         mean = 6.6 if i < 800 else 2.0

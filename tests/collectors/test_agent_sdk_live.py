@@ -1,6 +1,7 @@
 """Real Claude Agent SDK runs (its bundled Claude Code CLI) against the local fake API, watched by
 ``driftwatch.agent_run`` (issue 18): success, tool use, a failed tool, a permission denial, a 529,
-max turns, an early break, a subagent, and two prompts in one ``ClaudeSDKClient`` session.
+max turns, an early break, a subagent, and two prompts in one ``ClaudeSDKClient`` session; and
+``telemetry=True`` through a real ``serve``, the CLI's own telemetry joined to the run by trace id.
 
 Offline: ``ANTHROPIC_BASE_URL`` points at ``FakeMessagesAPI``, the key is a dummy, nonessential
 traffic is off and ``HOME`` is a temporary directory. The fake answers by markers in the user's
@@ -272,3 +273,73 @@ def test_the_example_coding_agent_fixes_the_bug_and_records_success() -> None:
     (outcome,) = example.main([])
     assert (outcome.task, outcome.success, outcome.turns) == ("fix-add", True, 4)
     assert outcome.tool_uses == {"Read": 1, "Grep": 1, "Write": 1} and outcome.reads_per_edit == 2.0
+
+
+def test_telemetry_joins_the_clis_own_telemetry_to_the_run_in_serve(fake: Fake, tmp_path: Path) -> None:
+    """`agent_run(telemetry=True)` through a real `serve`: the run's span and the CLI's own prompt share
+    the trace id, and the two paths agree on turns, tool uses and reads per edit."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+    from driftwatch._alerting.otel import Telemetry
+    from driftwatch._serve.receiver import Receiver
+    from driftwatch._serve.service import TICK, DriftService
+
+    config = driftwatch.load_config(
+        None, env={}, http_port=0, grpc_port=0, state=str(tmp_path / "state.db"), console=False
+    )
+    service = DriftService(config, [driftwatch.InMemorySink()])
+    seen: list[Outcome] = []
+    decode = service.durable.decode
+
+    def observed(kind: str, body: bytes) -> list[Outcome]:
+        out = decode(kind, body)
+        seen.extend(out)
+        return out
+
+    service.durable.decode = observed  # type: ignore[method-assign]  # what the monitor is handed
+    service.start(wait=True)
+    receiver = Receiver(service, config)
+    receiver.start()
+    endpoint = f"http://127.0.0.1:{receiver.http_port}"
+    provider = TracerProvider(resource=Resource.create({"service.name": "sdk-agent"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{endpoint}/v1/traces")))
+    driftwatch.configure(telemetry=Telemetry(tracer_provider=provider), service="sdk-agent", sinks=[])
+    try:
+        (fake.work / "out.txt").unlink(missing_ok=True)
+        options = fake.options(permission_mode="acceptEdits")
+        options.env.update(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                "OTEL_LOGS_EXPORT_INTERVAL": "200",
+                "OTEL_METRIC_EXPORT_INTERVAL": "1000",
+            }
+        )
+
+        async def go() -> None:
+            async with driftwatch.agent_run("code", telemetry=True) as run:
+                async for _ in run.query(prompt="fix it FAKE-PLAN:Read,Write", options=options):
+                    pass
+
+        asyncio.run(go())
+        driftwatch.shutdown()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not any(o.task == "claude_code.prompt" for o in seen):
+            time.sleep(0.1)
+            assert service.wait_processed(10)
+            later = time.time() + service.decoder.otlp.session_idle_s + 60
+            if any(o.task == "code" for o in seen):
+                service.durable.append(TICK, repr(later).encode("ascii"))  # closes the CLI's prompt
+    finally:
+        receiver.stop()
+        service.stop()
+    (task,) = [o for o in seen if o.task == "code"]
+    (prompt,) = [o for o in seen if o.task == "claude_code.prompt" and o.kind == "task"]
+    assert task.service == "sdk-agent" and prompt.service == "claude-code"
+    assert task.trace_id is not None and prompt.trace_id == task.trace_id
+    for outcome in (task, prompt):
+        assert (outcome.turns, outcome.tool_uses, outcome.reads_per_edit) == (3, {"Read": 1, "Write": 1}, 1.0)
+    assert prompt.input_tokens == task.input_tokens == 300

@@ -212,7 +212,9 @@ def test_malformed_claude_code_records_are_rejected_where_the_rest_decodes() -> 
         "expected a number 0 to 1e9",
     ]
     (prompt,) = by_session(decoder.expire(math.inf), "task", "claude_code.prompt")
-    assert (prompt.input_tokens, prompt.tool_calls, prompt.success) == (29261, 0, True)
+    # The rejected tool_result is gone; its tool_decision (accepted) still counts the tool use.
+    assert (prompt.input_tokens, prompt.tool_calls, prompt.success) == (29261, 1, True)
+    assert (prompt.tool_uses, prompt.tool_errors) == ({"Bash": 1}, 0)
 
 
 def test_split_model() -> None:

@@ -5,7 +5,8 @@ against the local fake Messages API with a dummy key; its OTLP export goes to a 
 ``Receiver`` on ephemeral ports. Every request gets its own fake answer (distinct token counts), so
 each outcome can be traced back to the request that produced it. The runs: plain prompts (one
 continued with ``--continue``), a 529 after one retry, HTTP and gRPC export, the beta spans, and the
-model asking for a ``Read`` tool use (allowed, allowed on a missing file, and not allowed).
+model asking for a ``Read`` tool use (allowed, allowed on a missing file, not allowed, and refused in
+``dontAsk`` mode).
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class Run:
     """``--continue``: the previous run's session goes on (same ``session.id``, a new prompt)."""
     allow_read: bool = False
     """``--allowedTools Read``: headless, a tool use without permission is denied."""
+    dont_ask: bool = False
+    """``--permission-mode dontAsk``: a tool use without permission is denied, and said so in events."""
     returncode: int = 0
     stdout: str = ""
     replies: list[dict[str, Any]] = field(default_factory=list)
@@ -139,6 +142,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         Run(f"read FAKE-READ:{tmp / 'hello.txt'}", "http/protobuf", False, allow_read=True),
         Run(f"read FAKE-READ:{tmp / 'missing.txt'}", "http/protobuf", False, allow_read=True),
         Run(f"read FAKE-READ:{tmp / 'hello.txt'} unasked", "http/protobuf", False),
+        Run(f"read FAKE-READ:{tmp / 'hello.txt'} dont ask", "http/protobuf", True, dont_ask=True),
     ]
     # Outside the working directory, so that headless Claude Code reads it only when allowed to.
     (tmp / "hello.txt").write_text("hello\n")
@@ -178,6 +182,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
                         "-p",
                         *(["--continue"] if run.resume else []),
                         *(["--allowedTools", "Read", "--"] if run.allow_read else []),
+                        *(["--permission-mode", "dontAsk", "--"] if run.dont_ask else []),
                         run.prompt,
                     ],
                     env=env,
@@ -256,8 +261,9 @@ def test_each_api_request_is_one_call_outcome(live: Live) -> None:
     # The 529 is one failed request after its retry, not two.
     assert len(calls) == sum(len(run.replies) for run in live.runs) - 1
     merged = [c for c in calls if c.ttft_s is not None]
-    assert len(merged) == 1  # the run with spans: its span (ttft, stop_reason) and event (cost) are one
-    assert merged[0].cost_usd and merged[0].stop_reason == "end_turn"
+    # The runs with spans: each request's span (ttft, stop_reason) and event (cost) are one.
+    assert len(merged) == sum(len(run.replies) for run in live.runs if run.spans)
+    assert all(c.cost_usd for c in merged) and merged[-1].stop_reason == "end_turn"
     for call in calls:
         if call.success:
             assert (call.input_tokens, call.output_tokens) in {
@@ -277,13 +283,17 @@ def test_the_api_error_prompt_fails(live: Live) -> None:
 
 def test_tool_uses_are_tool_outcomes_and_a_failed_one_fails_its_prompt(live: Live) -> None:
     """A Read of a file is a `claude_code.tool` outcome; a Read of a missing file fails it and its prompt."""
-    tools = [o for o in live.outcomes if o.task == "claude_code.tool"]
+    tools = [o for o in live.outcomes if o.task == "claude_code.tool" and not _dont_ask(live, o)]
     assert sorted((t.labels["tool_name"], t.success, t.error_type) for t in tools) == [
         ("Read", False, "tool_error"),
         ("Read", True, None),
     ]
     assert all(t.latency_s is not None and t.latency_s >= 0 for t in tools)
-    with_tools = sorted((p.success, p.tool_errors, p.error_type) for p in live.prompts() if p.tool_calls)
+    with_tools = sorted(
+        (p.success, p.tool_errors, p.error_type)
+        for p in live.prompts()
+        if p.tool_calls and not p.permission_denials
+    )
     assert with_tools == [(False, 1, "tool_error"), (True, 0, None)]
 
 
@@ -294,6 +304,8 @@ def test_a_tool_use_denied_headless_leaves_no_trace_in_telemetry(live: Live) -> 
     tokens = (sum(r["input_tokens"] for r in run.replies), sum(r["output_tokens"] for r in run.replies))
     (prompt,) = [p for p in live.prompts() if (p.input_tokens, p.output_tokens) == tokens]
     assert (prompt.success, prompt.tool_calls, prompt.tool_errors) == (True, 0, 0)
+    # Nor a tool_decision: without the beta spans (tool.blocked_on_user) the refusal is not seen.
+    assert (prompt.permission_denials, prompt.tool_uses) == (0, {})
 
 
 def test_the_next_prompt_of_a_session_completes_the_previous_one(live: Live) -> None:
@@ -316,3 +328,36 @@ def test_sessions_and_streams_reached_the_monitor(live: Live) -> None:
     assert monitor.stats.processed == len(live.outcomes)
     keys = "\n".join(monitor.stream_keys())
     assert "claude_code.prompt" in keys and "claude_code.session" in keys
+
+
+def _dont_ask(live: Live, outcome: Outcome) -> bool:
+    """Whether ``outcome`` belongs to the ``dontAsk`` run's prompt (the one denial), by trace id."""
+    return outcome.trace_id in {p.trace_id for p in live.prompts() if p.permission_denials}
+
+
+def test_prompts_carry_turns_retries_and_tool_uses_by_name(live: Live) -> None:
+    """Turns are the prompt's API requests; the 529 after one retry is one retry; tool uses by name."""
+    by_tokens = {(p.input_tokens, p.output_tokens): p for p in live.prompts() if p.input_tokens is not None}
+    for run in live.runs:
+        if FAIL in run.prompt:
+            (failed,) = [p for p in live.prompts() if p.api_errors]
+            assert (failed.turns, failed.retries, failed.tool_uses) == (1, 1, {})
+            continue
+        tokens = (sum(r["input_tokens"] for r in run.replies), sum(r["output_tokens"] for r in run.replies))
+        prompt = by_tokens[tokens]
+        assert (prompt.turns, prompt.retries) == (len(run.replies), 0), run.prompt
+        asked = READ.search(run.prompt) and (run.allow_read or run.dont_ask)
+        assert prompt.tool_uses == ({"Read": 1} if asked else {}), run.prompt
+        assert prompt.reads_per_edit is None  # no edit, no ratio
+
+
+def test_a_tool_use_denied_in_dont_ask_mode_is_one_permission_denial(live: Live) -> None:
+    """`--permission-mode dontAsk` refuses the Read: its tool_decision event and its blocked span are one
+    denial; the prompt stays a success with no tool error, as the CLI reports it."""
+    denied = [p for p in live.prompts() if p.permission_denials]
+    assert [(p.permission_denials, p.success, p.tool_errors, p.tool_uses) for p in denied] == [
+        (1, True, 0, {"Read": 1})
+    ]
+    assert all(p.permission_denials == 0 for p in live.prompts() if p not in denied)
+    sessions = [o for o in live.outcomes if o.task == "claude_code.session"]
+    assert sum(s.permission_denials or 0 for s in sessions) == 1

@@ -556,17 +556,58 @@ def test_replay_pages_the_configured_notifiers(
 
 
 def test_replay_summarises_failed_deliveries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """A notifier that cannot deliver is named at the end of a replay with the count and the reason."""
+    """A notifier that cannot deliver is named at the end of a replay with the count and the reason,
+    and the replay exits 3."""
     stream = tmp_path / "outcomes.jsonl"
     write_outcomes(stream, [(0.8, 800), (0.5, 600)])
     path = tmp_path / "c.yaml"
     path.write_text(
         f"console: false\nnotifiers:\n  - {{type: webhook, url: '{dead_url()}', max_attempts: 2}}\n"
     )
-    assert main(["replay", str(stream), "--config", str(path)]) == 0
-    out = capsys.readouterr().out
+    assert main(["replay", str(stream), "--config", str(path)]) == 3
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "1 notifications were not delivered" in captured.err
     assert re.search(r"notifier webhook \(127\.0\.0\.1:\d+\): 0 sent, 1 retried, 1 failed, 0 dropped", out)
     assert "last failure: trigger" in out and "cannot connect" in out
+
+
+def write_junit(path: Path, rates: list[tuple[float, int]], seed: int = 5) -> None:
+    """One JUnit file of many one-test suites a minute apart (a nightly agent test run, over months)."""
+    rng = random.Random(seed)
+    suites, i = [], 0
+    for rate, count in rates:
+        for _ in range(count):
+            i += 1
+            at = datetime.fromtimestamp(T0 + 60 * i, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            failure = "" if rng.random() < rate else '<failure message="assert"/>'
+            suites.append(
+                f'<testsuite name="agent" timestamp="{at}" time="1">'
+                f'<testcase classname="m" name="t" time="1">{failure}</testcase></testsuite>'
+            )
+    path.write_text("<testsuites>" + "".join(suites) + "</testsuites>")
+
+
+def test_ingest_pages_the_configured_notifiers_and_exits_3_when_one_cannot_deliver(
+    tmp_path: Path, hook: FakeService, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ingest junit --config` pages like replay (a confirm, a resolve); a dead notifier makes it exit 3."""
+    xml = tmp_path / "report.xml"
+    write_junit(xml, [(0.8, 800), (0.5, 600), (0.8, 1500)])
+    good, dead = tmp_path / "good.yaml", tmp_path / "dead.yaml"
+    good.write_text(f"console: false\nnotifiers:\n  - {{type: webhook, url: '{hook.url}'}}\n")
+    assert main(["ingest", "junit", str(xml), "--config", str(good)]) == 0
+    out = capsys.readouterr().out
+    # Score (the pass rate of a one-test suite) and success move together: one incident, one page.
+    posted = [(a["status"], a["direction"]) for a in hook.bodies()]
+    assert posted == [("confirmed", "down"), ("resolved", "down")]
+    assert "paging: alerts also go to webhook" in out and "2 sent, 0 retried, 0 failed" in out
+    dead.write_text(
+        f"console: false\nnotifiers:\n  - {{type: webhook, url: '{dead_url()}', max_attempts: 1}}\n"
+    )
+    assert main(["ingest", "junit", str(xml), "--config", str(dead), "--notify-timeout", "5"]) == 3
+    assert "notifications were not delivered" in capsys.readouterr().err
+    assert main(["ingest", "junit", str(xml), "--config", str(dead), "--no-notify"]) == 0
 
 
 def test_replay_help_says_it_pages(capsys: pytest.CaptureFixture[str]) -> None:

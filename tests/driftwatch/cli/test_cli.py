@@ -165,8 +165,9 @@ def test_help_explains_commands() -> None:
     assert "demo" in result.stdout and "replay" in result.stdout and "example" in result.stdout
 
 
-def test_demo_exports_over_otlp_http() -> None:
-    """With OTEL_EXPORTER_OTLP_ENDPOINT set, the demo delivers task spans, drift logs and metrics."""
+def test_demo_exports_over_otlp_http(tmp_path: Path) -> None:
+    """With OTEL_EXPORTER_OTLP_ENDPOINT set, the demo delivers task spans, drift logs and metrics;
+    --alerts-out writes its alerts, the confirmed ones sharing one incident id."""
     with OTLPReceiver() as receiver:
         env = {
             **os.environ,
@@ -175,11 +176,22 @@ def test_demo_exports_over_otlp_http() -> None:
             "OTEL_METRIC_EXPORT_INTERVAL": "1000",
             "OTEL_SERVICE_NAME": "demo-agent",
         }
-        result = subprocess.run([*DRIFTWATCH, "demo"], capture_output=True, text=True, env=env, timeout=300)
+        alerts = tmp_path / "alerts.jsonl"
+        result = subprocess.run(
+            [*DRIFTWATCH, "demo", "--alerts-out", str(alerts)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stdout + result.stderr
         assert "degradation caught, healthy stream quiet" in result.stdout
         # Call- and task-level tokens and the pass rate move at one change: one incident, one page.
         assert result.stdout.count("one page: incident inc-") == 1
+    written = [json.loads(line) for line in alerts.read_text().splitlines()]
+    confirmed = [a for a in written if a["status"] == "confirmed"]
+    assert len(confirmed) >= 2 and len({a["incident"] for a in confirmed}) == 1
+    assert f"one page: incident {confirmed[0]['incident']}, {len(confirmed)} signals moved" in result.stdout
     assert {"invoke_agent fix-tests", "invoke_agent summarize"} <= receiver.span_names()
     drift = [r for r in receiver.log_records() if r.event_name == "driftwatch.drift"]
     assert drift, "no driftwatch.drift log record"

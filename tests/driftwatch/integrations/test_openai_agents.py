@@ -52,12 +52,13 @@ async def test_run_is_one_task_outcome_with_tools_handoffs_and_usage(
     # 3 calls × 100 input tokens of which 20 cached, 10 output tokens.
     assert (outcome.input_tokens, outcome.cache_read_tokens, outcome.output_tokens) == (240, 60, 30)
     assert (outcome.tool_calls, outcome.tool_errors, outcome.api_errors) == (2, 1, 0)
+    # Turns and reasoning tokens are behavioural signals (fields), tools by name too.
+    assert (outcome.turns, outcome.thinking_tokens) == (3, 9)
+    assert outcome.tool_uses == {"lookup": 1, "explode": 1}
     assert outcome.labels == {
         "team": "support",
-        "turns": "3",
         "handoffs": "1",
         "guardrail_trips": "0",
-        "reasoning_tokens": "9",
         "agent": "triage",
         "tool_calls.lookup": "1",
         "tool_calls.explode": "1",
@@ -68,6 +69,7 @@ async def test_run_is_one_task_outcome_with_tools_handoffs_and_usage(
     attrs = span.attributes or {}
     assert span.name == "invoke_agent triage" and attrs["driftwatch.task.tool_errors"] == 1
     assert attrs["driftwatch.task.label.tool_calls.lookup"] == "1"
+    assert (attrs["driftwatch.task.turns"], attrs["driftwatch.task.tool_uses.lookup"]) == (3, 1)
     assert outcome.trace_id == format(span.context.trace_id, "032x")
 
 
@@ -80,7 +82,7 @@ async def test_max_turns_is_a_failed_run(
         await Runner.run(agent, f"{CANARY}Prompt", max_turns=2)
     (outcome,) = tasks(harness)
     assert (outcome.success, outcome.error_type, outcome.tool_calls) == (False, "MaxTurnsExceeded", 2)
-    assert outcome.labels["turns"] == "2"
+    assert outcome.turns == 2 and "turns" not in outcome.labels
 
 
 async def test_guardrail_trip_is_counted_and_fails_the_run(
@@ -118,7 +120,8 @@ async def test_run_inside_a_task_adds_to_it(
     (outcome,) = tasks(harness)
     assert (outcome.task, outcome.success, outcome.tool_calls, outcome.model) == ("ticket", False, 2, MODEL)
     assert (outcome.input_tokens, outcome.output_tokens) == (320, 40)
-    assert outcome.labels["tool_calls.lookup"] == "2" and outcome.labels["turns"] == "4"
+    assert outcome.labels["tool_calls.lookup"] == "2" and outcome.turns == 4
+    assert outcome.tool_uses == {"lookup": 2}
     assert [s.name for s in harness.spans.get_finished_spans()] == ["invoke_agent ticket"]
 
 

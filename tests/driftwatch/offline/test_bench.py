@@ -18,6 +18,7 @@ from driftwatch._cli.main import main
 from driftwatch._config import load_config
 from driftwatch._offline.bench import BenchError, load_suite, run_suite
 from driftwatch._offline.fake_api import FakeMessagesAPI
+from tests.support.notify_servers import FakeService
 from tests.support.otlp_receiver import OTLPReceiver
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -93,7 +94,8 @@ def test_degraded_category_is_sampled_more_then_confirmed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When the scripted agent degrades on 'strings', the run after the suspicion samples only that
-    category more (up to the budget), says why, and the suspicion is confirmed in that run (exit 1)."""
+    category more (up to the budget), says why, and the suspicion is confirmed in that run (exit 1) and
+    paged to the config's notifier."""
     assert bench(tmp_path, "--run-id", "healthy", "--repetitions", "12", "--budget", "48") == 0
     capsys.readouterr()
     monkeypatch.setenv("BENCH_AGENT_DEGRADE", "strings:0.9")
@@ -107,10 +109,21 @@ def test_degraded_category_is_sampled_more_then_confirmed(
             break
     assert suspected_after is not None, "no suspicion after 5 degraded runs"
     assert "task=reverse" in out or "task=vowels" in out
-    code = bench(
-        tmp_path, "--run-id", "adaptive", "--budget", "32", "--alerts-out", str(tmp_path / "a.jsonl")
-    )
+    hook = FakeService("webhook")  # the config's notifier gets the run's new confirmed alert
+    config = tmp_path / "detect.yaml"
+    config.write_text(config.read_text() + f"notifiers:\n  - {{type: webhook, url: '{hook.url}'}}\n")
+    try:
+        code = bench(
+            tmp_path, "--run-id", "adaptive", "--budget", "32", "--alerts-out", str(tmp_path / "a.jsonl")
+        )
+    finally:
+        hook.close()
     out = capsys.readouterr().out
+    paged = hook.bodies()
+    assert {(a["status"], a["signal"]) for a in paged} == {("confirmed", "success")}
+    assert "paging: alerts also go to webhook" in out and f"{len(paged)} sent, 0 retried, 0 failed" in out
+    confirmed = {line.split("task=")[1].split(":")[0] for line in out.splitlines() if "[confirmed]" in line}
+    assert sorted(a["stream"]["task"] for a in paged) == sorted(confirmed)  # one page per task (cause)
     assert "adaptive: category 'strings' is suspected" in out
     assert "sampling 20 more runs of its 2 task(s)" in out
     rows = [r for r in outcomes_of(tmp_path / "out.jsonl") if r["labels"]["bench.run"] == "adaptive"]

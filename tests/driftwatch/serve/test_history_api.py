@@ -228,7 +228,7 @@ def test_read_api_behind_the_token_matches_its_schema(guarded: tuple[DriftServic
         assert svc.handle("traces", ExportTraceServiceRequest.FromString(body)).rejected == 0
     assert svc.wait_processed(30)
     svc.durable.checkpoint()
-    for path in ("/api/v1/streams", "/api/v1/alerts", "/api/v1/outcomes"):
+    for path in ("/api/v1/streams", "/api/v1/alerts", "/api/v1/incidents", "/api/v1/outcomes"):
         assert get(port, path, token=None)[0] == 401
         assert get(port, path, token="wrong")[0] == 401
     status, body, _ = get(port, "/api/v1/streams")
@@ -243,6 +243,13 @@ def test_read_api_behind_the_token_matches_its_schema(guarded: tuple[DriftServic
     alerts = json.loads(body)
     validate(alerts, {"$ref": "#/$defs/alerts"})
     assert alerts["open"] and alerts["recent"]
+    status, body, _ = get(port, "/api/v1/incidents")
+    incidents = json.loads(body)
+    validate(incidents, {"$ref": "#/$defs/incidents"})
+    first = incidents["incidents"][0]
+    assert first["state"] == "open" and first["streams"] == 1
+    assert {a["incident"] for a in alerts["open"]} == {first["id"]}  # one cause, one incident
+    assert {m["alert"] for m in first["signals"]} >= {a["id"] for a in alerts["open"]}
     status, body, headers = get(port, "/api/v1/outcomes?limit=1000")
     lines = body.splitlines()
     assert status == 200 and len(lines) == 1000 and headers["X-Driftwatch-Cursor"]

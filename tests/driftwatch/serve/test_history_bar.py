@@ -95,11 +95,13 @@ def test_serve_restart_then_status_compare_and_report_read_the_service(tmp_path:
         url = f"http://127.0.0.1:{port}"
         status = cli("status", "--url", url, "--token", TOKEN, "--json")
         assert status.returncode == 0, status.stderr
-        streams = json.loads(status.stdout)["streams"]
+        streams, incidents = (json.loads(status.stdout)[k] for k in ("streams", "open_incidents"))
         assert [s["key"] for s in streams] == ["service=agent-a;task=fix-tests"]
         assert streams[0]["state"] in ("suspected", "confirmed")
         table = cli("status", "--url", url, "--token", TOKEN)
         assert table.returncode == 0 and "service=agent-a;task=fix-tests" in table.stdout
+        assert incidents and f"{len(incidents)} open incidents:" in table.stdout
+        assert all(i["id"] in table.stdout and i["paged"] for i in incidents)
 
         worse_gate = cli(
             "compare", "--url", url, "--token", TOKEN, "--baseline", "version=v1", "--candidate", "version=v2"

@@ -64,10 +64,11 @@ def test_serve_logs_json_lines_and_its_restore(tmp_path: Path) -> None:
     assert f"journal entry {seq}" in restored[0]["event"]
 
 
-@pytest.mark.parametrize("problem", ["config", "state", "port"])
+@pytest.mark.parametrize("problem", ["config", "state", "port", "grpc_port"])
 def test_serve_startup_errors_are_json_lines_too(tmp_path: Path, problem: str) -> None:
-    """A bad config file, a state file that is not ours, a port in use: exit 2, and what serve says about
-    it is a JSON log line like all the others (an error of level ``error``), not plain text."""
+    """A bad config file, a state file that is not ours, an HTTP or gRPC port in use: exit 2, and what
+    serve says about it is a JSON log line like all the others (an error of level ``error``), not plain
+    text (gRPC's C core prints its own line when it is the one to find the port taken)."""
     state, alerts, config = tmp_path / "state.db", tmp_path / "alerts.jsonl", tmp_path / "driftwatch.yaml"
     config.write_text("nonsense: [\n" if problem == "config" else "checkpoint_seconds: 1\n")
     if problem == "state":
@@ -76,6 +77,7 @@ def test_serve_startup_errors_are_json_lines_too(tmp_path: Path, problem: str) -
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1] if problem == "port" else free_port()
+        grpc_port = taken.getsockname()[1] if problem == "grpc_port" else 0
         cmd = [
             sys.executable,
             "-P",
@@ -87,7 +89,7 @@ def test_serve_startup_errors_are_json_lines_too(tmp_path: Path, problem: str) -
             "--config",
             str(config),
         ]
-        cmd += ["--alerts-out", str(alerts), "--http-port", str(port), "--grpc-port", "0"]
+        cmd += ["--alerts-out", str(alerts), "--http-port", str(port), "--grpc-port", str(grpc_port)]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "DRIFTWATCH_"))}
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
@@ -96,6 +98,7 @@ def test_serve_startup_errors_are_json_lines_too(tmp_path: Path, problem: str) -
         "config": "not valid YAML",
         "state": "is not a driftwatch state file",
         "port": "cannot listen",
+        "grpc_port": "setting 'grpc_port': cannot listen on 127.0.0.1:",
     }
     assert [(e["level"], e["logger"]) for e in events] == [("error", "driftwatch")], events
     assert expected[problem] in events[0]["event"] and events[0]["event"].startswith("driftwatch: ")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import doctest
 import json
+import logging
 import math
 import os
 import pickle
@@ -150,6 +151,33 @@ def test_restore_refuses_other_settings_and_names_them() -> None:
     ):
         other.restore(monitor.snapshot())
     assert other.stream_count == 0
+
+
+def test_a_snapshot_restores_under_added_signals_which_start_fresh(caplog: pytest.LogCaptureFixture) -> None:
+    """More signals than the snapshot's: it restores, its detectors go on alerting exactly as before,
+    and a new signal gets its detector at its first observation (logged); fewer signals refuse."""
+    half = len(OUTCOMES) // 2
+    monitor = Monitor(CONFIG, threaded=False)
+    alerts = [a.to_dict() for o in OUTCOMES[:half] for a in monitor.process(o)]
+    wider = Config(signals=["turns", *CONFIG.signals, "reads_per_edit"])
+    restored = Monitor(wider, threaded=False)
+    with caplog.at_level(logging.INFO, logger="driftwatch"):
+        restored.restore(monitor.snapshot())
+    assert "signals new since it start fresh: ['turns', 'reads_per_edit']" in caplog.text
+    alerts += [a.to_dict() for o in OUTCOMES[half:] for a in restored.process(o)]
+    assert alerts == REFERENCE
+    restored.process(Outcome(task="a", time=float(N), success=True, turns=3))
+    (key,) = [k for k in restored.stream_keys() if k.endswith("task=a")]
+    _, states = restored.signal_states([key])[key]
+    assert sorted(state.signal for state in states) == ["success", "turns"]
+    with pytest.raises(
+        StateError,
+        match=r"signals \['turns', 'reads_per_edit'\] watched in the snapshot are not in signals now",
+    ):
+        Monitor(CONFIG, threaded=False).restore(restored.snapshot())
+    Monitor(Config(signals=["reads_per_edit", "success", "latency_s", "turns"]), threaded=False).restore(
+        restored.snapshot()
+    )  # the order of the list does not matter
 
 
 def test_restore_refuses_a_subset_a_newer_format_and_foreign_classes() -> None:
@@ -722,6 +750,9 @@ def test_a_format_3_snapshot_restores_and_its_open_page_resolves() -> None:
         Path(__file__).resolve().parents[2] / "fixtures" / "monitor-format-3.snapshot"
     )  # by monitor-format-3.py
     sink = InMemorySink()
+    # Taken with the default signals of then: today's default adds the agent ones, which start fresh.
+    saved = pickle.loads(fixture.read_bytes())["settings"]["signals"]
+    assert set(saved) < set(Config().signals) and "turns" not in saved
     monitor = Monitor(Config(service="s"), [sink])
     monitor.restore(fixture.read_bytes())
     (page,) = monitor.open_alerts()
