@@ -332,17 +332,12 @@ class Lifecycle:
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
     ) -> list[Alert]:
         """One value into ``watch``: the alert it raised (if any), then those closed along the way."""
-        alert: Alert | None
-        if watch.open is None and watch.active is None:
-            # The common case, spelled out (every outcome, every signal): a quiet signal's detector.
+        if watch.open is None and watch.active is None:  # the common case, spelled out: a quiet signal
             detector = watch.detector
-            if type(detector) is LaggedSR:
-                detector.update(value, at)
-            else:
-                _update(detector, value, at, self.task)
-            if not detector.drift_detected:
+            _update(detector, value, at, self.task)
+            alert = self._suspect(watch, key, labels, name, at) if detector.drift_detected else None
+            if alert is None:
                 return []
-            alert = self._suspect(watch, key, labels, name, at)
         else:
             alert = self._observe(watch, key, labels, name, value, at)
         alerts = [] if alert is None else [alert]
