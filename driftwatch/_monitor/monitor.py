@@ -31,6 +31,7 @@ from driftwatch._monitor.snapshot import (
     check_snapshot,
     dumps,
     loads,
+    read_incidents,
     read_streams,
 )
 from driftwatch._monitor.stream import _Stream, open_alerts
@@ -262,6 +263,8 @@ class Monitor:
                 "bh": self._fdr.state(),
                 "stats": None if partial else dataclasses.replace(self.stats, alerts=dict(self.stats.alerts)),
                 "warned_cap": self._warned_cap,
+                # Bytes: a copy of the incidents (version changes seen, who moved) taken under the lock.
+                "incidents": dumps(self._incidents),
             }
             return head, streams
 
@@ -289,6 +292,9 @@ class Monitor:
             for f in dataclasses.fields(MonitorStats):
                 setattr(self.stats, f.name, getattr(saved, f.name))
             self._warned_cap = bool(state["warned_cap"])
+            incidents = state.get("incidents")  # format 7: before, rebuilt from the open alerts
+            if isinstance(incidents, bytes):
+                self._incidents = read_incidents(incidents, self.config.incident_window_s)
         self._announce_restored(streams.values())
 
     def merge(self, blob: bytes, keys: Iterable[str] | None = None) -> list[str]:
