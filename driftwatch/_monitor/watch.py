@@ -370,14 +370,7 @@ class Lifecycle:
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
     ) -> list[Alert]:
         """One value into ``watch``: the alert it raised (if any), then those closed along the way."""
-        if watch.open is None and watch.active is None:  # the common case, spelled out: a quiet signal
-            detector = watch.detector
-            _update(detector, value, at, self.task)
-            alert = self._suspect(watch, key, labels, name, at) if detector.drift_detected else None
-            if alert is None:
-                return []
-        else:
-            alert = self._observe(watch, key, labels, name, value, at)
+        alert = self._observe(watch, key, labels, name, value, at)
         alerts = [] if alert is None else [alert]
         if self._side:  # alerts closed along the way (a recovery's suspicion, a superseded page)
             alerts += self._side
