@@ -15,7 +15,11 @@ draws). Counted within ``HORIZON`` observations after the change:
 Both oracles' thresholds are calibrated here on no-change streams to 1 false alarm per 10,000
 observations. False pages are counted on no-change streams of ``NULL_LEN``.
 
+``--signal tokens``: the same for output tokens (log-normal per task; ×1.5 tokens; the mix moves to
+the dearer half). ``--unique``: the task-id arm gives every outcome its own id (ids that never recur).
+
 Run: .venv/bin/python -P benchmarks/ability.py [--quick] [--seed 20261203] [--jobs 2]
+     [--signal tokens] [--unique]
 """
 
 from __future__ import annotations
@@ -66,6 +70,8 @@ def hard_weights(a: FloatArray) -> FloatArray:
 
 
 def stream(seed: int, scenario: str) -> tuple[FloatArray, NDArray[np.int64], FloatArray]:
+    if SIGNAL == "tokens":
+        return token_stream(seed, scenario)
     rng = np.random.default_rng(seed)
     a = world(rng)
     x0, t0 = draw(rng, a, TAU, 0.0)
@@ -78,12 +84,44 @@ def stream(seed: int, scenario: str) -> tuple[FloatArray, NDArray[np.int64], Flo
     return np.concatenate([x0, x1]), np.concatenate([t0, t1]), a
 
 
+# --signal tokens: output tokens per task, log-normal: task means N(log 2000, TOKEN_SD) on the log
+# scale, within-task sd TOKEN_WITHIN; the change is ×TOKEN_FACTOR on every task; the mix shift
+# sends 80 % of draws to the dearer half of the tasks.
+SIGNAL = "success"
+UNIQUE = False
+TOKEN_SD = 1.0
+TOKEN_WITHIN = 0.5
+TOKEN_FACTOR = 1.5
+
+
+def token_draw(
+    rng: np.random.Generator, mu: FloatArray, n: int, shift: float, weights: FloatArray | None = None
+) -> tuple[FloatArray, NDArray[np.int64]]:
+    task = rng.choice(len(mu), n, p=weights) if weights is not None else rng.integers(0, len(mu), n)
+    return np.round(np.exp(mu[task] + shift + rng.normal(0.0, TOKEN_WITHIN, n))), task
+
+
+def token_stream(seed: int, scenario: str) -> tuple[FloatArray, NDArray[np.int64], FloatArray]:
+    rng = np.random.default_rng(seed)
+    mu = rng.normal(math.log(2000), TOKEN_SD, TASKS)
+    x0, t0 = token_draw(rng, mu, TAU, 0.0)
+    if scenario == "drop":
+        x1, t1 = token_draw(rng, mu, HORIZON, math.log(TOKEN_FACTOR))
+    elif scenario == "mix":
+        x1, t1 = token_draw(rng, mu, HORIZON, 0.0, hard_weights(-mu))  # the dearer half
+    else:
+        x1, t1 = token_draw(rng, mu, NULL_LEN - TAU, 0.0)
+    return np.concatenate([x0, x1]), np.concatenate([t0, t1]), mu
+
+
 def monitor_pages(xs: FloatArray, tasks: NDArray[np.int64] | None) -> list[tuple[int, str]]:
-    mon = Monitor(Config(signals=["success"], console=False), threaded=False)
+    signal = "output_tokens" if SIGNAL == "tokens" else "success"
+    mon = Monitor(Config(signals=[signal], console=False), threaded=False)
     pages = []
     for i, x in enumerate(xs.tolist()):
         tid = None if tasks is None else f"t{tasks[i]}"
-        for alert in mon.process(Outcome(task="suite", time=float(i), task_id=tid, success=x > 0.5)):
+        value: dict[str, object] = {"output_tokens": int(x)} if SIGNAL == "tokens" else {"success": x > 0.5}
+        for alert in mon.process(Outcome(task="suite", time=float(i), task_id=tid, **value)):  # type: ignore[arg-type]
             if alert.status == "confirmed" and alert.kind == "drift":
                 pages.append((i, alert.direction))
     return pages
@@ -94,8 +132,9 @@ def job(args: tuple[str, int]) -> tuple[str, int | None, int | None]:
     scenario, seed = args
     xs, tasks, _ = stream(seed, scenario)
     out: list[int | None] = []
-    for t in (tasks, None):
-        pages = [i for i, d in monitor_pages(xs, t) if scenario != "drop" or (i >= TAU and d == "down")]
+    for t in (np.arange(len(xs)) if UNIQUE else tasks, None):
+        bad = "up" if SIGNAL == "tokens" else "down"
+        pages = [i for i, d in monitor_pages(xs, t) if scenario != "drop" or (i >= TAU and d == bad)]
         out.append(pages[0] if pages else None)
     return scenario, out[0], out[1]
 
@@ -110,6 +149,15 @@ def cusum_first(inc: FloatArray, h: float, start: int = 0) -> int | None:
 
 
 def oracle_incs(xs: FloatArray, tasks: NDArray[np.int64], a: FloatArray, per_task: bool) -> FloatArray:
+    if SIGNAL == "tokens":
+        # Gaussian CUSUM on log tokens told the shift: per task (each task's mean, the within sd) or
+        # marginal (the pooled mean and sd of a task mean plus noise).
+        shift, logs = math.log(TOKEN_FACTOR), np.log(np.maximum(xs, 1.0))
+        if per_task:
+            mean, var = a[tasks], TOKEN_WITHIN**2
+        else:
+            mean, var = np.full(len(xs), float(a.mean())), TOKEN_SD**2 + TOKEN_WITHIN**2
+        return np.asarray(shift / var * (logs - mean - shift / 2), dtype=np.float64)
     if per_task:
         p0, p1 = expit(a[tasks]), expit(a[tasks] - DROP)
     else:
@@ -122,9 +170,12 @@ def calibrate(seed: int, per_task: bool, streams: int) -> float:
     """The oracle's CUSUM threshold at 1 false alarm per 10,000 observations (first alarms / exposure)."""
     incs = []
     for s in range(streams):
-        rng = np.random.default_rng(seed + s)
-        a = world(rng)
-        xs, tasks = draw(rng, a, 10_000, 0.0)
+        if SIGNAL == "tokens":
+            xs, tasks, a = token_stream(seed + s, "null")
+        else:
+            rng = np.random.default_rng(seed + s)
+            a = world(rng)
+            xs, tasks = draw(rng, a, 10_000, 0.0)
         incs.append(oracle_incs(xs, tasks, a, per_task))
     runs = np.maximum.accumulate(_cusums(np.stack(incs)), axis=1)
     for h in np.arange(2.0, 16.0, 0.05):
@@ -187,12 +238,20 @@ def report(seed: int = 20261203, *, quick: bool = False, jobs: int = 2) -> list[
     adj = [math.inf if r[1] is None else float(r[1] - TAU + 1) for r in drops]
     iid = [math.inf if r[2] is None else float(r[2] - TAU + 1) for r in drops]
     om, ot = float(np.median(o_marg)), float(np.median(o_task))
+    tokens = SIGNAL == "tokens"
+    what = (
+        f"output tokens of {TASKS} recurring task ids, log-normal, task means sd {TOKEN_SD:g} and "
+        f"within-task sd {TOKEN_WITHIN:g} on the log scale, uniform draws; ×{TOKEN_FACTOR:g} tokens"
+        if tokens
+        else f"{TASKS} recurring task ids, logit sd {SD:g}, uniform draws; ability −{DROP:g} logits"
+    )
     lines = [
         f"Generated by `python -P benchmarks/ability.py{' --quick' if quick else ''}"
-        f"{f' --tau {TAU}' if TAU != 1000 else ''}` (seed {seed}; "
-        f"{TASKS} recurring task ids, logit sd {SD:g}, uniform draws; ability −{DROP:g} logits after "
+        f"{f' --tau {TAU}' if TAU != 1000 else ''}{' --signal tokens' if tokens else ''}"
+        f"{' --unique' if UNIQUE else ''}` (seed {seed}; {what} after "
         f"{TAU:,} observations, horizon {HORIZON:,}; {streams} change streams, {mixes} mix-shift "
-        f"streams, {nulls} no-change streams of {NULL_LEN:,}; Monitor at its defaults).",
+        f"streams, {nulls} no-change streams of {NULL_LEN:,}; Monitor at its defaults"
+        f"{'; the task-id arm gives every outcome its own id' if UNIQUE else ''}).",
         "",
         "| arm | median delay to page (95%) | × oracle, marginal | × oracle, per task | missed ≤ horizon |",
         "|---|---|---:|---:|---:|",
@@ -209,11 +268,16 @@ def report(seed: int = 20261203, *, quick: bool = False, jobs: int = 2) -> list[
         )
     mix = [r for r in res if r[0] == "mix"]
     null = [r for r in res if r[0] == "null"]
+    mix_what = (
+        "mix shift to the dearer half (80 % of draws), tokens per task unchanged"
+        if tokens
+        else "mix shift to the hardest half (80 % of draws), ability unchanged"
+    )
     lines += [
         "",
         "| scenario | streams | pages with task ids | pages without task ids |",
         "|---|---:|---:|---:|",
-        f"| mix shift to the hardest half (80 % of draws), ability unchanged | {len(mix)} | "
+        f"| {mix_what} | {len(mix)} | "
         f"{sum(r[1] is not None for r in mix)} | {sum(r[2] is not None for r in mix)} |",
     ]
     cells = []
@@ -234,8 +298,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20261203)
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--tau", type=int, default=TAU, help="observations before the change")
+    parser.add_argument("--signal", choices=("success", "tokens"), default="success")
+    parser.add_argument("--unique", action="store_true", help="every outcome its own task id")
     args = parser.parse_args(argv)
     globals()["TAU"] = args.tau  # read by the workers (forked after this)
+    globals()["SIGNAL"] = args.signal
+    globals()["UNIQUE"] = args.unique
     print("\n".join(report(args.seed, quick=args.quick, jobs=args.jobs)))
     return 0
 

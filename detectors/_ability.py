@@ -37,6 +37,8 @@ __all__ = [
     "ABILITY_CONFIRM_SHIFTS",
     "ABILITY_SHIFTS",
     "MAX_TASKS",
+    "RECURRING",
+    "TASKS_MOVED",
     "AbilityConfirm",
     "AbilitySR",
     "TaskModel",
@@ -51,6 +53,11 @@ ABILITY_CONFIRM_SHIFTS: dict[str, tuple[float, ...]] = {
     "numeric": (0.2, 0.3, 0.45, 0.7),
 }
 ABILITY_MIN_SHIFT: dict[str, float] = {"binary": 0.3, "numeric": 0.2}
+#: Task ids a confirmed alert names as the ones that moved most (``AbilityConfirm.moved``).
+TASKS_MOVED = 5
+#: Task ids recur in a stream when at least this fraction of its warm-up repeats a task id seen
+#: earlier in it; otherwise the Monitor watches the stream with the iid detector (``LaggedSR``).
+RECURRING = 0.25
 #: Task ids tracked per stream; beyond it the least recently seen task is forgotten.
 MAX_TASKS = 1000
 #: Added to log(1 / budget): what estimating each task's difficulty costs in false alarms.
@@ -131,6 +138,12 @@ class TaskModel:
             if held is None and len(self.tasks) >= self.max_tasks:
                 self.tasks.popitem(last=False)
             self.tasks[task] = moments if held is None else held.merged(moments)
+
+    def recurring(self) -> bool:
+        """Whether task ids recur: at least ``RECURRING`` of the observations so far repeat a task id
+        seen before them (unique ids, each seen once, give 0; 50 tasks over 500 observations 0.9)."""
+        repeats = sum(m.n - 1 for m in self.tasks.values())
+        return self.pooled.n > 0 and repeats >= RECURRING * self.pooled.n
 
     def fit(self) -> None:
         """Re-estimate the prior from the tasks seen at least twice."""
@@ -482,6 +495,28 @@ class AbilityConfirm(DecisionResults):
     def fresh_tasks(self) -> list[tuple[str | None, Moments]]:
         """Each task's fresh observations (moments), in the order the tasks first came."""
         return [(task, Moments(m.n, m.mean, m.m2)) for task, (_, m, _) in self._tasks.items()]
+
+    def moved(self, top: int = TASKS_MOVED) -> list[dict[str, Any]]:
+        """The ``top`` task ids that moved most in the alarm's direction, on the fresh observations.
+
+        Ranked by the task's total departure from its expectation (fresh count times the gap between
+        its fresh mean and its expected value, in the alarm's direction): the tasks that account for
+        most of the change, not a task seen once that happened to fail. Each row: ``task_id``, ``n``
+        (fresh observations), ``mean`` (their mean: the fresh pass rate), ``expected`` (the task's
+        expectation under the reference, frozen at the alarm). Tasks that moved the other way, or
+        not at all, are left out; so are outcomes without a task id.
+        """
+        sign = 1.0 if self.direction == "up" else -1.0
+        rows: list[tuple[float, dict[str, Any]]] = []
+        for task, (post, fresh, _) in self._tasks.items():
+            if task is None or fresh.n == 0:
+                continue
+            expected = _expit(post[0]) if self.kind == "binary" else post[0]
+            gap = sign * (fresh.mean - expected) * fresh.n
+            if gap > 0:
+                rows.append((gap, {"task_id": task, "n": fresh.n, "mean": fresh.mean, "expected": expected}))
+        rows.sort(key=lambda row: -row[0])
+        return [row for _, row in rows[:top]]
 
     def state(self) -> dict[str, Any]:
         return {

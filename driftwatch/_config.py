@@ -33,9 +33,10 @@ class Config:
     signals: list[str] = field(default_factory=lambda: list(DEFAULT_SIGNALS))
     """The signals watched: ``DEFAULT_SIGNALS``; any of ``SIGNALS`` (``driftwatch/_outcome.py``)."""
     stream_labels: list[str] = field(default_factory=list)
-    task_signals: list[str] = field(default_factory=lambda: ["success", "score"])
-    """Signals detected against each task's difficulty when outcomes carry a ``task_id``
-    (``detectors/_ability.py``): a change in the agent's ability, not in the task mix. ``[]``: none."""
+    task_signals: list[str] = field(default_factory=lambda: list(SIGNALS))
+    """Signals detected against each task's own level when outcomes carry a recurring ``task_id``
+    (``detectors/_ability.py``): a change in the agent's ability (pass rate, score) or cost (tokens,
+    latency, cost on the log scale), not in the task mix. Every signal by default; ``[]``: none."""
     """Outcome labels added to the stream key (service, task), e.g. ``[language]``."""
     confirm_alpha: float = 0.05
     """Stage two (confirmation): the chance that the sequential test on fresh observations ever pages

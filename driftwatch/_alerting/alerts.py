@@ -234,7 +234,27 @@ def describe(alert: Alert) -> str:
         )
         change = f"{alert.signal} {b.mean:.4g} -> {c.mean:.4g} (x{alert.effect:.3g}{adjusted})"
     p = "" if alert.p_value is None else f", p={alert.p_value:.2g}"
-    return f"{alert.signal} {alert.direction} {where}: {change}{p}"
+    moved = tasks_text(alert)
+    tail = f"; moved most: {moved}" if moved else ""
+    return f"{alert.signal} {alert.direction} {where}: {change}{p}{tail}"
+
+
+def tasks_text(alert: Alert) -> str:
+    """The task ids that moved most (``extra["tasks_moved"]``), short: ``t7 1/8 vs 74%, t3 0/4 vs 55%``."""
+    rows = alert.extra.get("tasks_moved")
+    if not isinstance(rows, list):
+        return ""
+    parts = []
+    for row in rows:
+        try:
+            n, mean, expected = int(row["n"]), float(row["mean"]), float(row["expected"])
+            if alert.signal == "success":
+                parts.append(f"{row['task_id']} {round(mean * n)}/{n} vs {_pct(expected)}")
+            else:
+                parts.append(f"{row['task_id']} {mean:.4g} vs {expected:.4g} (n={n})")
+        except (KeyError, TypeError, ValueError):
+            continue
+    return ", ".join(parts)
 
 
 class ConsoleSink:

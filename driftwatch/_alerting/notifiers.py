@@ -616,7 +616,7 @@ def _stream_text(alert: Alert) -> str:
 
 def _details(alert: Alert) -> dict[str, Any]:
     """The statistics, flat enough to read in PagerDuty's incident view (rounded for reading)."""
-    details = {
+    details: dict[str, Any] = {
         "alert_id": alert.id,
         "kind": alert.kind,
         "status": alert.status,
@@ -635,6 +635,7 @@ def _details(alert: Alert) -> dict[str, Any]:
         "delay_obs": alert.delay,
         "detector": dict(alert.detector),
         "message": alert.message,
+        **{k: alert.extra[k] for k in ("incident_summary", "tasks_moved") if k in alert.extra},
     }
     rounded: dict[str, Any] = _round(details)
     rounded["p_value"] = _round(alert.p_value, 2)
@@ -683,7 +684,11 @@ class PagerDutySink(Notifier):
             "dedup_key": incident_of(alert) or alert.id,
         }
         if action == "trigger":
-            summary = f"{_test_mark(alert)}driftwatch {alert.status}: {describe(alert)}"
+            # One page per incident: its summary (the version change, how many streams moved, worst
+            # first) when it spans streams; the alert's own sentence otherwise.
+            what = alert.extra.get("incident_summary")
+            what = what if isinstance(what, str) and what else describe(alert)
+            summary = f"{_test_mark(alert)}driftwatch {alert.status}: {what}"
             event["payload"] = {
                 "summary": summary if len(summary) <= 1024 else summary[:1023] + "…",
                 "source": self.source or alert.stream.get("service", "driftwatch"),
@@ -775,6 +780,9 @@ class SlackSink(Notifier):
             ("Confidence", confidence),
             ("Samples", f"baseline n={b.n}, current n={c.n}"),
         ]
+        incident_summary = alert.extra.get("incident_summary")
+        if isinstance(incident_summary, str) and incident_summary:
+            fields.append(("Incident", incident_summary))
         return {
             "text": text,
             "blocks": [

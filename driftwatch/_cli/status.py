@@ -111,6 +111,8 @@ def run(args: argparse.Namespace) -> int:
                 f"  {i['id']} {paged}: {len(i['signals'])} signals in {i['streams']} streams since "
                 f"{i['first_change']}: {moved}{more}\n"
             )
+            if i.get("summary"):
+                sys.stdout.write(f"    {i['summary']}\n")
     opened = alerts["open"]
     if opened:
         sys.stdout.write(f"\n{len(opened)} open alerts:\n")

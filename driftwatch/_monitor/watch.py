@@ -184,6 +184,7 @@ class _SignalWatch:
         "open",
         "opened",
         "post",
+        "shadow",
         "test",
     )
 
@@ -198,6 +199,17 @@ class _SignalWatch:
             lag=config.lag,
             budget=config.budget,
         )
+        # Per task, during the first warm-up: the iid detector alongside, taken over at its end when
+        # task ids turn out not to recur (``TaskModel.recurring``; ``_take_over``).
+        self.shadow: LaggedSR | None = None
+        if per_task:
+            self.shadow = LaggedSR(
+                kind="binary" if kind == "binary" else "numeric",
+                warmup=config.warmup,
+                lag=config.lag,
+                budget=config.budget,
+                self_start=False,
+            )
         self.active: Alert | None = None  # a suspected alert awaiting confirmation
         self.baseline = Moments()
         self.history = Moments()  # everything the detector had seen when it raised the alarm
@@ -224,6 +236,8 @@ class _SignalWatch:
             self.test = None
         if not hasattr(self, "post"):
             self.post = None
+        if not hasattr(self, "shadow"):  # formats before 7: a per-task watch stays per task
+            self.shadow = None
 
 
 def _update(detector: LaggedSR | AbilitySR, value: float, at: float, task: str | None) -> None:
@@ -232,6 +246,20 @@ def _update(detector: LaggedSR | AbilitySR, value: float, at: float, task: str |
         detector.update(value, at, task)
     else:
         detector.update(value, at)
+
+
+def _take_over(watch: _SignalWatch, value: float, at: float) -> LaggedSR | AbilitySR:
+    """Feed the warm-up's iid shadow; at the warm-up's end it becomes the detector if task ids
+    do not recur (each seen about once: difficulties cannot be learnt, the pooled rate is all)."""
+    shadow, detector = watch.shadow, watch.detector
+    assert shadow is not None
+    shadow.update(value, at)
+    if not isinstance(detector, AbilitySR) or detector.n >= detector.warmup:
+        watch.shadow = None
+        if isinstance(detector, AbilitySR) and not detector.model.recurring():
+            watch.detector = shadow
+            return shadow
+    return detector
 
 
 def _test_update(
@@ -303,6 +331,16 @@ def _note(det: LaggedSR | AbilitySR, test: SequentialConfirm | AbilityConfirm) -
     return note
 
 
+def _tasks_moved(kind: SignalKind, test: AbilityConfirm) -> list[dict[str, Any]]:
+    """``test.moved()`` in the signal's own units (counts and durations back from the log scale)."""
+    rows = test.moved()
+    if kind in ("log", "count"):
+        undo = math.exp if kind == "log" else math.expm1
+        for row in rows:
+            row["mean"], row["expected"] = undo(row["mean"]), undo(row["expected"])
+    return rows
+
+
 def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) -> Comparison:
     """``cur`` against ``base`` on ``kind``'s scale: proportions for pass/fail, else means."""
     if kind == "binary":
@@ -368,6 +406,8 @@ class Lifecycle:
                 detector.learn(value, at)
             return self._confirm(watch, key, seen, at)
         _update(detector, value, at, self.task)
+        if watch.shadow is not None:
+            detector = _take_over(watch, value, at)
         if detector.drift_detected:
             return self._suspect(watch, key, labels, name, at)
         return None
@@ -620,6 +660,8 @@ class Lifecycle:
         # Named confirm_test: extra["test"] marks the synthetic alert of `driftwatch alert test`.
         state["confirm_test"] = state.pop("test")
         extra: dict[str, Any] = {**state, "decided_at": at, "bh_m": bh_m, "bh_rank": bh_rank}
+        if decision == "confirm" and isinstance(test, AbilityConfirm):
+            extra["tasks_moved"] = _tasks_moved(watch.kind, test)
         status: Status = "confirmed" if decision == "confirm" else "resolved"
         alert = suspected.with_status(
             status,
@@ -629,6 +671,8 @@ class Lifecycle:
             effect_ci=comparison.effect_ci,
             p_value=p_value,
         )
+        if "tasks_moved" in extra:  # named in the message (``describe``) as well
+            alert = alert.with_status(status, extra={**alert.extra, "tasks_moved": extra["tasks_moved"]})
         if decision == "withdraw":
             verdict = (
                 f"withdrawn on {test.n} fresh observations: at the baseline (likelihood ratio of no "

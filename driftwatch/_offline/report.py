@@ -25,6 +25,7 @@ from typing import Any
 
 from driftwatch._outcome import SIGNALS, Outcome, OutcomeError, format_time, parse_time, stream_labels
 from driftwatch._stats import student_t_quantile, wilson_interval
+from driftwatch.detectors._ability import TaskModel
 
 __all__ = ["ReportError", "StreamReport", "build_report", "read_alerts", "render_html", "summary_table"]
 
@@ -73,6 +74,8 @@ class StreamReport:
     change_points: list[dict[str, Any]] = field(default_factory=list)
     versions: list[dict[str, Any]] = field(default_factory=list)
     open_alerts: list[dict[str, Any]] = field(default_factory=list)
+    adjusted: Interval | None = None
+    """Where task ids recur: the current period at the baseline's task mix (``task_adjusted``)."""
 
     @property
     def name(self) -> str:
@@ -145,6 +148,46 @@ def _interval(values: Sequence[float], binary: bool, start: float, end: float) -
     return Interval(mean, low, high, n, start, end)
 
 
+def task_adjusted(
+    base: Sequence[tuple[float, str | None]], cur: Sequence[tuple[float, str | None]], binary: bool
+) -> Interval | None:
+    """The current level at the baseline's task mix, from ``(value, task_id)`` pairs; None unless ids recur.
+
+    Each task's baseline expectation is learnt with shrinkage across tasks (``TaskModel``, as
+    detection does; a task seen fewer than twice gets the pooled value); the current period's
+    departure from its own tasks' expectations (observed − expected mean) is added to the baseline
+    mean. So a current period of harder tasks at unchanged ability reads as the baseline; raw pass
+    rate moves, this does not. The 95% interval adds the residuals' sampling variance, each task's
+    expectation's (by its share of the current period) and the baseline mean's.
+    """
+    model = TaskModel("binary" if binary else "numeric")
+    for value, task in base:
+        model.add(value, task)
+    model.fit()
+    if not cur or not model.recurring():
+        return None
+    n = len(cur)
+    expected = [model.expected(task)[0] for _, task in cur]
+    residuals = [value - e for (value, _), e in zip(cur, expected, strict=True)]
+    shift = sum(residuals) / n
+    resid_var = sum((r - shift) ** 2 for r in residuals) / (n * (n - 1)) if n > 1 else 0.0
+    shares: dict[str | None, int] = {}
+    for _, task in cur:
+        shares[task] = shares.get(task, 0) + 1
+    pooled = model.pooled
+    spread = pooled.var if pooled.n > 1 else 0.0
+    task_var = 0.0
+    for task, k in shares.items():
+        m = model.tasks.get(task) if task is not None else None
+        seen = m.n if m is not None and m.n >= 2 else pooled.n
+        task_var += (k / n) ** 2 * (model.expected(task)[1] ** 2 if binary else model.within) / max(seen, 1)
+    var = resid_var + task_var + spread / max(pooled.n, 1)
+    mean = pooled.mean + shift
+    half = 1.959964 * math.sqrt(var)
+    low, high = (max(0.0, mean - half), min(1.0, mean + half)) if binary else (mean - half, mean + half)
+    return Interval(mean, low, high, n, 0.0, 0.0)
+
+
 def _day(t: float) -> float:
     return math.floor(t / DAY) * DAY
 
@@ -203,6 +246,7 @@ def build_report(
     """
     check_signal(signal)
     points: dict[tuple[tuple[str, str], ...], list[tuple[float, float, str]]] = {}
+    tasks: dict[tuple[tuple[str, str], ...], list[str | None]] = {}
     for outcome in outcomes:
         value = signal_value(outcome, signal)
         if value is None:
@@ -211,13 +255,16 @@ def build_report(
         run = outcome.labels.get(run_label)
         key = f"r:{run}" if run is not None else f"w:{math.floor(outcome.time / run_window)}"
         points.setdefault(tuple(labels.items()), []).append((outcome.time, value, key))
+        tasks.setdefault(tuple(labels.items()), []).append(outcome.task_id)
     latest: dict[str, dict[str, Any]] = {}
     for alert in alerts:  # the last status of each id wins
         latest[str(alert.get("id"))] = alert
     reports = []
     for stream, pts in points.items():
         labels = dict(stream)
-        pts.sort(key=lambda p: p[0])
+        order = sorted(range(len(pts)), key=lambda i: pts[i][0])
+        ids = [tasks[stream][i] for i in order]
+        pts = [pts[i] for i in order]
         mine = [a for a in alerts if _same_stream(a, labels)]
         changes = sorted(
             (
@@ -248,6 +295,13 @@ def build_report(
         since = float(changes[-1]["change_at"]) if changes else pts[-1][0] - current_days * DAY
         cur_pts = [p for p in pts if p[0] >= since]
         current = _interval([v for _, v, _ in cur_pts], binary, since, pts[-1][0])
+        adjusted = None
+        if any(ids):
+            pairs = [(p[1], task) for p, task in zip(pts, ids, strict=True)]
+            cut = len(base_pts) if changes else len(pts) - len(cur_pts)
+            found = task_adjusted(pairs[:cut], pairs[len(pts) - len(cur_pts) :], binary)
+            if found is not None:
+                adjusted = Interval(found.mean, found.low, found.high, found.n, since, pts[-1][0])
         reports.append(
             StreamReport(
                 labels=labels,
@@ -258,6 +312,7 @@ def build_report(
                 change_points=changes,
                 versions=versions,
                 open_alerts=open_alerts,
+                adjusted=adjusted,
             )
         )
     reports.sort(key=lambda r: (-len(r.open_alerts), -r.outcomes, r.name))
@@ -292,13 +347,22 @@ def _rows(reports: Sequence[StreamReport], signal: str) -> list[list[str]]:
                 str(r.outcomes),
                 _fmt_interval(r.baseline, signal),
                 _fmt_interval(r.current, signal),
+                _fmt_interval(r.adjusted, signal),
                 opened or "none",
             ]
         )
     return rows
 
 
-HEADER = ["stream", "runs", "outcomes", "baseline [95% CI]", "current [95% CI]", "open alerts"]
+HEADER = [
+    "stream",
+    "runs",
+    "outcomes",
+    "baseline [95% CI]",
+    "current [95% CI]",
+    "current at baseline task mix [95% CI]",
+    "open alerts",
+]
 
 
 def summary_table(reports: Sequence[StreamReport], signal: str) -> str:

@@ -53,8 +53,10 @@ def _incident(ident: str, members: list[dict[str, Any]]) -> dict[str, Any]:
     changes = [str(m["change_at"]) for m in members if m.get("change_at")]
     times = [str(m[k]) for m in members for k in ("detected_at", "confirmed_at", "resolved_at") if m.get(k)]
     streams = {json.dumps(m.get("stream", {}), sort_keys=True) for m in members}
+    summaries = [m["extra"]["incident_summary"] for m in members if "incident_summary" in m.get("extra", {})]
     return {
         "id": ident,
+        "summary": summaries[0] if summaries else None,
         "state": "open" if opened else "resolved",
         "paged": paged,
         "first_change": min(changes, default=None),

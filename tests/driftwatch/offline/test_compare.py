@@ -400,3 +400,32 @@ def test_stratified_means_weight_tasks_by_counts() -> None:
     w_x, w_y = 3 * 2 / 5, 2 * 3 / 5
     assert s.test == "stratified-t"
     assert s.comparison.effect == pytest.approx((w_x * (2.5 - 2.0) + w_y * (12.0 - 10.5)) / (w_x + w_y))
+
+
+def test_a_shift_of_the_task_mix_alone_is_not_worse() -> None:
+    """Recurring tasks, the candidate drawing mostly hard ones at unchanged ability: within-task (CMH)
+    finds no change where the raw pass rate falls; a real drop of ability is found."""
+    rng = random.Random(5)
+    rates = [0.95 if i % 2 else 0.3 for i in range(40)]  # odd tasks easy, even tasks hard
+
+    def side(n: int, hard_share: float, drop: float) -> list[Outcome]:
+        out = []
+        for k in range(n):
+            hard = rng.random() < hard_share
+            task = 2 * rng.randrange(20) + (0 if hard else 1)
+            ok = rng.random() < rates[task] - drop
+            out.append(Outcome(task="suite", time=float(k), task_id=f"t{task}#{k}", success=ok))
+        return out
+
+    def strip(outcomes: list[Outcome]) -> list[Outcome]:  # t12#7 -> t12: the task recurs
+        for o in outcomes:
+            o.task_id = (o.task_id or "").split("#")[0]
+        return outcomes
+
+    base, cand = strip(side(800, 0.5, 0.0)), strip(side(800, 0.8, 0.0))
+    raw = [sum(bool(o.success) for o in outcomes) / 800 for outcomes in (base, cand)]
+    assert raw[1] < raw[0] - 0.1  # the raw pass rate fell with the mix
+    mixed = compare_outcomes(base, cand, signals=["success"])
+    assert [s.test for s in mixed.signals] == ["cmh"] and not mixed.worse
+    dropped = compare_outcomes(base, strip(side(800, 0.5, 0.15)), signals=["success"])
+    assert dropped.worse

@@ -221,3 +221,41 @@ def test_report_help_has_an_example(capsys: pytest.CaptureFixture[str]) -> None:
     text = capsys.readouterr().out
     assert "example: driftwatch report outcomes.jsonl --alerts alerts.jsonl --out report/" in text
     assert "candlestick" in text and "--signal" in text
+
+
+def _suite(seed: int, shift: float, hard_share: float) -> list[Outcome]:
+    """50 recurring tasks (logit sd 2) for 20 days; from day 10 ability moves by ``shift`` logits and
+    ``hard_share`` of the draws come from the hardest half."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0.0, 2.0, 50)
+    hard = np.flatnonzero(a <= np.median(a))
+    easy = np.flatnonzero(a > np.median(a))
+    out = []
+    for i in range(4000):
+        later = i >= 2000
+        pick = hard if later and rng.random() < hard_share else (easy if later else np.arange(50))
+        task = int(rng.choice(pick))
+        p = 1 / (1 + np.exp(-(a[task] + (shift if later else 0.0))))
+        out.append(
+            Outcome(task="suite", time=1.7e9 + 432 * i, task_id=f"t{task}", success=bool(rng.random() < p))
+        )
+    return out
+
+
+def test_current_at_the_baseline_task_mix_tells_ability_from_mix() -> None:
+    """A shift to hard tasks moves the raw pass rate, not the task-adjusted one; a real drop moves both."""
+    outcomes = _suite(1, 0.0, 0.8)
+    before = sum(bool(o.success) for o in outcomes[:2000]) / 2000  # the period before the current 10 days
+    (mix,) = build_report(outcomes, [], current_days=10)
+    assert mix.current is not None and mix.adjusted is not None
+    assert mix.current.mean < before - 0.1  # the raw rate fell with the mix
+    assert mix.adjusted.low <= before <= mix.adjusted.high
+    outcomes = _suite(2, -1.0, 0.5)
+    before = sum(bool(o.success) for o in outcomes[:2000]) / 2000
+    (drop,) = build_report(outcomes, [], current_days=10)
+    assert drop.adjusted is not None and drop.adjusted.high < before - 0.1
+    assert "current at baseline task mix" in summary_table([mix], "success")
+    (plain,) = build_report([Outcome(task="x", time=1.7e9 + i, success=i % 2 == 0) for i in range(50)], [])
+    assert plain.adjusted is None  # no task ids: nothing to adjust

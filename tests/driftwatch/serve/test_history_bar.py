@@ -100,8 +100,10 @@ def test_serve_restart_then_status_compare_and_report_read_the_service(tmp_path:
         assert streams[0]["state"] in ("suspected", "confirmed")
         table = cli("status", "--url", url, "--token", TOKEN)
         assert table.returncode == 0 and "service=agent-a;task=fix-tests" in table.stdout
-        assert incidents and f"{len(incidents)} open incidents:" in table.stdout
-        assert all(i["id"] in table.stdout and i["paged"] for i in incidents)
+        # The drift alert and the v1 -> v2 comparison of the one degraded stream: one cause, one incident.
+        (incident,) = incidents
+        assert incident["paged"] and f"1 open incidents:\n  {incident['id']} paged" in table.stdout
+        assert "v1 -> v2" in incident["summary"] and f"    {incident['summary']}" in table.stdout
 
         worse_gate = cli(
             "compare", "--url", url, "--token", TOKEN, "--baseline", "version=v1", "--candidate", "version=v2"
