@@ -248,6 +248,19 @@ def _update(detector: LaggedSR | AbilitySR, value: float, at: float, task: str |
         detector.update(value, at)
 
 
+def _seen(detector: LaggedSR | AbilitySR, value: float, at: float) -> float:
+    """``value`` as stage one watches it (a seasonal stream's minus its hour's and weekday's
+    offset, ``LaggedSR.adjusted``): what stage two and the recovery check are fed."""
+    return detector.adjusted(value, at) if isinstance(detector, LaggedSR) else value
+
+
+def _learn(detector: LaggedSR | AbilitySR, value: float, at: float) -> None:
+    """A value stage one is not fed (stage two or the recovery check takes it) still teaches its
+    seasonal profile (``LaggedSR.learn``)."""
+    if isinstance(detector, LaggedSR):
+        detector.learn(value, at)
+
+
 def _take_over(watch: _SignalWatch, value: float, at: float) -> LaggedSR | AbilitySR:
     """Feed the warm-up's iid shadow; at the warm-up's end it becomes the detector if task ids
     do not recur (each seen about once: difficulties cannot be learnt, the pooled rate is all)."""
@@ -386,24 +399,18 @@ class Lifecycle:
     def _observe(
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
     ) -> Alert | None:
-        detector = watch.detector
-        # Stage two and the recovery check see the values as stage one does: a seasonal stream's
-        # minus their hour's (weekday's) offset; stage one is fed the value as observed, and a value
-        # it is not fed still teaches the seasonal profile (``LaggedSR.learn``).
-        seen = detector.adjusted(value, at) if isinstance(detector, LaggedSR) else value
+        detector, seen = watch.detector, _seen(watch.detector, value, at)
         if watch.open is not None and _harmful(name, watch.open.alert.direction):
             # An open improvement has no recovery to wait for: losing it is a regression, which
             # detection against the improved level (the working baseline) finds and pages.
             recovered = self._recover(watch, key, seen, at)
             if recovered is not None:
-                if isinstance(detector, LaggedSR):
-                    detector.learn(value, at)
+                _learn(detector, value, at)
                 return recovered  # this value is already in the resumed baseline
         if watch.active is not None:
             # Stage one waits while stage two decides on the fresh observations; they enter a
             # baseline only as its decision says (no contamination of the baseline by a change).
-            if isinstance(detector, LaggedSR):
-                detector.learn(value, at)
+            _learn(detector, value, at)
             return self._confirm(watch, key, seen, at)
         _update(detector, value, at, self.task)
         if watch.shadow is not None:
