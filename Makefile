@@ -89,6 +89,7 @@ report-example: install
 # Issue 7's figures, each printed with its goal (about 5 minutes on 2 cores; docs/performance.md).
 bench: install
 	$(BIN)/python -P benchmarks/overhead.py
+	$(BIN)/python -P benchmarks/overhead_profile.py
 	$(BIN)/python -P benchmarks/capacity.py
 	$(BIN)/python -P benchmarks/receiver.py
 	$(BIN)/python -P benchmarks/state.py

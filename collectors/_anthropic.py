@@ -24,6 +24,7 @@ import httpx2
 from anthropic import Anthropic, AsyncAnthropic
 from anthropic._middleware import AsyncCallNext, CallNext, Middleware
 from anthropic._request import APIRequest
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext
 
@@ -48,6 +49,23 @@ _USAGE_FIELDS = (
     ("cache_creation_input_tokens", "cache_write"),
 )
 _MAX_LINE = 1 << 20  # longest SSE line kept while scanning; longer (content) lines are skipped
+#: Stream keys by (service, task, labels): one join per stream, not per call (cleared when large).
+_KEYS: dict[tuple[object, ...], str] = {}
+
+
+def _stream_key(outcome: Outcome, extra: tuple[str, ...] | list[str]) -> str:
+    labels = outcome.labels
+    memo = (
+        (outcome.service, outcome.task, tuple(extra), *labels.items())
+        if labels
+        else (outcome.service, outcome.task, tuple(extra))
+    )
+    key = _KEYS.get(memo)
+    if key is None:
+        if len(_KEYS) >= 1024:
+            _KEYS.clear()
+        key = _KEYS[memo] = stream_key(outcome, extra)
+    return key
 
 
 def watch(client: ClientT) -> ClientT:
@@ -76,16 +94,20 @@ class _Call:
     __slots__ = (
         "cache_read",
         "cache_write",
+        "cost",
         "done",
+        "end_ns",
         "error_type",
         "input_tokens",
+        "latency",
         "model",
         "output_tokens",
-        "own_span",
+        "parent",
         "request_model",
         "runtime",
         "sdk_span",
         "start",
+        "start_ns",
         "status",
         "stop_reason",
         "stream",
@@ -93,23 +115,26 @@ class _Call:
         "task",
         "tool_calls",
         "ttft",
-        "wall",
     )
 
     def __init__(self, runtime: Runtime, request: APIRequest) -> None:
-        body = request.json if isinstance(request.json, dict) else {}
-        model = body.get("model")
+        # The calling thread's share: clocks, the request's model, the task and the span's parent.
+        body = request.json
+        model = body.get("model") if isinstance(body, dict) else None
         self.runtime = runtime
         self.request_model: str | None = model if isinstance(model, str) else None
-        self.stream = bool(request.stream or body.get("stream"))
+        self.stream = bool(request.stream or (isinstance(body, dict) and body.get("stream")))
         self.start = time.perf_counter()
-        self.wall = time.time()
+        self.start_ns = time.time_ns()
+        self.end_ns = 0
+        self.latency = 0.0
         self.task = current_task()
         self.model: str | None = None
         self.input_tokens: int | None = None
         self.output_tokens: int | None = None
         self.cache_read: int | None = None
         self.cache_write: int | None = None
+        self.cost: float | None = None
         self.stop_reason: str | None = None
         self.tool_calls = 0
         self.ttft: float | None = None
@@ -117,19 +142,15 @@ class _Call:
         self.error_type: str | None = None
         self.stream_end: str | None = None
         self.done = False
-        current = trace.get_current_span()
-        name = getattr(current, "name", "")
-        self.sdk_span: Span | None = (
-            current
-            if current.is_recording() and isinstance(name, str) and name.startswith("anthropic.")
-            else None
-        )
-        # Our own span only when the SDK's is off; it is emitted whole when the call ends (_spans.py).
-        self.own_span: CallSpan | None = None
-        if self.sdk_span is None:
-            self.own_span = CallSpan(
-                runtime.telemetry.tracer, f"chat {self.request_model or 'unknown'}", self._start_attributes()
-            )
+        # Our own span only when the SDK's is off. It is made whole when the outcome is, on the
+        # monitor's thread, from the start time and the parent (this context) kept here (_spans.py).
+        self.parent: otel_context.Context | None = otel_context.get_current()
+        current = trace.get_current_span(self.parent)
+        self.sdk_span: Span | None = None
+        if current.is_recording():
+            name = getattr(current, "name", "")
+            if isinstance(name, str) and name.startswith("anthropic."):
+                self.sdk_span, self.parent = current, None
 
     def _start_attributes(self) -> dict[str, Any]:
         attrs: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "anthropic"}
@@ -196,23 +217,46 @@ class _Call:
             self.error_type = kind if isinstance(kind, str) else "stream_error"
 
     # -- the end ----------------------------------------------------------------------------------
+    @property
+    def failed(self) -> bool:
+        return self.error_type is not None or (self.status is not None and self.status >= 400)
+
     def finish(self) -> None:
-        """Build the outcome, annotate or end the span, and hand the outcome over. Runs once."""
+        """The call ended: stop its clocks and hand it to the monitor. Runs once.
+
+        The calling thread does only what cannot wait: the clocks, the task's sums (the task may end
+        right after) and the SDK's span (it ends when the call returns). The outcome and our own span
+        are built on the monitor's thread (``outcome``), from the numbers kept here.
+        """
         if self.done:
             return
         self.done = True
-        latency = time.perf_counter() - self.start
+        self.latency = time.perf_counter() - self.start
+        self.end_ns = time.time_ns()
+        if self.task is not None or self.sdk_span is not None:
+            # The task's sums and the SDK span's attributes are read before this call returns.
+            outcome = self.outcome()
+            if self.task is not None:
+                self.task._add_call(outcome)
+            self.runtime.monitor.submit(outcome)
+            return
+        self.runtime.monitor.submit(self)
+
+    def outcome(self) -> Outcome:
+        """The call's outcome, with its span emitted (ours) or annotated (the SDK's). Once per call."""
+        failed = self.failed
         model = self.model or self.request_model
-        failed = self.error_type is not None or (self.status is not None and self.status >= 400)
+        task = self.task
+        config = self.runtime.config
         outcome = Outcome(
-            task=self.task.name if self.task is not None else "anthropic.messages",
-            time=self.wall,
+            task=task.name if task is not None else "anthropic.messages",
+            time=self.start_ns / 1e9,
             kind="call",
-            service=self.runtime.config.service,
+            service=config.service,
             model=model,
             request_model=self.request_model,
             success=not failed,
-            latency_s=latency,
+            latency_s=self.latency,
             ttft_s=self.ttft,
             input_tokens=self.input_tokens,
             output_tokens=self.output_tokens,
@@ -223,40 +267,44 @@ class _Call:
             stop_reason=self.stop_reason,
         )
         if not failed:
-            outcome.cost_usd = prices_for(self.runtime.config).cost(
+            outcome.cost_usd = prices_for(config).cost(
                 model, self.input_tokens, self.output_tokens, self.cache_read, self.cache_write
             )
-        if self.task is not None:
-            outcome.task_id = self.task.task_id
-            outcome.labels = dict(self.task.labels)
+        if task is not None:
+            outcome.task_id = task.task_id
+            outcome.labels = dict(task.labels)
         if self.stream_end:
             outcome.labels["stream_end"] = self.stream_end
         ctx: SpanContext | None = None
-        if self.own_span is not None:
+        if self.parent is not None:
+            start = self._start_attributes()
+            span = CallSpan(
+                self.runtime.telemetry.tracer,
+                f"chat {self.request_model or 'unknown'}",
+                start,
+                self.start_ns,
+                self.parent,
+            )
             # Attributes only for a span that can keep them (no tracer set up: a no-op span).
             attrs: dict[str, Any] = {}
-            if self.own_span.recording:
-                attrs = self._start_attributes()
+            if span.recording:
+                attrs = self._start_attributes()  # not ``start``: the sampler sees only those
                 attrs.update(self._attributes(outcome))
-                attrs[sc.STREAM_KEY] = stream_key(outcome, self.runtime.config.stream_labels)
-            ctx = self.own_span.end(attrs, outcome.error_type or "error" if failed else None)
+                attrs[sc.STREAM_KEY] = _stream_key(outcome, config.stream_labels)
+            ctx = span.end(attrs, outcome.error_type or "error" if failed else None, self.end_ns)
         elif self.sdk_span is not None:
             ctx = self.sdk_span.get_span_context()
             if self.sdk_span.is_recording():
                 self.sdk_span.set_attributes(self._attributes(outcome))
-                self.sdk_span.set_attribute(
-                    sc.STREAM_KEY, stream_key(outcome, self.runtime.config.stream_labels)
-                )
+                self.sdk_span.set_attribute(sc.STREAM_KEY, _stream_key(outcome, config.stream_labels))
         if ctx is not None and ctx.is_valid:
             outcome.trace_id = format(ctx.trace_id, "032x")
             outcome.span_id = format(ctx.span_id, "016x")
-        if self.task is not None:
-            self.task._add_call(outcome)
-        self.runtime.monitor.submit(outcome)
+        return outcome
 
     def _attributes(self, outcome: Outcome) -> dict[str, Any]:
         attrs: dict[str, Any] = {}
-        if self.own_span is not None:
+        if self.sdk_span is None:
             # The SDK's span carries these itself; ours needs them.
             if outcome.model:
                 attrs["gen_ai.response.model"] = outcome.model
@@ -505,10 +553,10 @@ class DriftwatchMiddleware(Middleware):
             call.finish()
             return
         sse = _is_sse(call, http)
-        watcher = _Watcher(call, sse)
         if _is_read(http):
             # Already read (a buffered body): observe it whole, now.
             if sse:
+                watcher = _Watcher(call, sse)
                 watcher.chunk(http.content)
                 watcher.end("read")
             else:
@@ -518,6 +566,7 @@ class DriftwatchMiddleware(Middleware):
                 call.read_message(parsed if parsed is not None else response.parse())
                 call.finish()
             return
+        watcher = _Watcher(call, sse)
         stream = http.stream
         if isinstance(stream, httpx2.SyncByteStream):
             http.stream = _ObservedStream(stream, watcher)

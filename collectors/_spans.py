@@ -40,32 +40,67 @@ log = logging.getLogger("driftwatch")
 SCOPE = InstrumentationScope(sc.SCOPE_NAME, __version__)
 
 
+#: The last tracer looked at and the SDK tracer behind it (or None): one lookup per tracer, not per call.
+_resolved: tuple[object, SdkTracer | None] = (None, None)
+
+
 def _sdk_tracer(tracer: trace.Tracer) -> SdkTracer | None:
     """The SDK tracer behind ``tracer`` (also behind the API's proxy), if it has the parts we use."""
+    global _resolved
     real = getattr(tracer, "_real_tracer", tracer)  # a ProxyTracer once a provider is registered
-    if not isinstance(real, SdkTracer):
-        return None
-    parts = ("sampler", "id_generator", "resource", "span_processor")
-    return real if all(hasattr(real, name) for name in parts) else None
+    seen, sdk = _resolved
+    if real is seen:
+        return sdk
+    sdk = None
+    if isinstance(real, SdkTracer):
+        parts = ("sampler", "id_generator", "resource", "span_processor")
+        sdk = real if all(hasattr(real, name) for name in parts) else None
+    _resolved = (real, sdk)
+    return sdk
+
+
+_UNSET = Status(StatusCode.UNSET)
+#: The four trace flags a call span can have, made once: (sampled, random trace id) -> flags. A span
+#: waits in a batch processor's queue until its batch is exported; every object it holds there is
+#: one more for the garbage collector's full passes, which such long-lived objects set off.
+_FLAGS = {
+    (sampled, random_id): TraceFlags(
+        (TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+        | (TraceFlags.RANDOM_TRACE_ID if random_id else 0)
+    )
+    for sampled in (False, True)
+    for random_id in (False, True)
+}
 
 
 class CallSpan:
     """A span that exists only once it ends: its start, its parent and its tracer, until ``end``.
 
-    ``attributes`` are those known at the start (what the sampler is shown).
+    ``attributes`` are those known at the start (what the sampler is shown). ``start_ns`` (epoch
+    nanoseconds) and ``parent`` (the context whose span is the parent) default to now and the
+    current context: made on the calling thread, the span can be ended on another one.
     """
 
     __slots__ = ("_api_span", "_parent", "_start_attributes", "_start_ns", "_tracer", "name")
 
-    def __init__(self, tracer: trace.Tracer, name: str, attributes: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        name: str,
+        attributes: Mapping[str, Any],
+        start_ns: int | None = None,
+        parent: otel_context.Context | None = None,
+    ) -> None:
         self.name = name
-        self._start_ns = time.time_ns()
+        self._start_ns = time.time_ns() if start_ns is None else start_ns
         self._tracer = _sdk_tracer(tracer)
-        self._parent = otel_context.get_current()
+        self._parent = otel_context.get_current() if parent is None else parent
         self._start_attributes = attributes
         self._api_span: trace.Span | None = None
         if self._tracer is None:
-            self._api_span = tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            self._api_span = tracer.start_span(
+                name, self._parent, kind=SpanKind.CLIENT, attributes=attributes, start_time=self._start_ns
+            )
 
     @property
     def recording(self) -> bool:
@@ -75,31 +110,35 @@ class CallSpan:
         """
         return self._api_span is None or self._api_span.is_recording()
 
-    def end(self, attributes: Mapping[str, Any], error: str | None = None) -> SpanContext | None:
+    def end(
+        self, attributes: Mapping[str, Any], error: str | None = None, end_ns: int | None = None
+    ) -> SpanContext | None:
         """Emit the span with all of its ``attributes`` (start ones included); its context, or None.
 
-        ``error``: the status description of a failed call. Never raises (an SDK surprise is
-        logged and the span is lost, counted by the caller as an internal error only if it wants).
+        ``error``: the status description of a failed call; ``end_ns``: when it ended (epoch
+        nanoseconds; default now). Never raises (an SDK surprise is logged and the span is lost,
+        counted by the caller as an internal error only if it wants).
         """
+        end = time.time_ns() if end_ns is None else end_ns
         try:
             if self._api_span is not None:
-                return self._end_api(attributes, error)
-            return self._end_sdk(attributes, error)
+                return self._end_api(attributes, error, end)
+            return self._end_sdk(attributes, error, end)
         except Exception:
             log.debug("driftwatch: could not emit a call span", exc_info=True)
             return None
 
-    def _end_api(self, attributes: Mapping[str, Any], error: str | None) -> SpanContext:
+    def _end_api(self, attributes: Mapping[str, Any], error: str | None, end_ns: int) -> SpanContext:
         span = self._api_span
         assert span is not None
         if span.is_recording():
             span.set_attributes(attributes)
             if error is not None:
                 span.set_status(Status(StatusCode.ERROR, error))
-        span.end()
+        span.end(end_ns)
         return span.get_span_context()
 
-    def _end_sdk(self, attributes: Mapping[str, Any], error: str | None) -> SpanContext | None:
+    def _end_sdk(self, attributes: Mapping[str, Any], error: str | None, end_ns: int) -> SpanContext | None:
         # What Tracer.start_span + Span.end do (opentelemetry-sdk 1.45), in one go at the end.
         tracer = self._tracer
         assert tracer is not None
@@ -116,10 +155,8 @@ class CallSpan:
         sampled = tracer.sampler.should_sample(
             self._parent, trace_id, self.name, SpanKind.CLIENT, self._start_attributes
         )
-        flags = TraceFlags.SAMPLED if sampled.decision is Decision.RECORD_AND_SAMPLE else TraceFlags.DEFAULT
-        if random_id:
-            flags |= TraceFlags.RANDOM_TRACE_ID
-        context = SpanContext(trace_id, ids.generate_span_id(), False, TraceFlags(flags), sampled.trace_state)
+        flags = _FLAGS[sampled.decision is Decision.RECORD_AND_SAMPLE, bool(random_id)]
+        context = SpanContext(trace_id, ids.generate_span_id(), False, flags, sampled.trace_state)
         if sampled.decision is Decision.DROP:
             return context
         # The sampler's attributes come first, as set at the start; the call's overwrite them.
@@ -143,9 +180,9 @@ class CallSpan:
             attributes=bounded,
             kind=SpanKind.CLIENT,
             instrumentation_info=tracer.instrumentation_info,
-            status=Status(StatusCode.ERROR, error) if error is not None else Status(StatusCode.UNSET),
+            status=Status(StatusCode.ERROR, error) if error is not None else _UNSET,
             start_time=self._start_ns,
-            end_time=time.time_ns(),
+            end_time=end_ns,
             instrumentation_scope=getattr(tracer, "_instrumentation_scope", None) or SCOPE,
         )
         try:

@@ -12,6 +12,7 @@ from river.base import DriftDetector
 
 from driftwatch._stats import Moments
 from driftwatch.detectors._dispersion import Dispersion
+from driftwatch.detectors._seasonal import Seasonal
 from driftwatch.detectors._self_starting import SelfStartingSR
 from driftwatch.detectors._thresholds import threshold_for
 
@@ -120,6 +121,10 @@ class LaggedSR(DriftDetector):
         Estimate the long-run variance inflation κ of the stream (batch means, ``dispersion``) and
         divide every log likelihood ratio by it, so that bursts, batches of easy and hard tasks and
         autocorrelation do not read as changes. Off: the values are taken as independent.
+    seasonal
+        For ``kind="numeric"``: learn hour-of-day and day-of-week profiles from the event times
+        (``Seasonal``) and watch each value minus its offset, so daily and weekly cycles do not read
+        as changes; feed stage two ``adjusted`` values. Off (and for pass/fail): values as they are.
 
     Examples
     --------
@@ -145,6 +150,7 @@ class LaggedSR(DriftDetector):
         threshold: float | None = None,
         self_start: bool = True,
         dependence: bool = True,
+        seasonal: bool = True,
     ) -> None:
         if kind not in ("binary", "numeric"):
             raise ValueError(f"kind must be 'binary' or 'numeric', got {kind!r}")
@@ -172,6 +178,8 @@ class LaggedSR(DriftDetector):
         self.dependence = dependence
         self._disp = Dispersion(kind, warmup)
         self._disp.enabled = dependence
+        self.seasonal = seasonal
+        self._season = Seasonal(lag) if seasonal and kind == "numeric" else None
         self._reset()
 
     def _new_early(self) -> SelfStartingSR | None:
@@ -195,6 +203,9 @@ class LaggedSR(DriftDetector):
         # raised: (phase, observations in its baseline) for the alert's evidence.
         self._early = self._new_early()
         self._fired_by: tuple[str, int] = ("lagged", 0)
+        season: Seasonal | None = getattr(self, "_season", None)
+        if season is not None:
+            season.rebase()
         if hasattr(self, "_disp"):
             self._disp.restart()
             self._disp.early = self._early
@@ -264,6 +275,9 @@ class LaggedSR(DriftDetector):
             "dispersion": round(self._disp.kappa, 3),
             "dispersion_estimate": round(self._disp.estimate, 3),
         }
+        seasonal = self._season.describe() if self._season is not None else None
+        if seasonal is not None:  # the values are watched minus their hour's (weekday's) offset
+            info["seasonal"] = seasonal
         if self.phase == "self-starting":
             info["self_starting_shifts"] = list(self._early.shifts) if self._early else []
         return info
@@ -320,10 +334,17 @@ class LaggedSR(DriftDetector):
 
     # -- updating ------------------------------------------------------------------------------
     def update(self, x: float, t: float = 0.0) -> None:
-        """Feed one observation, with its event time ``t`` for the change-time estimate."""
+        """Feed one observation, with its event time ``t`` for the change-time estimate (and, for
+        numeric streams, the seasonal profile: the detector watches ``adjusted(x, t)``)."""
+        season = self._season
         if self._drift_detected:
             self._reset()
+        elif season is not None and season.changed:  # the profile moved: the baseline re-expressed in it
+            self.resume(Moments(self._ref.n, self._ref.mean - season.shift, self._ref.m2))
         value = float(x)
+        if season is not None:
+            value -= season.note(t)
+            season.observe(float(x), t)
         self._n += 1
         moments = self._all  # Moments.add, inlined: this runs for every outcome and signal
         moments.n += 1
@@ -358,6 +379,17 @@ class LaggedSR(DriftDetector):
         else:
             self._ref.add(value)
             self._disp.add(value, self._ref, self._n)
+
+    def adjusted(self, x: float, t: float) -> float:
+        """``x`` at event time ``t`` as this detector watches it: minus its seasonal offset (if a
+        profile is in use), for stage two and the recovery check to see the same values."""
+        season = self._season
+        return float(x) - season.offset(t) if season is not None and season.active else float(x)
+
+    def learn(self, x: float, t: float) -> None:
+        """A value that does not reach ``update`` (stage two holds it) still teaches the profile."""
+        if self._season is not None:
+            self._season.observe(float(x), t)
 
     @property
     def dispersion(self) -> float:
@@ -480,43 +512,58 @@ class LaggedSR(DriftDetector):
             self._fired_by = ("lagged", self._ref.n)
 
     def __getstate__(self) -> dict[str, Any]:
-        # The lagged values are most of a checkpoint: packed as doubles they take 8 bytes each, not 9
-        # as pickled floats, and pickle as one bytes object (fast). 0/1 values take one byte.
-        state = self.__dict__.copy()
-        values = array("d", self._pending)
-        if self.kind == "binary" and values.count(0.0) + values.count(1.0) == len(values):
-            state["_pending"] = bytes(array("B", map(int, values)))
-        else:
-            state["_pending"] = values
-        return state
+        return _pack(self)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        state["_pending"] = deque(map(float, state["_pending"]))
-        self.__dict__.update(state)
-        if "_disp" not in state:  # snapshots before the dispersion estimate: start it now
-            self.dependence = True
-            self._disp = Dispersion(self.kind, self.warmup)
-        if "self_start" not in state:
-            # Snapshots before the self-starting phase: a detector restored mid-warm-up gets one,
-            # resumed from its warm-up so far (the observations it saw are its baseline).
-            self.self_start = True
-            self._fired_by = ("lagged", self._ref.n)
-            self._early = self._new_early()
-            if self._early is not None:
-                if self.warming_up:
-                    self._early.resume(self._all.n, self._all.mean, self._all.m2)
-                else:
-                    self._early = None
-        self._disp.early = self._early
+        _unpack(self, state)
 
     def state(self) -> dict[str, Any]:
         """A small JSON-ready summary for debugging."""
-        return {
-            "n": self._n,
-            "baseline_mean": self._ref.mean,
-            "baseline_n": self._ref.n,
-            "threshold": self._h,
-            "statistic": round(self.statistic, 4),
-            "alternatives": {f"{a.direction}{a.shift}": round(a.log_r, 4) for a in self._arms},
-        }
+        return _summary(self)
+
+
+def _pack(det: LaggedSR) -> dict[str, Any]:
+    # The lagged values are most of a checkpoint: packed as doubles they take 8 bytes each, not 9
+    # as pickled floats, and pickle as one bytes object (fast). 0/1 values take one byte.
+    state = det.__dict__.copy()
+    values = array("d", det._pending)
+    if det.kind == "binary" and values.count(0.0) + values.count(1.0) == len(values):
+        state["_pending"] = bytes(array("B", map(int, values)))
+    else:
+        state["_pending"] = values
+    return state
+
+
+def _unpack(det: LaggedSR, state: dict[str, Any]) -> None:
+    state = dict(state)
+    state["_pending"] = deque(map(float, state["_pending"]))
+    det.__dict__.update(state)
+    if "_disp" not in state:  # snapshots before the dispersion estimate: start it now
+        det.dependence = True
+        det._disp = Dispersion(det.kind, det.warmup)
+    if "self_start" not in state:
+        # Snapshots before the self-starting phase: a detector restored mid-warm-up gets one,
+        # resumed from its warm-up so far (the observations it saw are its baseline).
+        det.self_start = True
+        det._fired_by = ("lagged", det._ref.n)
+        det._early = det._new_early()
+        if det._early is not None:
+            if det.warming_up:
+                det._early.resume(det._all.n, det._all.mean, det._all.m2)
+            else:
+                det._early = None
+    if "_season" not in state:  # snapshots before the seasonal baseline: learn a profile from now on
+        det.seasonal = True
+        det._season = Seasonal(det.lag) if det.kind == "numeric" else None
+    det._disp.early = det._early
+
+
+def _summary(det: LaggedSR) -> dict[str, Any]:
+    return {
+        "n": det._n,
+        "baseline_mean": det._ref.mean,
+        "baseline_n": det._ref.n,
+        "threshold": det._h,
+        "statistic": round(det.statistic, 4),
+        "alternatives": {f"{a.direction}{a.shift}": round(a.log_r, 4) for a in det._arms},
+    }

@@ -8,7 +8,7 @@ import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "AGENT_SIGNALS",
@@ -18,6 +18,7 @@ __all__ = [
     "SIGNALS",
     "Outcome",
     "OutcomeError",
+    "PendingOutcome",
     "SignalKind",
     "format_time",
     "labels_key",
@@ -105,6 +106,16 @@ _COUNT_FIELDS = (
 #: ``subagent_tool_uses`` (tool uses made inside subagents, by subagent type).
 _COUNT_MAP_FIELDS = ("tool_uses", "subagent_tool_uses")
 _STRING_FIELDS = ("task_id", "model", "request_model", "error_type", "stop_reason", "service", "kind")
+
+
+class PendingOutcome(Protocol):
+    """An outcome still to be built: what a collector queues when building it can wait.
+
+    ``Monitor.submit`` takes one in place of an ``Outcome``; the monitor's thread calls ``outcome()``
+    (once) before detection, so the agent's calling thread only pays for queuing it.
+    """
+
+    def outcome(self) -> Outcome: ...
 
 
 class OutcomeError(ValueError):

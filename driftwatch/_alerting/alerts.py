@@ -224,7 +224,15 @@ def describe(alert: Alert) -> str:
             f"[{_pct(c.ci_low)}, {_pct(c.ci_high)}]"
         )
     else:
-        change = f"{alert.signal} {b.mean:.4g} -> {c.mean:.4g} (x{alert.effect:.3g})"
+        # Against a seasonal baseline both means are of values minus their hour's (weekday's)
+        # offset (detectors/_seasonal.py): on-call must know the "before" is not a raw average.
+        seasonal = (alert.detector or {}).get("seasonal")
+        adjusted = (
+            f"; seasonally adjusted by {' and '.join(k.replace('_', ' ') for k in seasonal)}"
+            if seasonal
+            else ""
+        )
+        change = f"{alert.signal} {b.mean:.4g} -> {c.mean:.4g} (x{alert.effect:.3g}{adjusted})"
     p = "" if alert.p_value is None else f", p={alert.p_value:.2g}"
     moved = tasks_text(alert)
     tail = f"; moved most: {moved}" if moved else ""

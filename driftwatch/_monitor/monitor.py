@@ -38,7 +38,7 @@ from driftwatch._monitor.stream import _Stream, open_alerts
 from driftwatch._monitor.versions import VersionTracker
 from driftwatch._monitor.watch import Lifecycle, _SignalWatch
 from driftwatch._monitor.worker import Worker
-from driftwatch._outcome import SIGNALS, Outcome, SignalKind, labels_key, stream_labels
+from driftwatch._outcome import SIGNALS, Outcome, PendingOutcome, SignalKind, labels_key, stream_labels
 from driftwatch._stats import Moments
 
 __all__ = ["Monitor", "MonitorStats", "SignalState", "transform"]
@@ -173,15 +173,20 @@ class Monitor:
         # Checkpoints pickle each stream on its own and keep the bytes until the stream next sees an
         # outcome, so a snapshot costs time in proportion to the streams touched since the last one.
         self._stream_blobs: dict[str, bytes] = {}
+        # (service, task, kind, stream label values) -> the stream's labels and key (``_stream_of``).
+        self._keys: dict[tuple[str | None, ...], tuple[dict[str, str], str]] = {}
         self._worker = Worker(self._work, self.config.queue_size) if threaded else None
 
     # -- the agent's side: cheap, never blocks, never raises ------------------------------------
-    def submit(self, outcome: Outcome) -> bool:
-        """Queue one outcome for detection. Returns False (and counts it) when it had to be dropped."""
+    def submit(self, outcome: Outcome | PendingOutcome) -> bool:
+        """Queue one outcome for detection. Returns False (and counts it) when it had to be dropped.
+
+        A ``PendingOutcome`` is built on the monitor's thread, right before its detection.
+        """
         self.stats.received += 1
         worker = self._worker
         if worker is None:
-            self.process(outcome)
+            self._work(outcome)
             return True
         if worker.put(outcome):
             return True
@@ -206,8 +211,15 @@ class Monitor:
                 self.stats.sink_errors += 1
                 log.warning("driftwatch: sink %r failed to shut down", sink, exc_info=True)
 
-    def _work(self, outcome: Outcome) -> None:
-        self.process(outcome)  # looked up on each call, so a wrapped ``process`` sees the worker's outcomes
+    def _work(self, item: Outcome | PendingOutcome) -> None:
+        if not isinstance(item, Outcome):
+            try:
+                item = item.outcome()
+            except Exception:
+                self.stats.internal_errors += 1
+                log.warning("driftwatch: could not build a queued outcome", exc_info=True)
+                return
+        self.process(item)  # looked up on each call, so a wrapped ``process`` sees the worker's outcomes
 
     # -- checkpoints ----------------------------------------------------------------------------
     def stream_keys(self) -> list[str]:
@@ -369,9 +381,21 @@ class Monitor:
     def stream_count(self) -> int:
         return len(self._streams)
 
+    def _stream_of(self, outcome: Outcome) -> tuple[dict[str, str], str]:
+        """The outcome's stream labels and key, joined once per stream (not once per outcome)."""
+        extra = self.config.stream_labels
+        names = (outcome.service, outcome.task, outcome.kind)
+        memo = (*names, *(outcome.labels.get(name) for name in extra)) if extra else names
+        known = self._keys.get(memo)
+        if known is None:
+            if len(self._keys) >= 4096:  # bounded: many label values just join again
+                self._keys.clear()
+            labels = stream_labels(outcome, extra)
+            known = self._keys[memo] = (labels, labels_key(labels))
+        return known
+
     def _process(self, outcome: Outcome) -> list[Alert]:
-        labels = stream_labels(outcome, self.config.stream_labels)
-        key = labels_key(labels)
+        labels, key = self._stream_of(outcome)
         entry = self._streams.get(key)
         if entry is None:
             if len(self._streams) >= self.config.max_streams:
@@ -385,7 +409,7 @@ class Monitor:
                         key,
                     )
                 return []
-            entry = _Stream(labels)
+            entry = _Stream(dict(labels))
             self._streams[key] = entry
         self._stream_blobs.pop(key, None)
         labels = entry.labels
@@ -394,9 +418,11 @@ class Monitor:
             self._guard(record, outcome, labels)
         values: dict[str, float] = {}
         for name, kind in self._signals:
-            raw = outcome.signal(name)
-            if raw is not None and math.isfinite(raw):
-                values[name] = transform(kind, raw)
+            raw = getattr(outcome, name)  # Outcome.signal, inlined: every outcome, every signal
+            if raw is not None:
+                raw = float(raw)
+                if math.isfinite(raw):
+                    values[name] = transform(kind, raw)
         alerts: list[Alert] = []
         if self.config.version_markers:
             try:

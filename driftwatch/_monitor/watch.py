@@ -248,6 +248,19 @@ def _update(detector: LaggedSR | AbilitySR, value: float, at: float, task: str |
         detector.update(value, at)
 
 
+def _seen(detector: LaggedSR | AbilitySR, value: float, at: float) -> float:
+    """``value`` as stage one watches it (a seasonal stream's minus its hour's and weekday's
+    offset, ``LaggedSR.adjusted``): what stage two and the recovery check are fed."""
+    return detector.adjusted(value, at) if isinstance(detector, LaggedSR) else value
+
+
+def _learn(detector: LaggedSR | AbilitySR, value: float, at: float) -> None:
+    """A value stage one is not fed (stage two or the recovery check takes it) still teaches its
+    seasonal profile (``LaggedSR.learn``)."""
+    if isinstance(detector, LaggedSR):
+        detector.learn(value, at)
+
+
 def _take_over(watch: _SignalWatch, value: float, at: float) -> LaggedSR | AbilitySR:
     """Feed the warm-up's iid shadow; at the warm-up's end it becomes the detector if task ids
     do not recur (each seen about once: difficulties cannot be learnt, the pooled rate is all)."""
@@ -322,6 +335,12 @@ def _note(det: LaggedSR | AbilitySR, test: SequentialConfirm | AbilityConfirm) -
         note = f" against a baseline from {det.baseline_n} observations (self-starting)"
     if isinstance(test, SequentialConfirm) and test.dispersion > 1:
         note += f", evidence discounted {test.dispersion:.2g}× for serially dependent values"
+    seasonal = det.evidence().get("seasonal") if isinstance(det, LaggedSR) else None
+    if seasonal:
+        cycles = " and ".join(
+            f"±{info['amplitude']:.2g} by {name.replace('_', ' ')}" for name, info in seasonal.items()
+        )
+        note += f", against a seasonal baseline (offsets {cycles} on the detector's scale)"
     return note
 
 
@@ -380,17 +399,19 @@ class Lifecycle:
     def _observe(
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
     ) -> Alert | None:
+        detector, seen = watch.detector, _seen(watch.detector, value, at)
         if watch.open is not None and _harmful(name, watch.open.alert.direction):
             # An open improvement has no recovery to wait for: losing it is a regression, which
             # detection against the improved level (the working baseline) finds and pages.
-            recovered = self._recover(watch, key, value, at)
+            recovered = self._recover(watch, key, seen, at)
             if recovered is not None:
+                _learn(detector, value, at)
                 return recovered  # this value is already in the resumed baseline
         if watch.active is not None:
             # Stage one waits while stage two decides on the fresh observations; they enter a
             # baseline only as its decision says (no contamination of the baseline by a change).
-            return self._confirm(watch, key, value, at)
-        detector = watch.detector
+            _learn(detector, value, at)
+            return self._confirm(watch, key, seen, at)
         _update(detector, value, at, self.task)
         if watch.shadow is not None:
             detector = _take_over(watch, value, at)

@@ -6,7 +6,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from driftwatch._outcome import Outcome
+from driftwatch._outcome import Outcome, PendingOutcome
 
 __all__ = ["Worker"]
 
@@ -21,23 +21,23 @@ _WAKE_AT = 256
 
 
 class Worker:
-    """Runs ``process`` on each queued outcome, on a daemon thread started at once.
+    """Runs ``process`` on each queued outcome (or ``PendingOutcome``), on a daemon thread started at once.
 
     A plain deque and a wake-up event, not queue.Queue: waking the worker for each outcome (a
     condition variable, then a GIL hand-off) cost the calling thread more than detection itself.
     The worker drains in batches: at _WAKE_AT queued (or a quarter of the queue), else on its timer.
     """
 
-    def __init__(self, process: Callable[[Outcome], object], queue_size: int) -> None:
+    def __init__(self, process: Callable[[Outcome | PendingOutcome], object], queue_size: int) -> None:
         self._process = process
         self.queue_size = queue_size
-        self._queue: deque[Outcome | threading.Event | None] = deque()
+        self._queue: deque[Outcome | PendingOutcome | threading.Event | None] = deque()
         self._wake = threading.Event()
         self._wake_at = max(1, min(_WAKE_AT, queue_size // 4))
         self._thread = threading.Thread(target=self._run, name="driftwatch-monitor", daemon=True)
         self._thread.start()
 
-    def put(self, outcome: Outcome) -> bool:
+    def put(self, outcome: Outcome | PendingOutcome) -> bool:
         """Queue ``outcome``; False when the queue is full (the caller counts the drop)."""
         pending = self._queue
         # Check then append: agent threads racing here can overshoot the bound by one each.

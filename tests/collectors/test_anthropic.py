@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -197,6 +198,53 @@ def test_own_span_when_sdk_tracing_is_off(harness: Harness) -> None:
     assert attrs["gen_ai.provider.name"] == "anthropic"
     assert attrs["gen_ai.operation.name"] == "chat"
     assert attrs["gen_ai.usage.output_tokens"] == 8
+
+
+def test_call_outcome_and_span_are_built_off_the_calling_thread(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Outside a task, the calling thread queues the call; its outcome and span (still the child of
+    the caller's active span, timed when the call ran) are made on the monitor's thread."""
+    queued: list[object] = []
+    monkeypatch.setattr(harness.runtime.monitor, "submit", queued.append)
+    client = client_for(make_handler(output_tokens=8), open_telemetry=False)
+    tracer = harness.provider.get_tracer("host")
+    with tracer.start_as_current_span("host-request") as parent:
+        before = time.time_ns()
+        client.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES)
+        after = time.time_ns()
+    monkeypatch.undo()
+    (item,) = queued
+    assert not isinstance(item, driftwatch.Outcome)
+    assert [s.name for s in harness.spans.get_finished_spans()] == ["host-request"]
+    harness.runtime.monitor.submit(item)  # type: ignore[arg-type]
+    call = only_call(harness)
+    span = {s.name: s for s in harness.spans.get_finished_spans()}["chat claude-sonnet-4-6"]
+    assert span.parent is not None and span.parent.span_id == parent.get_span_context().span_id
+    assert span.start_time is not None and span.end_time is not None
+    assert before <= span.start_time <= span.end_time <= after
+    assert call.output_tokens == 8 and call.span_id == format(span.context.span_id, "016x")
+
+
+def test_failure_building_a_queued_call_is_counted_not_raised(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A driftwatch bug while the monitor builds a queued call's outcome is logged and counted."""
+
+    def broken(self: Any) -> None:
+        raise RuntimeError("driftwatch bug")
+
+    monkeypatch.setattr(_anthropic._Call, "outcome", broken)
+    client = client_for(make_handler(output_tokens=5), open_telemetry=False)
+    assert (
+        client.messages.create(
+            model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES
+        ).usage.output_tokens
+        == 5
+    )
+    assert harness.flush() == []
+    assert harness.runtime.monitor.stats.internal_errors == 1
+    assert "could not build a queued outcome" in caplog.text
 
 
 def test_sdk_span_is_annotated_not_duplicated(harness: Harness) -> None:
