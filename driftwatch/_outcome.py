@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import operator
 import time as _time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -181,12 +182,14 @@ class Outcome:
 
     def to_dict(self) -> dict[str, Any]:
         """The outcome as a JSON-ready dict in the outcome JSONL form, without empty fields."""
-        out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None or (f.name in ("labels", *_COUNT_MAP_FIELDS) and not value):
-                continue
-            out[f.name] = format_time(value) if f.name == "time" else value
+        # One C call reads every field (the history encodes each outcome it keeps: this is per outcome).
+        out: dict[str, Any] = {
+            name: value
+            for name, value in zip(_FIELD_NAMES, _read_fields(self), strict=True)
+            if value is not None and (value or name not in _SKIP_EMPTY)
+        }
+        if "time" in out:
+            out["time"] = format_time(out["time"])
         return out
 
     def derive(self) -> Outcome:
@@ -203,6 +206,13 @@ class Outcome:
         if self.tool_error_rate is None and self.tool_calls and self.tool_errors is not None:
             self.tool_error_rate = min(1.0, self.tool_errors / self.tool_calls)
         return self
+
+
+#: Field names in declaration order (``to_dict``'s key order) and one getter that reads them all.
+_FIELD_NAMES = tuple(f.name for f in dataclasses.fields(Outcome))
+_read_fields = operator.attrgetter(*_FIELD_NAMES)
+#: Fields left out of ``to_dict`` when empty (not only when None).
+_SKIP_EMPTY = frozenset(("labels", *_COUNT_MAP_FIELDS))
 
 
 def format_time(epoch_s: float) -> str:

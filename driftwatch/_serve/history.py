@@ -46,6 +46,8 @@ ALERTS_KEPT = 10_000
 #: A row's bytes beyond its outcome JSON (row header, id, time, stream id, model, index entries):
 #: what ``history_max_mb`` counts is this plus the JSON, close to the file space a row takes.
 ROW_OVERHEAD = 48
+#: ``json.dumps(..., separators=(",", ":"))`` without building an encoder per outcome.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS history_stream (
@@ -152,6 +154,7 @@ class History:
         self._alerts: dict[tuple[str, str], tuple[str, str, float, str]] = {}
         self._pending: HistoryStats | None = None
         self._new_ids: dict[str, int] = {}
+        self._shared: dict[str, str] = {}
         self._read_lock = threading.Lock()
         try:
             self._reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -172,15 +175,20 @@ class History:
         """Buffer the outcomes of journal entry ``seq`` (in the order the entry decoded to)."""
         labels = self.stream_labels
         out = self._outcomes
+        # Each stream key and model is kept once in the buffer, whatever the number of its outcomes.
+        shared = self._shared
         self.newest = max(self.newest, max(o.time for o in outcomes)) if outcomes else self.newest
+        first = seq << ID_BITS
         for index, outcome in enumerate(outcomes):
+            key = stream_key(outcome, labels)
+            model = outcome.model
             out.append(
                 (
-                    (seq << ID_BITS) | index,
+                    first | index,
                     outcome.time,
-                    stream_key(outcome, labels),
-                    outcome.model,
-                    json.dumps(outcome.to_dict(), separators=(",", ":")),
+                    shared.setdefault(key, key),
+                    model if model is None else shared.setdefault(model, model),
+                    _encode(outcome.to_dict()),
                 )
             )
         self.stats.buffered = len(out)
@@ -241,6 +249,7 @@ class History:
         if self._pending is None:
             return
         self._outcomes = []
+        self._shared = {}
         self._alerts = {}
         self._stream_ids = self._new_ids
         self.stats = self._pending
@@ -254,31 +263,34 @@ class History:
         started = time.perf_counter()
         budget = max(PRUNE_BATCH, 2 * added)
         cutoff = self.cutoff()
+        # One pass over the oldest rows, in (time, id) order, up to this checkpoint's budget: first those
+        # beyond the age limit; then, if what is left is over the size cap, on down to 90% of the cap (so
+        # that pruning is not a per-checkpoint chore). The rows passed are then deleted in one statement.
         removed_rows = removed_bytes = 0
-        # By age: the oldest rows, up to this checkpoint's budget.
-        old = conn.execute(
-            "SELECT count(*), coalesce(sum(size), 0), max(time) FROM "
-            "(SELECT size, time FROM history_outcome WHERE time < ? ORDER BY time LIMIT ?)",
-            (cutoff, budget),
-        ).fetchone()
-        if old[0]:
-            removed_rows, removed_bytes = self._delete_oldest(conn, int(old[0]))
-        # By size: beyond the cap, down to 90% of it, so that pruning is not a per-checkpoint chore.
-        excess = pending.bytes - removed_bytes - self.max_bytes
-        if excess > 0 and removed_rows < budget:
-            target = excess + self.max_bytes // 10
-            sizes = conn.execute(
-                "SELECT size FROM history_outcome ORDER BY time, id LIMIT ?", (budget - removed_rows,)
-            ).fetchall()
-            count = total = 0
-            for (size,) in sizes:
-                count += 1
-                total += size
-                if total >= target:
-                    break
-            rows, size = self._delete_oldest(conn, count)
-            removed_rows += rows
-            removed_bytes += size
+        last: tuple[float, int] | None = None
+        target: int | None = None
+        cursor = conn.execute(
+            "SELECT time, id, size FROM history_outcome ORDER BY time, id LIMIT ?", (budget,)
+        )
+        try:
+            for at, row_id, size in cursor:
+                if at >= cutoff:
+                    if target is None:
+                        excess = pending.bytes - removed_bytes - self.max_bytes
+                        target = removed_bytes + excess + self.max_bytes // 10 if excess > 0 else 0
+                    if removed_bytes >= target:
+                        break
+                removed_rows += 1
+                removed_bytes += size
+                last = (at, row_id)
+        finally:
+            cursor.close()
+        if last is not None:
+            # Exactly the rows passed: (time, id) is unique, and this is the transaction that read them.
+            at, row_id = last
+            conn.execute(
+                "DELETE FROM history_outcome WHERE time <= ? AND (time < ? OR id <= ?)", (at, at, row_id)
+            )
         conn.execute(
             "DELETE FROM history_alert WHERE time < ? OR rowid NOT IN "
             "(SELECT rowid FROM history_alert ORDER BY time DESC LIMIT ?)",
@@ -300,22 +312,6 @@ class History:
         as at most a day past the wall clock, so one outcome with a far-future time cannot prune
         the rest."""
         return min(self.newest, self._clock() + 86400.0) - self.max_age_s
-
-    @staticmethod
-    def _delete_oldest(conn: sqlite3.Connection, count: int) -> tuple[int, int]:
-        """Delete the ``count`` oldest rows (by time, then id); their number and bytes."""
-        if count <= 0:
-            return 0, 0
-        last = conn.execute(
-            "SELECT time, id FROM history_outcome ORDER BY time, id LIMIT 1 OFFSET ?", (count - 1,)
-        ).fetchone()
-        where = "time <= ? AND (time < ? OR id <= ?)"
-        rows, size = conn.execute(
-            f"SELECT count(*), coalesce(sum(size), 0) FROM history_outcome WHERE {where}",
-            (last[0], last[0], last[1]),
-        ).fetchone()
-        conn.execute(f"DELETE FROM history_outcome WHERE {where}", (last[0], last[0], last[1]))
-        return int(rows), int(size)
 
     # -- the readers' side -----------------------------------------------------------------------
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
