@@ -185,3 +185,16 @@ def test_a_snapshot_keeps_live_incidents_and_version_changes_only() -> None:
                                         detected_at=9e4 + 900))  # fmt: skip
     assert again.extra["incident"] == live.extra["incident"]  # linked by the version change kept
     assert again.extra["incident_summary"].startswith("model m-1 -> m-2: 1 of 1 stream moved")
+
+
+def test_a_merged_stream_keeps_its_open_incident() -> None:
+    """Scale-out: streams merged from another instance bring their open incidents, so a new symptom of
+    the same cause joins the incident there (one page), with or without sinks that restore state."""
+    config = Config(signals=["output_tokens"], console=False)
+    source = Monitor(config, threaded=False)
+    confirmed = [a for a in play(source, [(1.0, 800), (2.0, 300)]) if a.status == "confirmed"]
+    assert confirmed and len({a.extra["incident"] for a in confirmed}) == 1
+    target = Monitor(config, threaded=False)
+    target.merge(source.snapshot())
+    symptom = confirmed[0].with_status("confirmed", id="new-symptom", signal="latency_s", extra={})
+    assert target._incidents.assign(symptom).extra["incident"] == confirmed[0].extra["incident"]
