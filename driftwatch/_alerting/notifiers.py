@@ -416,8 +416,14 @@ class Notifier:
                 return []
             self._remember(self._seen, key)
             if incident is not None and self._members.get(incident):
-                self.stats.grouped += 1  # the incident stays open until its last alert resolves
-                return []
+                rest = [self._open[m] for m in self._members[incident] if m in self._open]
+                if any(a.kind != "version_comparison" for a in rest):
+                    self.stats.grouped += 1  # the incident stays open until its last alert resolves
+                    return []
+                # A version comparison is a verdict at one moment and never resolves by itself: the
+                # incident closes with its last drift alert, or it would stay open for ever.
+                for done in rest:
+                    self._open_pop(done.id)
             return [_Request(alert, "resolve")]
         if alert.status == "annotation":
             if self.min_status != "annotation":

@@ -357,12 +357,11 @@ class Monitor:
         restart and close the page it drives. Only ``restore`` is called: nothing is announced
         again, so notifiers do not page twice.
         """
-        restorers = [r for r in (getattr(s, "restore", None) for s in self.sinks) if callable(r)]
-        if not restorers:
-            return
         alerts = open_alerts(streams)
+        # Whatever the sinks: a merged stream's open incidents go on here (a new symptom joins them).
         self._incidents.restore(alerts)
-        if alerts:
+        restorers = [r for r in (getattr(s, "restore", None) for s in self.sinks) if callable(r)]
+        if restorers and alerts:
             for restore in restorers:
                 self._guard(restore, alerts)
 

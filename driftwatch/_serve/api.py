@@ -48,7 +48,11 @@ Answer = tuple[int, str, bytes, list[tuple[str, str]]]
 def _incident(ident: str, members: list[dict[str, Any]]) -> dict[str, Any]:
     """One incident's summary from its members' latest Alert JSON records."""
     members.sort(key=lambda m: (m.get("status") == "resolved", -abs(_number(m.get("effect")))))
-    opened = any(m.get("status") in ("suspected", "confirmed") for m in members)
+    # Version comparisons are verdicts at one moment that never resolve: an incident with drift
+    # alerts is open while one of those is (as the notifiers page it); one of comparisons only while
+    # a comparison found a difference.
+    drift = [m for m in members if m.get("kind") != "version_comparison"] or members
+    opened = any(m.get("status") in ("suspected", "confirmed") for m in drift)
     paged = any(m.get("status") == "confirmed" or "confirmed_at" in m for m in members)
     changes = [str(m["change_at"]) for m in members if m.get("change_at")]
     times = [str(m[k]) for m in members for k in ("detected_at", "confirmed_at", "resolved_at") if m.get(k)]

@@ -106,6 +106,35 @@ def test_one_incident_per_version_change_across_tasks(pd: FakeService) -> None:
     assert events[-1]["payload"]["summary"].endswith(last)
 
 
+def test_an_upgrade_rolled_back_resolves_its_incident_once(pd: FakeService) -> None:
+    """An upgrade that drops three tasks, then rolled back: one dedup key, one resolve at the end (its
+    before/after comparisons never resolve by themselves and must not hold the incident open); the
+    read API shows the incident resolved too."""
+    from driftwatch._serve.api import _incident
+
+    sink = PagerDutySink("R0123456789abcdef0123456789abcde", url=pd.url, **FAST)
+    monitor = Monitor(Config(signals=["success"], console=False), [sink], threaded=False)
+    rng = random.Random(11)
+    rates = {"a": (0.9, 0.5), "b": (0.8, 0.6), "c": (0.85, 0.55), "d": (0.7, 0.7)}
+    alerts: list[Alert] = []
+    for i in range(7000):
+        upgraded = 1200 <= i < 3000  # m-2 from 1,200 to 3,000, then back to m-1
+        for task, (before, after) in rates.items():
+            ok = rng.random() < (after if upgraded else before)
+            model = "m-2" if upgraded else "m-1"
+            alerts += monitor.process(Outcome(task=task, time=1.7e9 + 2 * i, model=model, success=ok))
+    monitor.shutdown()
+    assert sink.flush(5)
+    paged = {a.extra["incident"] for a in alerts if a.status == "confirmed" and a.direction == "down"}
+    (incident,) = paged
+    events = [(e["event_action"], e["dedup_key"]) for e in pd.bodies()]
+    assert {key for _, key in events} == {incident}
+    assert [action for action, _ in events].count("resolve") == 1 and events[-1][0] == "resolve"
+    latest = {a.id: a.to_dict() for a in alerts if a.extra.get("incident") == incident}
+    assert {m["kind"] for m in latest.values()} == {"drift", "version_comparison"}
+    assert _incident(incident, list(latest.values()))["state"] == "resolved"
+
+
 def test_a_drift_far_from_the_version_change_keeps_its_own_incident() -> None:
     """A drift whose change lies outside the window of its stream's version change is not linked to it."""
     incidents = Incidents(window=3600)
@@ -156,3 +185,16 @@ def test_a_snapshot_keeps_live_incidents_and_version_changes_only() -> None:
                                         detected_at=9e4 + 900))  # fmt: skip
     assert again.extra["incident"] == live.extra["incident"]  # linked by the version change kept
     assert again.extra["incident_summary"].startswith("model m-1 -> m-2: 1 of 1 stream moved")
+
+
+def test_a_merged_stream_keeps_its_open_incident() -> None:
+    """Scale-out: streams merged from another instance bring their open incidents, so a new symptom of
+    the same cause joins the incident there (one page), with or without sinks that restore state."""
+    config = Config(signals=["output_tokens"], console=False)
+    source = Monitor(config, threaded=False)
+    confirmed = [a for a in play(source, [(1.0, 800), (2.0, 300)]) if a.status == "confirmed"]
+    assert confirmed and len({a.extra["incident"] for a in confirmed}) == 1
+    target = Monitor(config, threaded=False)
+    target.merge(source.snapshot())
+    symptom = confirmed[0].with_status("confirmed", id="new-symptom", signal="latency_s", extra={})
+    assert target._incidents.assign(symptom).extra["incident"] == confirmed[0].extra["incident"]
