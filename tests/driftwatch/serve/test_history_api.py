@@ -133,6 +133,29 @@ def test_retention_by_size_prunes_the_oldest_to_below_the_cap(tmp_path: Path) ->
     reopened.close()
 
 
+def test_one_checkpoint_prunes_by_age_then_by_size_the_oldest_rows_and_counts_them_exactly(
+    tmp_path: Path,
+) -> None:
+    """Past the age limit, then oldest first down to 90% of the cap, in one pass; stats match the table."""
+    path = tmp_path / "state.db"
+    durable, history = open_durable(path, max_age_s=10 * DAY, clock=lambda: 40 * DAY, max_bytes=3_000)
+    durable.start()
+    for day in range(30):
+        durable.append("x", entry(day * DAY, 5, step=60.0))
+    durable.step()
+    sizes = [len(row[4]) + 48 for row in history._outcomes]  # all 150, oldest first (times ascend)
+    durable.checkpoint()
+    kept = history._read("SELECT count(*), sum(size), min(time) FROM history_outcome", ())[0]
+    assert (history.stats.rows, history.stats.bytes) == (kept[0], kept[1])
+    assert history.stats.pruned_rows == 150 - kept[0] and history.stats.prunes == 1
+    # Age leaves 51 rows (test above), more than the cap holds: the oldest of them go until at most
+    # 90% of the cap is left, and not one more.
+    assert sum(sizes[-51:]) > 3_000 and kept[0] < 51 and kept[2] >= 19 * DAY
+    assert sum(sizes[-kept[0] :]) == kept[1] <= 3_000 - 300 < kept[1] + sizes[-kept[0] - 1]
+    durable.close()
+    history.close()
+
+
 def test_paging_and_selectors_over_the_history(tmp_path: Path) -> None:
     """Pages follow (time, id) without gaps or repeats; selector terms filter as compare does."""
     path = tmp_path / "state.db"
