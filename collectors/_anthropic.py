@@ -29,7 +29,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Span, SpanContext
 
 from driftwatch import _semconv as sc
-from driftwatch._outcome import Outcome, stream_key
+from driftwatch._outcome import Outcome
 from driftwatch._runtime import Runtime, get_runtime
 from driftwatch.collectors._pricing import prices_for
 from driftwatch.collectors._spans import CallSpan
@@ -49,23 +49,6 @@ _USAGE_FIELDS = (
     ("cache_creation_input_tokens", "cache_write"),
 )
 _MAX_LINE = 1 << 20  # longest SSE line kept while scanning; longer (content) lines are skipped
-#: Stream keys by (service, task, labels): one join per stream, not per call (cleared when large).
-_KEYS: dict[tuple[object, ...], str] = {}
-
-
-def _stream_key(outcome: Outcome, extra: tuple[str, ...] | list[str]) -> str:
-    labels = outcome.labels
-    memo = (
-        (outcome.service, outcome.task, tuple(extra), *labels.items())
-        if labels
-        else (outcome.service, outcome.task, tuple(extra))
-    )
-    key = _KEYS.get(memo)
-    if key is None:
-        if len(_KEYS) >= 1024:
-            _KEYS.clear()
-        key = _KEYS[memo] = stream_key(outcome, extra)
-    return key
 
 
 def watch(client: ClientT) -> ClientT:
@@ -288,15 +271,15 @@ class _Call:
             # Attributes only for a span that can keep them (no tracer set up: a no-op span).
             attrs: dict[str, Any] = {}
             if span.recording:
-                attrs = self._start_attributes()  # not ``start``: the sampler sees only those
+                attrs = dict(start)  # a copy: the sampler sees only the start attributes
                 attrs.update(self._attributes(outcome))
-                attrs[sc.STREAM_KEY] = _stream_key(outcome, config.stream_labels)
+                attrs[sc.STREAM_KEY] = self.runtime.monitor.stream_key(outcome)
             ctx = span.end(attrs, outcome.error_type or "error" if failed else None, self.end_ns)
         elif self.sdk_span is not None:
             ctx = self.sdk_span.get_span_context()
             if self.sdk_span.is_recording():
                 self.sdk_span.set_attributes(self._attributes(outcome))
-                self.sdk_span.set_attribute(sc.STREAM_KEY, _stream_key(outcome, config.stream_labels))
+                self.sdk_span.set_attribute(sc.STREAM_KEY, self.runtime.monitor.stream_key(outcome))
         if ctx is not None and ctx.is_valid:
             outcome.trace_id = format(ctx.trace_id, "032x")
             outcome.span_id = format(ctx.span_id, "016x")

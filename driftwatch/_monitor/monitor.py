@@ -380,6 +380,10 @@ class Monitor:
     def stream_count(self) -> int:
         return len(self._streams)
 
+    def stream_key(self, outcome: Outcome) -> str:
+        """The key of the stream ``outcome`` goes to (``service=…;task=…``), from the per-stream cache."""
+        return self._stream_of(outcome)[1]
+
     def _stream_of(self, outcome: Outcome) -> tuple[dict[str, str], str]:
         """The outcome's stream labels and key, joined once per stream (not once per outcome)."""
         extra = self.config.stream_labels
