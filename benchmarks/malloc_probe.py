@@ -16,7 +16,9 @@ import _sqlite3
 import ctypes
 import json
 import os
+import re
 import sys
+import tempfile
 import threading
 import time
 
@@ -39,6 +41,38 @@ class _MallInfo2(ctypes.Structure):
     ]
 
 
+def pymalloc_arenas() -> int:
+    """Python's object allocator's arenas (1 MiB each, mmapped): what ``getallocatedblocks`` does not show.
+
+    ``sys._debugmallocstats`` prints to C's stderr: fd 2 is pointed at a file for the call."""
+    with tempfile.TemporaryFile() as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        try:
+            os.dup2(out.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read().decode(errors="replace")
+    found = re.search(r"# arenas allocated current\s+=\s+([\d,]+)", text)
+    return int(found.group(1).replace(",", "")) if found else -1
+
+
+def smaps() -> list[dict[str, object]]:
+    """Every mapping of this process: address, size, RSS (KiB), and what backs it."""
+    maps: list[dict[str, object]] = []
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                maps.append({"at": head[0], "name": head[5] if len(head) > 5 else "", "perm": head[1]})
+            elif head[0] in ("Size:", "Rss:", "Anonymous:"):
+                maps[-1][head[0][:-1].lower()] = int(head[1])
+    return maps
+
+
 def sampler(path: str, every: float) -> None:
     libc = ctypes.CDLL(None)
     libc.mallinfo2.restype = _MallInfo2
@@ -46,6 +80,20 @@ def sampler(path: str, every: float) -> None:
     sqlite.sqlite3_memory_used.restype = ctypes.c_int64
     sqlite.sqlite3_memory_highwater.restype = ctypes.c_int64
     sqlite.sqlite3_memory_highwater.argtypes = [ctypes.c_int]
+    sqlite.sqlite3_status64.argtypes = [
+        ctypes.c_int,
+        ctypes.POINTER(ctypes.c_int64),
+        ctypes.POINTER(ctypes.c_int64),
+        ctypes.c_int,
+    ]
+    current, high = ctypes.c_int64(), ctypes.c_int64()
+
+    def sqlite_status(op: int) -> int:
+        sqlite.sqlite3_status64(op, ctypes.byref(current), ctypes.byref(high), 0)
+        return current.value
+
+    maps_every = int(os.environ.get("MALLOC_PROBE_MAPS_EVERY", "0"))  # samples between mapping dumps
+    taken = 0
     started = time.monotonic()
     with open(path, "w") as out:
         while True:
@@ -63,7 +111,16 @@ def sampler(path: str, every: float) -> None:
                 "sqlite": sqlite.sqlite3_memory_used(),
                 "sqlite_highwater": sqlite.sqlite3_memory_highwater(1),
                 "python_blocks": sys.getallocatedblocks(),
+                # SQLITE_STATUS_PAGECACHE_OVERFLOW (2): page cache bytes from malloc (no pre-set buffer)
+                "sqlite_pagecache": sqlite_status(2),
+                "sqlite_malloc_count": sqlite_status(9),  # SQLITE_STATUS_MALLOC_COUNT: live allocations
+                "pymalloc_arenas": pymalloc_arenas(),
+                "threads": threading.active_count(),
+                "os_threads": len(os.listdir("/proc/self/task")),
             }
+            if maps_every and taken % maps_every == 0:
+                sample["maps"] = smaps()
+            taken += 1
             out.write(json.dumps(sample) + "\n")
             out.flush()
 

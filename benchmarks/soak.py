@@ -216,7 +216,11 @@ def main() -> int:
     program = [str(driftwatch)]
     if args.malloc_stats:
         program = [sys.executable, "-P", str(Path(__file__).resolve().parent / "malloc_probe.py")]
-        env.update(MALLOC_PROBE_OUT=args.malloc_stats, MALLOC_PROBE_EVERY=str(args.sample))
+        env.update(
+            MALLOC_PROBE_OUT=args.malloc_stats,
+            MALLOC_PROBE_EVERY=str(args.sample),
+            MALLOC_PROBE_MAPS_EVERY=str(max(1, round(60 / args.sample))),  # /proc smaps once a minute
+        )
     with tempfile.TemporaryDirectory() as tmp:
         command = [*program, "serve", "--http-port", str(http_port), "--grpc-port", str(grpc_port)]
         command += ["--state", f"{tmp}/state.db", "--alerts-out", f"{tmp}/alerts.jsonl"]
