@@ -7,6 +7,11 @@ the previous line, and ``sys.getallocatedblocks()``. ``benchmarks/soak.py --mall
 the service through it; this is how the soak's two RSS levels 8 MiB apart were found to be free
 chunks kept by glibc (docs/performance.md, "Soak"). Linux with glibc only.
 
+``MALLOC_PROBE_MAPS_EVERY=N`` adds ``/proc/self/smaps`` (every mapping's size, RSS and anonymous
+KiB) to every Nth line. ``MALLOC_PROBE_SNAPSHOTS=T1,T2`` runs tracemalloc (6 frames) and writes what
+grew between the snapshots at T1 and T2 seconds, by line and by traceback, to
+``$MALLOC_PROBE_OUT.tracemalloc.txt``.
+
 Run: MALLOC_PROBE_OUT=malloc.jsonl .venv/bin/python -P benchmarks/malloc_probe.py serve [serve options]
 """
 
@@ -21,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 
 
 class _MallInfo2(ctypes.Structure):
@@ -71,6 +77,29 @@ def smaps() -> list[dict[str, object]]:
             elif head[0] in ("Size:", "Rss:", "Anonymous:"):
                 maps[-1][head[0][:-1].lower()] = int(head[1])
     return maps
+
+
+def compare_snapshots(path: str, at: list[float], started: float) -> None:
+    """tracemalloc snapshots at ``at`` seconds; what grew between the first and the last, by line."""
+    taken: list[tuple[float, tracemalloc.Snapshot]] = []
+    for when in at:
+        time.sleep(max(0.0, started + when - time.monotonic()))
+        snapshot = tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]
+        )
+        taken.append((time.monotonic() - started, snapshot))
+    (t0, first), (t1, last) = taken[0], taken[-1]
+    with open(path, "w") as out:
+        out.write(f"tracemalloc: {t0:.0f} s -> {t1:.0f} s; traced {tracemalloc.get_traced_memory()}\n")
+        for key in ("lineno", "traceback"):
+            out.write(f"\n-- grown most, by {key} --\n")
+            for stat in last.compare_to(first, key)[:25]:
+                out.write(
+                    f"{stat.size_diff / 1024:+10.1f} KiB {stat.count_diff:+7d} blocks, "
+                    f"now {stat.size / 1024:10.1f} KiB\n"
+                )
+                frames = stat.traceback.format() if key == "traceback" else stat.traceback.format()[:1]
+                out.write("".join(f"      {line}\n" for line in frames))
 
 
 def sampler(path: str, every: float) -> None:
@@ -126,6 +155,15 @@ def sampler(path: str, every: float) -> None:
 
 
 def main() -> int:
+    at = [float(x) for x in os.environ.get("MALLOC_PROBE_SNAPSHOTS", "").split(",") if x]
+    if at:  # tracemalloc with 6 frames from the start (slows the service), snapshots compared
+        tracemalloc.start(6)
+        threading.Thread(
+            target=compare_snapshots,
+            args=(os.environ["MALLOC_PROBE_OUT"] + ".tracemalloc.txt", at, time.monotonic()),
+            name="malloc-probe-snapshots",
+            daemon=True,
+        ).start()
     threading.Thread(
         target=sampler,
         args=(os.environ["MALLOC_PROBE_OUT"], float(os.environ.get("MALLOC_PROBE_EVERY", "5"))),
