@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +64,11 @@ class TrimStats:
     calls: int = 0
     seconds: float = 0.0
     max_seconds: float = 0.0
+    rss_after_bytes: int | None = None
+    """Resident set right after the latest checkpoint and trim (Linux; None elsewhere): memory at
+    one point of the worker's cycle, the history buffer empty and SQLite's transaction over. A
+    sample at any other moment catches the cycle's sawtooth, up to ~15 MiB under load, not a trend
+    (docs/performance.md, "Soak")."""
 
 
 def release_free_memory() -> Callable[[], object] | None:
@@ -82,6 +88,15 @@ def release_free_memory() -> Callable[[], object] | None:
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
     return lambda: trim(0)
+
+
+def resident_bytes() -> int | None:
+    """This process's resident set from ``/proc/self/statm`` (Linux), or None."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
 
 
 class Durable:
@@ -311,6 +326,7 @@ class Durable:
             self.trim.calls += 1
             self.trim.seconds += took
             self.trim.max_seconds = max(self.trim.max_seconds, took)
+            self.trim.rss_after_bytes = resident_bytes()
         self._last_checkpoint = self._clock()
 
     def _restore(self, blob: bytes) -> None:

@@ -328,6 +328,31 @@ print(before - rss_kib(), len(pins))
     durable.close()
 
 
+def test_each_checkpoint_records_the_resident_set_right_after_its_trim(tmp_path: Path) -> None:
+    """The RSS read just after a checkpoint's trim is kept in the trim stats, fresh at each checkpoint."""
+    from driftwatch._serve.durable import release_free_memory, resident_bytes
+
+    if release_free_memory() is None or resident_bytes() is None:
+        pytest.skip("no malloc_trim or no /proc here")
+    durable = Durable(StateStore(tmp_path / "state.db"), Monitor(CONFIG, threaded=False), lambda k, b: [])
+    durable.start()
+    assert durable.trim.rss_after_bytes is None  # no checkpoint yet
+    durable.append("x", b"")
+    durable.step()
+    durable.checkpoint()
+    first = durable.trim.rss_after_bytes
+    assert first is not None and 10 * 2**20 < first < 4 * 2**30  # a Python process's RSS, in bytes
+    ballast = bytearray(64 * 2**20)  # touched: resident until freed
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    durable.append("x", b"")
+    durable.step()
+    durable.checkpoint()
+    second = durable.trim.rss_after_bytes
+    assert second is not None and second - first > 48 * 2**20
+    del ballast
+    durable.close()
+
+
 def test_journal_appends_in_order_and_checkpoint_truncates(tmp_path: Path) -> None:
     """Sequence numbers rise and are never reused; a checkpoint drops the entries it covers, atomically."""
     path = tmp_path / "state.db"
