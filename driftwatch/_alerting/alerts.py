@@ -189,8 +189,11 @@ class JsonlSink:
     def __init__(self, path: str | os.PathLike[str], *, append: bool = True) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        mode = "a" if append else "w"
-        self._fh: TextIO | None = open(self.path, mode, encoding="utf-8")  # noqa: SIM115 - held open
+        self._fh: TextIO | None = (
+            open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open
+            if append
+            else open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        )
 
     def export(self, alert: Alert) -> None:
         with self._lock:

@@ -34,7 +34,9 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--http-port", type=int, metavar="PORT", help="OTLP/HTTP port (default 4318)")
     serve.add_argument("--grpc-port", type=int, metavar="PORT", help="OTLP/gRPC port (default 4317)")
     serve.add_argument(
-        "--alerts-out", metavar="PATH", help="also append alerts as Alert JSON lines to PATH (kept across restarts)"
+        "--alerts-out",
+        metavar="PATH",
+        help="append alerts as Alert JSON lines to PATH (kept across restarts)",
     )
     serve.add_argument(
         "--state",
