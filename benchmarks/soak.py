@@ -5,7 +5,9 @@ with a fresh state file and a small outcome-history cap (``--history-mb``, so th
 reaches its cap early and retention pruning runs for most of the soak), then paced clients (3
 keep-alive connections sharing the rate: one alone waits on each acknowledgement) send distinct
 100-span OTLP/HTTP requests (the payload and ``Variants`` of benchmarks/receiver.py). Every
-``--sample`` seconds it records the server's RSS (``/proc/PID/status``), its Python heap
+``--sample`` seconds it records the server's RSS (``/proc/PID/status``; and, for the verdict, the
+RSS the service read right after its latest checkpoint's trim, ``/stats``
+``handler.malloc_trim.rss_after_bytes``), its Python heap
 (``/stats`` ``memory``: ``sys.getallocatedblocks()``, and tracemalloc's bytes with
 ``--tracemalloc``), the backlog and the history's rows, bytes and pruned rows.
 
@@ -336,7 +338,7 @@ def report(
     flat = True
     # The verdict's RSS is the one read right after each checkpoint (and its malloc_trim): sampled at
     # any moment, RSS also carries the worker's cycle (the history buffer of up to 20,000 outcomes,
-    # SQLite's transaction), a sawtooth of up to ~15 MiB whose phase at each sample drifts, so
+    # SQLite's transaction), a sawtooth of ~10 MiB whose phase at each sample drifts, so
     # that series' slope is reported but does not decide. Without malloc_trim (not glibc) it does.
     after = any(s["rss_after"] is not None for s in window)
     series = [("rss", "RSS (any moment)", "KiB/min")] if after else []

@@ -67,8 +67,8 @@ class TrimStats:
     rss_after_bytes: int | None = None
     """Resident set right after the latest checkpoint and trim (Linux; None elsewhere): memory at
     one point of the worker's cycle, the history buffer empty and SQLite's transaction over. A
-    sample at any other moment catches the cycle's sawtooth, up to ~15 MiB under load, not a trend
-    (docs/performance.md, "Soak")."""
+    sample at any other moment also catches the cycle's sawtooth (the worker's glibc arena swung
+    3-14 MiB in a soak; docs/performance.md, "Soak")."""
 
 
 def release_free_memory() -> Callable[[], object] | None:
