@@ -398,6 +398,25 @@ class Monitor:
         return known
 
     def _process(self, outcome: Outcome) -> list[Alert]:
+        routed = self._route(outcome)
+        if routed is None:
+            return []
+        entry, key, labels, values, alerts = routed
+        watches = entry.watches
+        observe = self._lifecycle.observe
+        self._lifecycle.task = outcome.task_id
+        for name, value in values.items():
+            watch = watches.get(name)
+            if watch is None:
+                watch = self._new_watch(entry, name, outcome.task_id)
+            alerts += observe(watch, key, labels, name, value, outcome.time)
+        return self._finish(entry, outcome, alerts)
+
+    def _route(
+        self, outcome: Outcome
+    ) -> tuple[_Stream, str, dict[str, str], dict[str, float], list[Alert]] | None:
+        """An outcome's stream (made here, within the cap), its values on the detection scale and the
+        version tracking's alerts; None when the stream cap drops it. Everything before detection."""
         labels, key = self._stream_of(outcome)
         entry = self._streams.get(key)
         if entry is None:
@@ -411,7 +430,7 @@ class Monitor:
                         self.config.max_streams,
                         key,
                     )
-                return []
+                return None
             entry = _Stream(dict(labels))
             self._streams[key] = entry
         self._stream_blobs.pop(key, None)
@@ -434,15 +453,15 @@ class Monitor:
                 # Version tracking must never cost detection its observation.
                 self.stats.internal_errors += 1
                 log.warning("driftwatch: could not track version markers", exc_info=True)
-        watches = entry.watches
-        observe = self._lifecycle.observe
-        task_id = self._lifecycle.task = outcome.task_id
-        for name, value in values.items():
-            watch = watches.get(name)
-            if watch is None:
-                per_task = task_id is not None and name in self.config.task_signals
-                watch = watches[name] = _SignalWatch(SIGNALS[name], self.config, per_task=per_task)
-            alerts += observe(watch, key, labels, name, value, outcome.time)
+        return entry, key, labels, values, alerts
+
+    def _new_watch(self, entry: _Stream, name: str, task_id: str | None) -> _SignalWatch:
+        per_task = task_id is not None and name in self.config.task_signals
+        watch = entry.watches[name] = _SignalWatch(SIGNALS[name], self.config, per_task=per_task)
+        return watch
+
+    def _finish(self, entry: _Stream, outcome: Outcome, alerts: list[Alert]) -> list[Alert]:
+        """An outcome's alerts (version tracking's, then detection's) to incidents and the sinks."""
         if alerts:  # a resolve says when it resolved: at this outcome's event time
             alerts = [self._incidents.assign(stamp_resolved(alert, outcome.time)) for alert in alerts]
             _keep_incidents(entry, alerts)
