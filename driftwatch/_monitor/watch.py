@@ -396,6 +396,15 @@ class Lifecycle:
             self._side = []
         return alerts
 
+    def suspect(self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, at: float) -> list[Alert]:
+        """``observe``'s end for a quiet watch whose detector already took the value and alarmed
+        (``Monitor.process_batch`` feeds quiet detectors a batch at a time)."""
+        alerts = [self._suspect(watch, key, labels, name, at)]
+        if self._side:
+            alerts += self._side
+            self._side = []
+        return alerts
+
     def _observe(
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
     ) -> Alert | None:

@@ -1,0 +1,101 @@
+"""Detection over a batch of outcomes (``Monitor.process_batch``): each quiet signal's values in one loop.
+
+The worker drains its queue in batches. Per outcome, ``Monitor.process`` routes it, tracks version
+markers and moves each signal's watch on through ``Lifecycle.observe``. Here the routing and version
+tracking still run per outcome (``Monitor._route``, in order), but a *quiet* signal (no suspected or
+open alert, the iid detector, no per-task shadow) takes all of the batch's values in one call
+(``detectors/_batch.feed``), which stops right after an alarm. What is left is replayed outcome by
+outcome, in the order ``process`` would have met it: the alarm's suspicion (``Lifecycle.suspect``),
+every later value of that signal through ``observe``, and each outcome's alerts (version tracking's
+first, then each signal's in signal order) to incidents and the sinks (``Monitor._finish``).
+
+Why the alerts are the same as ``process``'s, outcome for outcome: a quiet watch's update reads
+and writes only that watch's detector, and its value; everything shared (Benjamini–Hochberg's
+events, incidents, the sinks, the current task id) is touched only at an alarm or later, and those
+steps run here in ``process``'s order. ``tests/driftwatch/monitor/test_batch.py`` compares the two
+paths' alerts and checkpoints on seeded streams with alarms mid-batch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from driftwatch._alerting.alerts import Alert
+from driftwatch._outcome import Outcome
+from driftwatch.detectors import LaggedSR
+from driftwatch.detectors._batch import feed
+
+if TYPE_CHECKING:
+    from driftwatch._monitor.monitor import Monitor
+    from driftwatch._monitor.stream import _Stream
+    from driftwatch._monitor.watch import _SignalWatch
+
+__all__ = ["process_batch"]
+
+
+class _Run:
+    """One watch's values in a batch: the values, their times and the outcomes they came from."""
+
+    __slots__ = ("name", "order", "rows", "times", "values", "watch")
+
+    def __init__(self, watch: _SignalWatch, name: str, order: int) -> None:
+        self.watch = watch
+        self.name = name
+        self.order = order  # the signal's place in an outcome's values: its alerts' order
+        self.values: list[float] = []
+        self.times: list[float] = []
+        self.rows: list[int] = []
+
+
+def process_batch(monitor: Monitor, outcomes: list[Outcome]) -> list[Alert]:
+    """``monitor.process`` of each outcome in turn, as one pass (call under the monitor's lock)."""
+    rows: list[tuple[Outcome, _Stream, str, dict[str, str], list[Alert]]] = []
+    runs: dict[int, _Run] = {}
+    order = {name: i for i, (name, _) in enumerate(monitor._signals)}
+    for outcome in outcomes:
+        routed = monitor._route(outcome)
+        if routed is None:
+            continue
+        entry, key, labels, values, version_alerts = routed
+        row = len(rows)
+        rows.append((outcome, entry, key, labels, version_alerts))
+        watches = entry.watches
+        for name, value in values.items():
+            watch = watches.get(name)
+            if watch is None:
+                watch = monitor._new_watch(entry, name, outcome.task_id)
+            run = runs.get(id(watch))
+            if run is None:
+                run = runs[id(watch)] = _Run(watch, name, order[name])
+            run.values.append(value)
+            run.times.append(outcome.time)
+            run.rows.append(row)
+    # Each quiet watch takes its values in one loop, up to and including an alarm; the rest of its
+    # values (all of them for a watch that is not quiet) wait for the replay below.
+    later: dict[int, list[tuple[int, bool, _Run, int]]] = {}
+    for run in runs.values():
+        watch, start = run.watch, 0
+        detector = watch.detector
+        if watch.active is None and watch.open is None and watch.shadow is None and type(detector) is LaggedSR:
+            start = feed(detector, run.values, run.times, 0, len(run.values))
+            if detector.drift_detected:
+                later.setdefault(run.rows[start - 1], []).append((run.order, True, run, start - 1))
+        for i in range(start, len(run.values)):
+            later.setdefault(run.rows[i], []).append((run.order, False, run, i))
+    lifecycle = monitor._lifecycle
+    raised: list[Alert] = []
+    for row, (outcome, entry, key, labels, alerts) in enumerate(rows):
+        steps = later.get(row)
+        if steps is not None:
+            lifecycle.task = outcome.task_id
+            for _, alarmed, run, i in sorted(steps, key=lambda step: step[0]):
+                at = run.times[i]
+                if alarmed:
+                    alerts += lifecycle.suspect(run.watch, key, labels, run.name, at)
+                else:
+                    alerts += lifecycle.observe(run.watch, key, labels, run.name, run.values[i], at)
+        if alerts:
+            raised += monitor._finish(entry, outcome, alerts)
+    if rows:
+        lifecycle.task = rows[-1][0].task_id  # as process leaves it
+    return raised
