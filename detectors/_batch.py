@@ -75,10 +75,8 @@ def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int,
     ref_n, ref_mean, ref_m2 = ref.n, ref.mean, ref.m2
     arms = det._arms
     n_arms = range(len(arms))
-    ups = [arm.direction == "up" for arm in arms]
-    shifts = [arm.shift for arm in arms]
-    halves = [arm.shift * arm.shift / 2 for arm in arms]
-    offs = [arm.off for arm in arms]
+    numeric_arms = [(arm.direction == "up", arm.shift, arm.shift * arm.shift / 2) for arm in arms]
+    binary_arms = [(arm.direction == "up", arm.shift, arm.off) for arm in arms]
     rs = [arm.r for arm in arms]
     ws = [arm.w for arm in arms]
     marks = [arm.mark for arm in arms]
@@ -140,18 +138,25 @@ def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int,
                 head = (head + 1) % delay
                 if not l_start <= old_t < l_start + 3_600.0:
                     l_start, l_cells = _cells(old_t)
-                for fn, fmean, fm2, cell in (
-                    (h_n, h_mean, h_m2, l_cells[1] * h_bins + l_cells[0]),
-                    (d_n, d_mean, d_m2, l_cells[3] * d_bins + l_cells[2]),
-                ):
-                    c = fn[cell]
-                    if c >= CELL_CAP:
-                        fm2[cell] *= _DECAY
-                    else:
-                        c = fn[cell] = c + 1
-                    delta = old_x - fmean[cell]
-                    fmean[cell] += delta / c
-                    fm2[cell] += delta * (old_x - fmean[cell])
+                # _Factor.add for the hour of day, then the day of the week.
+                cell = l_cells[1] * h_bins + l_cells[0]
+                c = h_n[cell]
+                if c >= CELL_CAP:
+                    h_m2[cell] *= _DECAY
+                else:
+                    c = h_n[cell] = c + 1
+                delta = old_x - h_mean[cell]
+                h_mean[cell] += delta / c
+                h_m2[cell] += delta * (old_x - h_mean[cell])
+                cell = l_cells[3] * d_bins + l_cells[2]
+                c = d_n[cell]
+                if c >= CELL_CAP:
+                    d_m2[cell] *= _DECAY
+                else:
+                    c = d_n[cell] = c + 1
+                delta = old_x - d_mean[cell]
+                d_mean[cell] += delta / c
+                d_m2[cell] += delta * (old_x - d_mean[cell])
                 if old_t < first:
                     first = old_t
                 if old_t > last:
@@ -213,19 +218,22 @@ def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int,
                 z = 5.0
             elif z < -5.0:
                 z = -5.0
+        if not binary:
+            ratios = [exp((shift * (z if up else -z) - half) * inv) for up, shift, half in numeric_arms]
+        else:
+            ratios = []
+            for up, shift, off in binary_arms:
+                if off or (no_up if up else no_down):
+                    ratio = 0.0
+                else:
+                    q = p + shift * sd if up else p - shift * sd
+                    q = min(max(q, 1e-4), 1 - 1e-4)
+                    ratio = q / p if hit else (1 - q) / (1 - p)
+                    if inv != 1.0:
+                        ratio **= inv
+                ratios.append(ratio)
         for k in n_arms:
-            up = ups[k]
-            shift = shifts[k]
-            if not binary:
-                ratio = exp((shift * (z if up else -z) - halves[k]) * inv)
-            elif offs[k] or (no_up if up else no_down):
-                ratio = 0.0
-            else:
-                q = p + shift * sd if up else p - shift * sd
-                q = min(max(q, 1e-4), 1 - 1e-4)
-                ratio = q / p if hit else (1 - q) / (1 - p)
-                if inv != 1.0:
-                    ratio **= inv
+            ratio = ratios[k]
             r = (1.0 + rs[k]) * ratio
             if r > _R_MAX:
                 r = _R_MAX

@@ -54,9 +54,13 @@ class _Recent:
         self._n = 0
 
     def add(self, x: float) -> None:
-        self._current.add(x)
+        current = self._current  # Moments.add, inlined: every outcome, every signal
+        current.n += 1
+        delta = x - current.mean
+        current.mean += delta / current.n
+        current.m2 += delta * (x - current.mean)
         self._n += 1
-        if self._current.n >= self.block:
+        if current.n >= self.block:
             self._blocks.append(self._current)
             self._current = Moments()
             while self._blocks and self._n - self._blocks[0].n >= self.cap:
