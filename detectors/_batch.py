@@ -74,7 +74,6 @@ def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int,
     all_n, all_mean, all_m2 = whole.n, whole.mean, whole.m2
     ref_n, ref_mean, ref_m2 = ref.n, ref.mean, ref.m2
     arms = det._arms
-    n_arms = range(len(arms))
     numeric_arms = [(arm.direction == "up", arm.shift, arm.shift * arm.shift / 2) for arm in arms]
     binary_arms = [(arm.direction == "up", arm.shift, arm.off) for arm in arms]
     rs = [arm.r for arm in arms]
@@ -218,9 +217,7 @@ def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int,
                 z = 5.0
             elif z < -5.0:
                 z = -5.0
-        if not binary:
-            ratios = [exp((shift * (z if up else -z) - half) * inv) for up, shift, half in numeric_arms]
-        else:
+        if binary:
             ratios = []
             for up, shift, off in binary_arms:
                 if off or (no_up if up else no_down):
@@ -232,8 +229,10 @@ def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int,
                     if inv != 1.0:
                         ratio **= inv
                 ratios.append(ratio)
-        for k in n_arms:
-            ratio = ratios[k]
+        else:
+            ratios = [exp((shift * (z if up else -z) - half) * inv) for up, shift, half in numeric_arms]
+        k = 0
+        for ratio in ratios:
             r = (1.0 + rs[k]) * ratio
             if r > _R_MAX:
                 r = _R_MAX
@@ -251,6 +250,7 @@ def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int,
                 zero_times[k] = t
             else:
                 ws[k] = w
+            k += 1
         push(value)
         i += 1
         if total > limit:
