@@ -16,14 +16,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Protocol
 
 from driftwatch.detectors._dispersion import DISPERSION_BATCH, DISPERSION_BLOCK
 from driftwatch.detectors._lagged_sr import _P_FLOOR, _R_MAX, LaggedSR
 from driftwatch.detectors._seasonal import CELL_CAP, REFRESH, _cells
 
-__all__ = ["advance", "feed", "steady"]
+__all__ = ["Gate", "advance", "feed", "steady"]
 
 _DECAY = (CELL_CAP - 1) / CELL_CAP  # as _Factor.add
+
+
+class Gate(Protocol):
+    """Work of the caller's that goes with each value, before the detector's update (the monitor's
+    recovery check of an open alert): ``blocked()`` says, before a value, that it must stop there
+    (the value needs the caller's general path); ``step(seen, t)`` takes the value as the detector
+    watches it (``LaggedSR.adjusted``: minus its seasonal offset)."""
+
+    def blocked(self) -> bool: ...
+
+    def step(self, seen: float, t: float) -> None: ...
 
 
 def steady(det: LaggedSR) -> bool:
@@ -39,24 +51,33 @@ def steady(det: LaggedSR) -> bool:
     )
 
 
-def feed(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int, stop: int) -> int:
-    """``det.update(xs[i], ts[i])`` for i from ``start``, stopping right after an alarm; the index
-    after the last value taken (``stop`` when no alarm fired)."""
+def feed(
+    det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int, stop: int, gate: Gate | None = None
+) -> int:
+    """``det.update(xs[i], ts[i])`` for i from ``start`` (after ``gate.step``), stopping right after
+    an alarm or before a value ``gate`` blocks; the index after the last value taken."""
     i = start
     while i < stop:
         if steady(det):
-            i = advance(det, xs, ts, i, stop)
+            i = advance(det, xs, ts, i, stop, gate)
+        elif gate is not None and gate.blocked():
+            break
         else:
+            if gate is not None:
+                gate.step(det.adjusted(xs[i], ts[i]), ts[i])
             det.update(xs[i], ts[i])
             i += 1
-        if det._drift_detected:
+        if det._drift_detected or (gate is not None and i < stop and gate.blocked()):
             break
     return i
 
 
-def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int, stop: int) -> int:  # noqa: C901, PLR0912, PLR0915
-    """``update`` for ``xs[start:stop]`` (floats; times ``ts``) while ``steady``; returns the index of
-    the first value not taken: after an alarm, before a seasonal restart, or ``stop``."""
+def advance(  # noqa: C901, PLR0912, PLR0915
+    det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int, stop: int, gate: Gate | None = None
+) -> int:
+    """``update`` for ``xs[start:stop]`` (floats; times ``ts``) while ``steady``, each value after
+    ``gate.step``; returns the index of the first value not taken: after an alarm, before a
+    seasonal restart or a value ``gate`` blocks, or ``stop``."""
     if start >= stop:
         return start
     # -- the detector's state, as locals ---------------------------------------------------------
@@ -104,8 +125,11 @@ def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int,
         first, last, count = season._first, season._last, season._count
     isfinite, exp, sqrt = math.isfinite, math.exp, math.sqrt
     fired = False
+    total = det._sum_r
     i = start
     while i < stop:
+        if gate is not None and gate.blocked():
+            break
         x = xs[i]
         t = ts[i]
         value = x
@@ -165,6 +189,8 @@ def advance(det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int,
                     season._first, season._last, season._count = first, last, count
                     season._refresh()
                     active, h_off, d_off = season.active, by_hour.offsets, by_day.offsets
+        if gate is not None:
+            gate.step(value, t)  # the value as the detector watches it: LaggedSR.adjusted(x, t)
         # The detector's moments (Moments.add, as update inlines it).
         det_n += 1
         all_n += 1

@@ -21,14 +21,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from driftwatch._alerting.alerts import Alert
-from driftwatch._outcome import Outcome
+from driftwatch._config import Config
+from driftwatch._monitor.watch import Lifecycle, _harmful, _Recovery, _SignalWatch, recovery_step
+from driftwatch._outcome import Outcome, SignalKind
 from driftwatch.detectors import LaggedSR
 from driftwatch.detectors._batch import feed
 
 if TYPE_CHECKING:
     from driftwatch._monitor.monitor import Monitor
     from driftwatch._monitor.stream import _Stream
-    from driftwatch._monitor.watch import _SignalWatch
 
 __all__ = ["process_batch"]
 
@@ -45,6 +46,35 @@ class _Run:
         self.values: list[float] = []
         self.times: list[float] = []
         self.rows: list[int] = []
+
+
+class _Recovering:
+    """The recovery check of a watch's open (harmful) alert, fed alongside its detector
+    (``detectors/_batch.Gate``): each value goes into it first, as ``Lifecycle._observe`` does; the
+    value on which it must decide is left to ``observe``."""
+
+    __slots__ = ("config", "kind", "opened")
+
+    def __init__(self, opened: _Recovery, kind: SignalKind, config: Config) -> None:
+        self.opened = opened
+        self.kind = kind
+        self.config = config
+
+    def blocked(self) -> bool:
+        opened = self.opened
+        return bool(opened.checking) and opened.fresh.n + 1 >= opened.checking
+
+    def step(self, seen: float, t: float) -> None:
+        recovery_step(self.opened, self.kind, self.config, seen, t)
+
+
+def _suspect(lifecycle: Lifecycle, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, at: float) -> list[Alert]:
+    """``Lifecycle.observe``'s end for a watch whose detector already took the value and alarmed."""
+    alerts = [lifecycle._suspect(watch, key, labels, name, at)]
+    if lifecycle._side:
+        alerts += lifecycle._side
+        lifecycle._side = []
+    return alerts
 
 
 def process_batch(monitor: Monitor, outcomes: list[Outcome]) -> list[Alert]:
@@ -73,11 +103,16 @@ def process_batch(monitor: Monitor, outcomes: list[Outcome]) -> list[Alert]:
     # Each quiet watch takes its values in one loop, up to and including an alarm; the rest of its
     # values (all of them for a watch that is not quiet) wait for the replay below.
     later: dict[int, list[tuple[int, bool, _Run, int]]] = {}
+    config = monitor.config
     for run in runs.values():
         watch, start = run.watch, 0
         detector = watch.detector
-        if watch.active is None and watch.open is None and watch.shadow is None and type(detector) is LaggedSR:
-            start = feed(detector, run.values, run.times, 0, len(run.values))
+        if watch.active is None and watch.shadow is None and type(detector) is LaggedSR:
+            opened = watch.open
+            gate = None
+            if opened is not None and _harmful(run.name, opened.alert.direction):
+                gate = _Recovering(opened, watch.kind, config)
+            start = feed(detector, run.values, run.times, 0, len(run.values), gate)
             if detector.drift_detected:
                 later.setdefault(run.rows[start - 1], []).append((run.order, True, run, start - 1))
         for i in range(start, len(run.values)):
@@ -91,7 +126,7 @@ def process_batch(monitor: Monitor, outcomes: list[Outcome]) -> list[Alert]:
             for _, alarmed, run, i in sorted(steps, key=lambda step: step[0]):
                 at = run.times[i]
                 if alarmed:
-                    alerts += lifecycle.suspect(run.watch, key, labels, run.name, at)
+                    alerts += _suspect(lifecycle, run.watch, key, labels, run.name, at)
                 else:
                     alerts += lifecycle.observe(run.watch, key, labels, run.name, run.values[i], at)
         if alerts:
