@@ -45,6 +45,7 @@ from driftwatch._stats import Moments
 __all__ = ["Monitor", "MonitorStats", "SignalState", "transform"]
 
 log = logging.getLogger("driftwatch")
+_isfinite, _ln, _log1p = math.isfinite, math.log, math.log1p
 
 
 def transform(kind: SignalKind, value: float) -> float:
@@ -459,11 +460,18 @@ class Monitor:
             self._guard(record, outcome, labels)
         values: dict[str, float] = {}
         for name, kind in self._signals:
-            raw = getattr(outcome, name)  # Outcome.signal, inlined: every outcome, every signal
+            raw = getattr(outcome, name)  # Outcome.signal and transform, inlined: every outcome, every signal
             if raw is not None:
                 raw = float(raw)
-                if math.isfinite(raw):
-                    values[name] = transform(kind, raw)
+                if _isfinite(raw):
+                    if kind == "log":
+                        values[name] = _ln(max(raw, 1e-9))
+                    elif kind == "count":
+                        values[name] = _log1p(max(raw, 0.0))
+                    elif kind == "binary":
+                        values[name] = 1.0 if raw else 0.0
+                    else:
+                        values[name] = raw
         alerts: list[Alert] = []
         if self.config.version_markers:
             try:
