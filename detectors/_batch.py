@@ -72,7 +72,7 @@ def feed(
     return i
 
 
-def advance(  # noqa: C901, PLR0912, PLR0915
+def advance(
     det: LaggedSR, xs: Sequence[float], ts: Sequence[float], start: int, stop: int, gate: Gate | None = None
 ) -> int:
     """``update`` for ``xs[start:stop]`` (floats; times ``ts``) while ``steady``, each value after
@@ -257,8 +257,7 @@ def advance(  # noqa: C901, PLR0912, PLR0915
                 ratios.append(ratio)
         else:
             ratios = [exp((shift * (z if up else -z) - half) * inv) for up, shift, half in numeric_arms]
-        k = 0
-        for ratio in ratios:
+        for k, ratio in enumerate(ratios):
             r = (1.0 + rs[k]) * ratio
             if r > _R_MAX:
                 r = _R_MAX
@@ -276,7 +275,6 @@ def advance(  # noqa: C901, PLR0912, PLR0915
                 zero_times[k] = t
             else:
                 ws[k] = w
-            k += 1
         push(value)
         i += 1
         if total > limit:
@@ -290,7 +288,13 @@ def advance(  # noqa: C901, PLR0912, PLR0915
     ref.n, ref.mean, ref.m2 = ref_n, ref_mean, ref_m2
     det._sum_r = total
     for k, arm in enumerate(arms):
-        arm.r, arm.w, arm.mark, arm.zero_at, arm.zero_time = rs[k], ws[k], marks[k], zero_ats[k], zero_times[k]
+        arm.r, arm.w, arm.mark, arm.zero_at, arm.zero_time = (
+            rs[k],
+            ws[k],
+            marks[k],
+            zero_ats[k],
+            zero_times[k],
+        )
     if added:
         disp._ref, disp._n = ref, last_add_n
         disp._a_last, disp._a_sq, disp._k_sum, disp._k_count = a_last, a_sq, k_sum, k_count

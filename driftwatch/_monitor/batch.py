@@ -68,7 +68,9 @@ class _Recovering:
         recovery_step(self.opened, self.kind, self.config, seen, t)
 
 
-def _suspect(lifecycle: Lifecycle, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, at: float) -> list[Alert]:
+def _suspect(
+    lifecycle: Lifecycle, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, at: float
+) -> list[Alert]:
     """``Lifecycle.observe``'s end for a watch whose detector already took the value and alarmed."""
     alerts = [lifecycle._suspect(watch, key, labels, name, at)]
     if lifecycle._side:

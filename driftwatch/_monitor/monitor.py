@@ -224,7 +224,9 @@ class Monitor:
                     log.warning("driftwatch: could not build a queued outcome", exc_info=True)
                     continue
             outcomes.append(item)
-        if "process" in self.__dict__:  # a wrapped ``process`` (a test's spy) sees each of the worker's outcomes
+        if (
+            "process" in self.__dict__
+        ):  # a wrapped ``process`` (a test's spy) sees each of the worker's outcomes
             for outcome in outcomes:
                 self.process(outcome)
         else:

@@ -35,7 +35,9 @@ def binary_stream(seed: int, length: int = 6000) -> tuple[list[float], list[floa
     return [float(v) for v in values], [1.7e9 + 60.0 * k for k in range(length)]
 
 
-def alarms_update(det: LaggedSR, xs: list[float], ts: list[float]) -> list[tuple[int, str | None, float | None]]:
+def alarms_update(
+    det: LaggedSR, xs: list[float], ts: list[float]
+) -> list[tuple[int, str | None, float | None]]:
     out = []
     for i, (x, t) in enumerate(zip(xs, ts, strict=True)):
         det.update(x, t)

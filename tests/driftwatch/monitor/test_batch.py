@@ -57,7 +57,12 @@ def test_same_alerts_and_checkpoint_as_process(size: int) -> None:
         got += [a.to_dict() for a in many.process_batch(stream[i : i + size])]
     assert got == expected
     statuses = {(a["kind"], a["status"]) for a in expected}
-    assert {("drift", "suspected"), ("drift", "confirmed"), ("version_change", "annotation"), ("drift", "resolved")} <= statuses
+    assert {
+        ("drift", "suspected"),
+        ("drift", "confirmed"),
+        ("version_change", "annotation"),
+        ("drift", "resolved"),
+    } <= statuses
     assert one.snapshot() == many.snapshot()
     assert one.stats.as_dict() == many.stats.as_dict()
 
