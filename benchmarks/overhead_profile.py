@@ -6,7 +6,8 @@ BatchSpanProcessor, a no-op exporter). Two kinds of figures, both thread CPU tim
 - each part on its own, in a loop over real calls' data with the garbage collector paused (best of
   ``--repeats``): the calling thread's share (begin: clocks, task, span parent; reading the
   response's usage; finish: queue the call) and the monitor thread's (building the outcome; the
-  call span; detection, ``Monitor.process``);
+  call span; detection, ``Monitor.process_batch`` as the worker runs it, and ``Monitor.process``
+  one outcome at a time beside it);
 - the garbage collector's passes during ``--calls`` watched calls (all threads), against the same
   number of bare calls: what the objects a call leaves alive for a while (spans waiting in the batch
   queue, calls waiting for the monitor) cost in collections.
@@ -37,6 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import overhead as bench
 
 MESSAGES = [{"role": "user", "content": "hi"}]
+#: Outcomes per batch for ``Monitor.process_batch``: the worker drains up to 256 at a time.
+BATCH = 200
 
 
 def best_us(items: list[Any], fn: Callable[[Any], object], repeats: int) -> float:
@@ -171,7 +174,10 @@ def main() -> int:
     outcomes = [c.outcome() for c in calls]
     for outcome in outcomes:
         monitor.process(outcome)  # past the warm-up, as in the benchmark's rounds
-    parts.append(("monitor", "detection: Monitor.process", best_us(outcomes, monitor.process, r)))
+    per_outcome = best_us(outcomes, monitor.process, r)
+    batches = [outcomes[i : i + BATCH] for i in range(0, len(outcomes), BATCH)]
+    batched = best_us(batches, monitor.process_batch, r) / BATCH
+    parts.append(("monitor", f"detection: Monitor.process_batch ({BATCH} a batch)", batched))
     tp.force_flush()
 
     dw_gc, dw_full = gc_us_per_call(watched, args.calls, monitor.flush)
@@ -184,6 +190,7 @@ def main() -> int:
         for _, name, us in rows:
             print(f"  {thread:8} {name:<48} {us:6.1f} us")
         print(f"  {thread:8} {'sum':<48} {sum(us for *_, us in rows):6.1f} us")
+    print(f"  monitor  {'(detection one outcome at a time: Monitor.process)':<48} {per_outcome:6.1f} us")
     print(
         f"  gc       collector passes, all threads: watched {dw_gc:.1f} us/call ({dw_full} full), "
         f"bare {bare_gc:.1f} us/call ({bare_full} full), over {args.calls} calls each"

@@ -259,6 +259,10 @@ class Seasonal:
         self._count += 1
         if self._count % REFRESH:
             return
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Refit the offsets (every ``REFRESH`` values learnt) and check the detector's baseline."""
         span = self._last - self._first
         bias = 0.0
         for factor in self._factors:

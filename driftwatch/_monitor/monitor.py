@@ -23,6 +23,7 @@ from typing import Any
 from driftwatch._alerting.alerts import Alert, AlertSink, describe, stamp_resolved
 from driftwatch._config import Config
 from driftwatch._errors import StateError
+from driftwatch._monitor.batch import process_batch
 from driftwatch._monitor.fdr import Fdr
 from driftwatch._monitor.incidents import Incidents
 from driftwatch._monitor.snapshot import (
@@ -44,6 +45,7 @@ from driftwatch._stats import Moments
 __all__ = ["Monitor", "MonitorStats", "SignalState", "transform"]
 
 log = logging.getLogger("driftwatch")
+_isfinite, _ln, _log1p = math.isfinite, math.log, math.log1p
 
 
 def transform(kind: SignalKind, value: float) -> float:
@@ -186,7 +188,7 @@ class Monitor:
         self.stats.received += 1
         worker = self._worker
         if worker is None:
-            self._work(outcome)
+            self._work([outcome])
             return True
         if worker.put(outcome):
             return True
@@ -211,15 +213,24 @@ class Monitor:
                 self.stats.sink_errors += 1
                 log.warning("driftwatch: sink %r failed to shut down", sink, exc_info=True)
 
-    def _work(self, item: Outcome | PendingOutcome) -> None:
-        if not isinstance(item, Outcome):
-            try:
-                item = item.outcome()
-            except Exception:
-                self.stats.internal_errors += 1
-                log.warning("driftwatch: could not build a queued outcome", exc_info=True)
-                return
-        self.process(item)  # looked up on each call, so a wrapped ``process`` sees the worker's outcomes
+    def _work(self, items: list[Outcome | PendingOutcome]) -> None:
+        outcomes: list[Outcome] = []
+        for item in items:
+            if not isinstance(item, Outcome):
+                try:
+                    item = item.outcome()
+                except Exception:
+                    self.stats.internal_errors += 1
+                    log.warning("driftwatch: could not build a queued outcome", exc_info=True)
+                    continue
+            outcomes.append(item)
+        if (
+            "process" in self.__dict__
+        ):  # a wrapped ``process`` (a test's spy) sees each of the worker's outcomes
+            for outcome in outcomes:
+                self.process(outcome)
+        else:
+            self.process_batch(outcomes)
 
     # -- checkpoints ----------------------------------------------------------------------------
     def stream_keys(self) -> list[str]:
@@ -376,6 +387,17 @@ class Monitor:
             log.warning("driftwatch: could not process an outcome", exc_info=True)
             return []
 
+    def process_batch(self, outcomes: Iterable[Outcome]) -> list[Alert]:
+        """``process`` of each outcome in turn, in one pass: the same alerts, in the same order
+        (``batch``: a quiet signal takes the batch's values in one loop). The worker's path. Never raises."""
+        try:
+            with self._lock:
+                return process_batch(self, list(outcomes))
+        except Exception:
+            self.stats.internal_errors += 1
+            log.warning("driftwatch: could not process a batch of outcomes", exc_info=True)
+            return []
+
     @property
     def stream_count(self) -> int:
         return len(self._streams)
@@ -398,6 +420,25 @@ class Monitor:
         return known
 
     def _process(self, outcome: Outcome) -> list[Alert]:
+        routed = self._route(outcome)
+        if routed is None:
+            return []
+        entry, key, labels, values, alerts = routed
+        watches = entry.watches
+        observe = self._lifecycle.observe
+        self._lifecycle.task = outcome.task_id
+        for name, value in values.items():
+            watch = watches.get(name)
+            if watch is None:
+                watch = self._new_watch(entry, name, outcome.task_id)
+            alerts += observe(watch, key, labels, name, value, outcome.time)
+        return self._finish(entry, outcome, alerts)
+
+    def _route(
+        self, outcome: Outcome
+    ) -> tuple[_Stream, str, dict[str, str], dict[str, float], list[Alert]] | None:
+        """An outcome's stream (made here, within the cap), its values on the detection scale and the
+        version tracking's alerts; None when the stream cap drops it. Everything before detection."""
         labels, key = self._stream_of(outcome)
         entry = self._streams.get(key)
         if entry is None:
@@ -411,7 +452,7 @@ class Monitor:
                         self.config.max_streams,
                         key,
                     )
-                return []
+                return None
             entry = _Stream(dict(labels))
             self._streams[key] = entry
         self._stream_blobs.pop(key, None)
@@ -421,11 +462,18 @@ class Monitor:
             self._guard(record, outcome, labels)
         values: dict[str, float] = {}
         for name, kind in self._signals:
-            raw = getattr(outcome, name)  # Outcome.signal, inlined: every outcome, every signal
+            raw = getattr(outcome, name)  # Outcome.signal and transform, inlined: every outcome, every signal
             if raw is not None:
                 raw = float(raw)
-                if math.isfinite(raw):
-                    values[name] = transform(kind, raw)
+                if _isfinite(raw):
+                    if kind == "log":
+                        values[name] = _ln(max(raw, 1e-9))
+                    elif kind == "count":
+                        values[name] = _log1p(max(raw, 0.0))
+                    elif kind == "binary":
+                        values[name] = 1.0 if raw else 0.0
+                    else:
+                        values[name] = raw
         alerts: list[Alert] = []
         if self.config.version_markers:
             try:
@@ -434,15 +482,15 @@ class Monitor:
                 # Version tracking must never cost detection its observation.
                 self.stats.internal_errors += 1
                 log.warning("driftwatch: could not track version markers", exc_info=True)
-        watches = entry.watches
-        observe = self._lifecycle.observe
-        task_id = self._lifecycle.task = outcome.task_id
-        for name, value in values.items():
-            watch = watches.get(name)
-            if watch is None:
-                per_task = task_id is not None and name in self.config.task_signals
-                watch = watches[name] = _SignalWatch(SIGNALS[name], self.config, per_task=per_task)
-            alerts += observe(watch, key, labels, name, value, outcome.time)
+        return entry, key, labels, values, alerts
+
+    def _new_watch(self, entry: _Stream, name: str, task_id: str | None) -> _SignalWatch:
+        per_task = task_id is not None and name in self.config.task_signals
+        watch = entry.watches[name] = _SignalWatch(SIGNALS[name], self.config, per_task=per_task)
+        return watch
+
+    def _finish(self, entry: _Stream, outcome: Outcome, alerts: list[Alert]) -> list[Alert]:
+        """An outcome's alerts (version tracking's, then detection's) to incidents and the sinks."""
         if alerts:  # a resolve says when it resolved: at this outcome's event time
             alerts = [self._incidents.assign(stamp_resolved(alert, outcome.time)) for alert in alerts]
             _keep_incidents(entry, alerts)

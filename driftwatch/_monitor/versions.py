@@ -54,9 +54,13 @@ class _Recent:
         self._n = 0
 
     def add(self, x: float) -> None:
-        self._current.add(x)
+        current = self._current  # Moments.add, inlined: every outcome, every signal
+        current.n += 1
+        delta = x - current.mean
+        current.mean += delta / current.n
+        current.m2 += delta * (x - current.mean)
         self._n += 1
-        if self._current.n >= self.block:
+        if current.n >= self.block:
             self._blocks.append(self._current)
             self._current = Moments()
             while self._blocks and self._n - self._blocks[0].n >= self.cap:
@@ -209,13 +213,16 @@ class VersionTracker:
         config = self.config
         versions = stream.versions
         changes: list[dict[str, str]] = []
+        markers = versions.markers
         for marker in config.version_markers:
-            value = _marker_value(outcome, marker)
-            if value is None:
+            # _marker_value, inlined: every outcome, every marker
+            raw = getattr(outcome, marker) if marker in _OUTCOME_FIELDS else outcome.labels.get(marker)
+            if raw is None or raw == "":
                 continue  # an outcome without the marker says nothing about the version
-            old = versions.markers.get(marker)
+            value = str(raw)
+            old = markers.get(marker)
             if old != value:
-                versions.markers[marker] = value
+                markers[marker] = value
                 if old is not None:
                     changes.append({"marker": marker, "before": old, "after": value})
         alerts: list[Alert] = []

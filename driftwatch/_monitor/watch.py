@@ -361,6 +361,20 @@ def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) 
     return compare_means(base, cur, direction, scale=kind)
 
 
+def recovery_step(opened: _Recovery, kind: SignalKind, config: Config, value: float, at: float) -> bool:
+    """One value into an open alert's recovery check (stage one's CUSUM, then the fresh
+    observations); True once the fresh observations are all in and the check must decide."""
+    opened.seen += 1
+    if not opened.checking:
+        opened.step(kind, value, at)
+        if opened.seen >= config.keep_firing and opened.cusum > -math.log(config.budget):
+            wanted = max(opened.since.n, opened.check_size(kind, RECOVERY_ALPHA))
+            opened.checking = max(config.confirm_min, min(config.confirm_max, wanted))
+        return False
+    opened.fresh.add(value)
+    return opened.fresh.n >= opened.checking
+
+
 def _harmful(signal: str, direction: str) -> bool:
     """Whether a change of ``signal`` in ``direction`` hurts (both directions do for counts)."""
     return HARMFUL.get(signal, direction) == direction
@@ -427,16 +441,7 @@ class Lifecycle:
         """
         opened = watch.open
         assert opened is not None
-        config = self.config
-        opened.seen += 1
-        if not opened.checking:
-            opened.step(watch.kind, value, at)
-            if opened.seen >= config.keep_firing and opened.cusum > -math.log(config.budget):
-                wanted = max(opened.since.n, opened.check_size(watch.kind, RECOVERY_ALPHA))
-                opened.checking = max(config.confirm_min, min(config.confirm_max, wanted))
-            return None
-        opened.fresh.add(value)
-        if opened.fresh.n < opened.checking:
+        if not recovery_step(opened, watch.kind, self.config, value, at):
             return None
         alert = opened.alert
         back = "up" if alert.direction == "down" else "down"

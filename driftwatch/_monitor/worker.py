@@ -21,14 +21,15 @@ _WAKE_AT = 256
 
 
 class Worker:
-    """Runs ``process`` on each queued outcome (or ``PendingOutcome``), on a daemon thread started at once.
+    """Runs ``process`` on the queued outcomes (or ``PendingOutcome``s), a list of those queued one
+    after another at a time, on a daemon thread started at once.
 
     A plain deque and a wake-up event, not queue.Queue: waking the worker for each outcome (a
     condition variable, then a GIL hand-off) cost the calling thread more than detection itself.
     The worker drains in batches: at _WAKE_AT queued (or a quarter of the queue), else on its timer.
     """
 
-    def __init__(self, process: Callable[[Outcome | PendingOutcome], object], queue_size: int) -> None:
+    def __init__(self, process: Callable[[list[Outcome | PendingOutcome]], object], queue_size: int) -> None:
         self._process = process
         self.queue_size = queue_size
         self._queue: deque[Outcome | PendingOutcome | threading.Event | None] = deque()
@@ -76,11 +77,20 @@ class Worker:
                 wait = min(wait * 2, _IDLE_WAIT_S)
                 continue
             wait = _BATCH_WAIT_S
+            batch: list[Outcome | PendingOutcome] = []
             while pending:
                 item = pending.popleft()
-                if item is None:
-                    return
-                if isinstance(item, threading.Event):
+                if item is None or isinstance(item, threading.Event):
+                    if batch:  # everything queued before a marker is processed before it is set
+                        self._process(batch)
+                        batch = []
+                    if item is None:
+                        return
                     item.set()
                     continue
-                self._process(item)
+                batch.append(item)
+                if len(batch) >= self.queue_size:
+                    self._process(batch)
+                    batch = []
+            if batch:
+                self._process(batch)
