@@ -172,10 +172,21 @@ def smallest_within(null_first: IntArray, grid: FloatArray, start: int = 0, targ
 
 
 # -- driftwatch's default ------------------------------------------------------------------------
-def driftwatch_thresholds(data: FloatArray, kind: str) -> FloatArray:
-    """The threshold each stream's detector picks: from the table, at its warm-up base rate."""
+def driftwatch_thresholds(data: FloatArray, kind: str, early: bool = False) -> FloatArray:
+    """The threshold each stream's detector picks: from the table, at its warm-up base rate
+    (``early``: the one for the first 500 observations after the warm-up)."""
     base = data[:, :DEFAULT_WARMUP].mean(axis=1)
-    return np.array([[threshold_for(kind, float(b), BUDGET, DEFAULT_SHIFTS)] for b in base])
+    return np.array([[threshold_for(kind, float(b), BUDGET, DEFAULT_SHIFTS, early=early)] for b in base])
+
+
+def driftwatch_first(data: FloatArray, kind: str) -> IntArray:
+    """First alarms of driftwatch's default through the mirror, with the table's two thresholds."""
+    return alarm_times(
+        data,
+        kind=kind,
+        thresholds=driftwatch_thresholds(data, kind),
+        early_thresholds=driftwatch_thresholds(data, kind, early=True),
+    )[:, 0]
 
 
 def change_errors(sc: Scenario, data: FloatArray, rows: int) -> float | None:
@@ -447,9 +458,8 @@ def run_scenario(job: Job) -> list[Result]:
     kind = sc.kind
     W = DEFAULT_WARMUP
     thr_null = driftwatch_thresholds(null, kind)
-    thr_change = driftwatch_thresholds(change, kind)
-    nf = alarm_times(null, kind=kind, thresholds=thr_null)[:, 0]
-    cf = alarm_times(change, kind=kind, thresholds=thr_change)[:, 0]
+    nf = driftwatch_first(null, kind)
+    cf = driftwatch_first(change, kind)
     err = change_errors(sc, change, min(200, job.streams))
     ci = paired_ratio_ci(oracle_first, cf, job.seed)
     out.append(
