@@ -178,6 +178,8 @@ class SelfStartingSR(DriftDetector):
         self._stat = -math.inf
         self._fired: int | None = None
         self._baseline_at_fire = 0
+        self._scored = 0  # values scored since the start or the last resume
+        self._resumed = False  # baseline given by ``resume``, held until ``lag`` values are pending
         # For the change-time estimate, as LaggedSR: per alternative a CUSUM of the same log ratios,
         # the observation count and event time at its last zero, and the moments of every
         # observation up to it (count, mean, m2; ``_all`` holds them for every observation).
@@ -201,7 +203,24 @@ class SelfStartingSR(DriftDetector):
 
     @property
     def threshold_used(self) -> float:
-        return self._h[_block(max(self._n, 1))]
+        return self._threshold()
+
+    def _threshold(self) -> float:
+        # The thresholds were calibrated from a fresh start, where the n-th value is the
+        # (n - lag - MIN_BASELINE + 1)-th scored, against a baseline of n - lag that grows by one
+        # with every value. After ``resume`` scoring starts at once against a baseline that stays
+        # put until ``lag`` values are pending, so: the block is the later of the one for a
+        # baseline this large and the one for this many values scored, and while the baseline is
+        # held the highest threshold of the table applies. By the count alone, a page resumed from
+        # 7 fresh values sat in the first block (0.01, never used from a fresh start) and a stream
+        # staying at 0% after a fall paged again, "0.0% -> 0.0%", after 2 observations; without
+        # the hold, 22 of 2,000 no-change streams at 0.5 resumed from 7 values alarmed within 30
+        # (mostly on their 5th value, after a lopsided baseline), against 2 from a fresh start.
+        scored = getattr(self, "_scored", 0) + self.lag + MIN_BASELINE[self.kind] - 1
+        h = self._h[_block(max(self._n, self._k + self.lag, scored, 1))]
+        if getattr(self, "_resumed", False) and len(self._values) < self.lag:
+            return max(h, max(self._h))
+        return h
 
     @property
     def direction(self) -> str | None:
@@ -238,6 +257,7 @@ class SelfStartingSR(DriftDetector):
         """Start afresh with a baseline of ``n`` observations (``mean``, ``m2``) and no pending values:
         after a withdrawn alarm, the baseline stands and the statistic restarts at zero."""
         self._reset()
+        self._resumed = True
         self._n = self._k = n
         self._mean, self._m2 = mean, m2
         self._sum = mean * n
@@ -294,6 +314,7 @@ class SelfStartingSR(DriftDetector):
         return out
 
     def _step(self, value: float, t: float = 0.0) -> None:
+        self._scored += 1
         total = 0.0
         inv = 1.0 / self.dispersion
         for j, llr in enumerate(self._log_ratios(value)):
@@ -308,7 +329,7 @@ class SelfStartingSR(DriftDetector):
             else:
                 self._cusum[j] = c
         self._stat = math.log(total / len(self._r)) if total > 0 else -math.inf
-        if self._stat > self._h[_block(self._n)]:
+        if self._stat > self._threshold():
             self._drift_detected = True
             self._fired = max(range(len(self._r)), key=self._r.__getitem__)
             self._baseline_at_fire = self._k

@@ -192,6 +192,8 @@ class SequentialConfirm(DecisionResults):
 
     #: Class default for objects pickled before ``dispersion`` existed (snapshot format 5).
     dispersion: float = 1.0
+    #: Class default for objects pickled before the impossible-direction check.
+    _impossible: bool = False
 
     def __init__(
         self,
@@ -250,6 +252,7 @@ class SequentialConfirm(DecisionResults):
         self._log_confirm = 0.0
         self._log_withdraw = 0.0
         confirm_shifts = self.shifts[:1] if design == "sprt" else self.shifts
+        self._impossible = False
         if kind == "numeric":
             self._sd = math.sqrt(baseline.var) or 1.0
             self._deltas = list(confirm_shifts)
@@ -275,6 +278,9 @@ class SequentialConfirm(DecisionResults):
         self._alts = [[self._pass_fail(p, d) for p in nodes] for d in kept]
         self._alt_min = [self._pass_fail(p, min_shift) for p in nodes]
         self._log_w = -math.log(_NODES)
+        # A fall from a baseline with no passes (a rise from one with no failures) cannot happen: the
+        # floor on the rate would otherwise let a run of failures confirm "0.0% -> 0.0%".
+        self._impossible = baseline.mean <= 0.0 if sign < 0 else baseline.mean >= 1.0
 
     def _pass_fail(self, p: float, delta: float) -> tuple[float, float]:
         q = p + self._sign * delta * math.sqrt(p * (1 - p))
@@ -294,7 +300,9 @@ class SequentialConfirm(DecisionResults):
         self.n += 1
         self.total += float(x)
         self._log_confirm, self._log_withdraw = self.log_ratios(self.n, self.total)
-        if self._log_confirm >= self._upper:
+        if self._impossible:
+            self._decision = "withdraw"
+        elif self._log_confirm >= self._upper:
             self._decision = "confirm"
         elif self._log_withdraw <= self._lower:
             self._decision = "withdraw"
@@ -311,7 +319,9 @@ class SequentialConfirm(DecisionResults):
         self.n += n
         self.total += float(total)
         self._log_confirm, self._log_withdraw = self.log_ratios(self.n, self.total)
-        if self._log_confirm >= self._upper:
+        if self._impossible:
+            self._decision = "withdraw"
+        elif self._log_confirm >= self._upper:
             self._decision = "confirm"
         elif self._log_withdraw <= self._lower:
             self._decision = "withdraw"

@@ -179,12 +179,21 @@ class InMemorySink:
 
 
 class JsonlSink:
-    """Appends each alert as one line of Alert JSON to a file, flushed per alert."""
+    """Writes each alert as one line of Alert JSON to a file, flushed per alert.
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    ``append`` (the default, for a service that restarts) keeps what the file holds; an offline run
+    (``replay``, ``ingest``, ``bench``) passes ``append=False`` so that the file holds that run's
+    alerts only, not those of every earlier run mixed in.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, append: bool = True) -> None:
         self.path = os.fspath(path)
         self._lock = threading.Lock()
-        self._fh: TextIO | None = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open
+        self._fh: TextIO | None = (
+            open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open
+            if append
+            else open(self.path, "w", encoding="utf-8")  # noqa: SIM115
+        )
 
     def export(self, alert: Alert) -> None:
         with self._lock:

@@ -86,7 +86,9 @@ def add_parser(sub: Any) -> None:
         help="exit 1 when a stream of the suite has an open alert of this status (default confirmed)",
     )
     bench_run.add_argument(
-        "--alerts-out", metavar="PATH", help="also write this run's alert events as Alert JSON lines to PATH"
+        "--alerts-out",
+        metavar="PATH",
+        help="write this run's alert events as Alert JSON lines to PATH (replaced)",
     )
     bench_run.add_argument(
         "--keep-workdirs", action="store_true", help="keep each run's folder and say where"
@@ -140,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"driftwatch: ... and {len(report.warnings) - 20} more warnings", file=sys.stderr)
         sinks: list[Any] = [Printer()]
         if args.alerts_out:
-            sinks.append(JsonlSink(args.alerts_out))
+            sinks.append(JsonlSink(args.alerts_out, append=False))
         if telemetry is not None:
             from driftwatch._alerting.otel import OtelAlertSink
 

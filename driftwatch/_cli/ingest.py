@@ -46,7 +46,9 @@ def add_parser(sub: Any) -> None:
     )
     claude.add_argument("dir", help="folder of session logs, such as ~/.claude/projects (or one .jsonl file)")
     claude.add_argument("--outcomes-out", metavar="PATH", help="write the outcomes as outcome JSONL to PATH")
-    claude.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
+    claude.add_argument(
+        "--alerts-out", metavar="PATH", help="write alerts as Alert JSON lines to PATH (replaced)"
+    )
     claude.add_argument("--config", metavar="FILE", help="YAML config file (stream_labels, budget, ...)")
     claude.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
     add_paging_arguments(claude)
@@ -111,7 +113,7 @@ def add_junit_parser(ingest_sub: Any) -> None:
     p.add_argument("--per-test", action="store_true", help="also one outcome per test case")
     p.add_argument("--outcomes-out", metavar="PATH", help="write the outcomes as outcome JSONL to PATH")
     p.add_argument("--append", action="store_true", help="with --outcomes-out: append instead of overwrite")
-    p.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
+    p.add_argument("--alerts-out", metavar="PATH", help="write alerts as Alert JSON lines to PATH (replaced)")
     p.add_argument("--config", metavar="FILE", help="YAML config file (stream_labels, budget, ...)")
     p.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
     add_paging_arguments(p)

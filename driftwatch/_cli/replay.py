@@ -30,7 +30,9 @@ def add_parser(sub: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     replay.add_argument("file", help="outcome file: .jsonl (default) or .csv")
-    replay.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
+    replay.add_argument(
+        "--alerts-out", metavar="PATH", help="write alerts as Alert JSON lines to PATH (replaced)"
+    )
     replay.add_argument("--config", metavar="FILE", help="YAML config file")
     replay.add_argument("--budget", type=float, help="false alarms per observation per stream (default 1e-4)")
     add_paging_arguments(replay)

@@ -33,7 +33,11 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--http-port", type=int, metavar="PORT", help="OTLP/HTTP port (default 4318)")
     serve.add_argument("--grpc-port", type=int, metavar="PORT", help="OTLP/gRPC port (default 4317)")
-    serve.add_argument("--alerts-out", metavar="PATH", help="also write alerts as Alert JSON lines to PATH")
+    serve.add_argument(
+        "--alerts-out",
+        metavar="PATH",
+        help="append alerts as Alert JSON lines to PATH (kept across restarts)",
+    )
     serve.add_argument(
         "--state",
         metavar="PATH",

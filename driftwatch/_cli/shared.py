@@ -77,7 +77,7 @@ def detect(
     ``alerts_out``), with a progress bar on a terminal; the monitor and its alert counts as text."""
     sinks: list[Any] = [Printer(), *extra]
     if alerts_out:
-        sinks.append(JsonlSink(alerts_out))
+        sinks.append(JsonlSink(alerts_out, append=False))
     monitor = Monitor(config, sinks, threaded=False)
     progress = Progress(len(outcomes), label)
     for i, outcome in enumerate(outcomes, 1):

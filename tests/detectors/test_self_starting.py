@@ -104,3 +104,26 @@ def test_stops_at_the_handover() -> None:
     rng = random.Random(1)
     assert first_alarm(det, [rng.gauss(0, 1) for _ in range(50)] + [100.0] * 50) == -1
     assert not det.active
+
+
+@pytest.mark.parametrize("rate", [0.0, 1.0])
+def test_a_stream_that_stays_where_it_fell_does_not_alarm_after_a_resume(rate: float) -> None:
+    """resume(7 values all 0 or all 1) and more of the same: no alarm (it was one after 2 values)."""
+    det = SelfStartingSR(kind="binary")
+    det.resume(7, rate, 0.0)
+    assert first_alarm(det, [rate] * 500) == -1
+
+
+def test_a_resumed_short_baseline_is_held_to_thresholds_for_its_size() -> None:
+    """After resume(7 values) no-change values alarm about as rarely as from a fresh start."""
+    rng = random.Random(20261202)
+    alarms = 0
+    for _ in range(400):
+        det = SelfStartingSR(kind="binary")
+        baseline = [float(rng.random() < 0.5) for _ in range(7)]
+        mean = sum(baseline) / 7
+        det.resume(7, mean, sum((x - mean) ** 2 for x in baseline))
+        assert det.threshold_used == max(THRESHOLDS["binary"])
+        alarms += first_alarm(det, [float(rng.random() < 0.5) for _ in range(30)]) >= 0
+    # 75 in 2,000 before (the first block's 0.01 and 6.87 against a held baseline); 14 now, 2 fresh.
+    assert alarms <= 8

@@ -190,3 +190,12 @@ def test_pipeline_pages_a_real_change_and_withdraws_a_false_alarm() -> None:
     assert decision == "confirm" and n <= 200
     decision, n = pipeline([(0.51, 5000)], 1e-2, seed=2)
     assert decision == "withdraw"
+
+
+@pytest.mark.parametrize(("rate", "direction"), [(0.0, "down"), (1.0, "up")])
+def test_a_change_past_the_end_of_the_range_is_withdrawn(rate: float, direction: str) -> None:
+    """A fall from a 0% baseline (a rise from 100%) is withdrawn at once, not confirmed by more zeros."""
+    test = SequentialConfirm("binary", Moments(7, rate, 0.0), direction, baseline_weight=0.5, min_shift=0.75)
+    for _ in range(500):
+        test.update(rate)
+    assert test.withdrawn and test.n == 1

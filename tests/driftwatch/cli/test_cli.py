@@ -55,6 +55,17 @@ def test_replay_flags_pass_rate_drop_within_400(tmp_path: Path, seed: int) -> No
     assert index < 1400, f"detected {index - 999:.0f} observations after the change"
 
 
+def test_replay_run_twice_leaves_one_run_of_alerts_in_alerts_out(tmp_path: Path) -> None:
+    """--alerts-out holds this run's alerts: a second replay replaces the file, not appends to it."""
+    stream = tmp_path / "outcomes.jsonl"
+    write_stream(stream, [(0.85, 600), (0.3, 400)], 7)
+    out = tmp_path / "alerts.jsonl"
+    assert main(["replay", str(stream), "--alerts-out", str(out), "--no-notify"]) == 0
+    first = out.read_text()
+    assert first and main(["replay", str(stream), "--alerts-out", str(out), "--no-notify"]) == 0
+    assert out.read_text() == first
+
+
 def test_replay_quiet_without_change(tmp_path: Path) -> None:
     """Eight seeded streams of 10,000 observations without change: suspected (stage-one) alerts
     within the budget, and at most one confirmed.

@@ -23,3 +23,16 @@ def test_a_fresh_stream_is_paged_and_the_alert_names_its_short_baseline() -> Non
     n = suspected.detector["baseline_n"]
     assert 20 <= n <= 60 and f"against a baseline from {n} observations (self-starting)" in suspected.message
     assert drift[1].detected_at < 150
+
+
+def test_a_pass_rate_that_falls_to_zero_and_stays_there_is_paged_once() -> None:
+    """0.85 -> 0% for 3,000 outcomes: one page, no second "0.0% -> 0.0%" page superseding it."""
+    rng = random.Random(3)
+    monitor = Monitor(Config(signals=["success"], console=False), threaded=False)
+    alerts = []
+    for i in range(4000):
+        success = i < 600 and rng.random() < 0.85
+        alerts += monitor.process(Outcome(task="fell", time=float(i), success=success))
+    drift = [a for a in alerts if a.kind == "drift"]
+    assert [a.status for a in drift] == ["suspected", "confirmed"]
+    assert drift[1].direction == "down" and 600 <= drift[1].detected_at < 700
