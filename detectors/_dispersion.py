@@ -4,7 +4,8 @@ Serially dependent values (failures in bursts, batches of easy and hard tasks, A
 make a sum of log likelihood ratios wander more than independence allows: its variance is κ times
 the independent one. ``Dispersion`` estimates κ from the values as they enter the detector's
 baseline (so a change reaches it only after the lag), kept across the detector's restarts, as the
-largest of three lower 95% confidence bounds, each 1 on independent values:
+largest of three lower 95% confidence bounds, each 1 on independent values, once one of them at
+99.5% exceeds 1 (dependence shown; else 1):
 
 * batch means (batches of ``DISPERSION_BATCH``; successive differences, so one level change spoils
   one term, not the estimate);
@@ -31,12 +32,12 @@ __all__ = ["DISPERSION_BATCH", "DISPERSION_BLOCK", "Dispersion"]
 DISPERSION_BATCH = 50
 #: Values per block of the AR(1)-on-block-means reading of κ (see ``Dispersion._update_kappa``).
 DISPERSION_BLOCK = 10
-#: The stage-one inflation is the estimate's lower confidence bound at this level: on independent
-#: values it stays exactly 1 in 95% of streams, so the iid delays do not pay for the estimate.
+#: The stage-one inflation is the readings' largest lower confidence bound at this level (95%).
 _DISPERSION_CONFIDENCE = 1.645
 #: ... but only once dependence is *shown*: one of the three readings' lower bounds at this level
 #: (one-sided 99.5%) exceeds 1. With three readings refreshed as the baseline grows, the 95% bounds
-#: alone left 1 on 11% of independent streams at observation 1,000, which slowed their detection.
+#: alone exceeded 1 on 11-13% of independent streams at observation 1,000, which slowed their
+#: detection; with this test 1.4% (docs/detection.md).
 _DISPERSION_SHOWN = 2.576
 #: Batch pairs of prior weight at 1 in the (point) inflation given to the confirmation stage.
 _DISPERSION_PRIOR = 4.0
@@ -235,9 +236,9 @@ class Dispersion:
     def kappa(self) -> float:
         """Stage one's long-run variance inflation κ: each likelihood ratio's log is divided by it.
 
-        The lower 95% confidence bound of the batch-means estimate (batches of ``DISPERSION_BATCH``
-        values entering the baseline), at least 1: 1 on independent values in 95% of streams.
-        """
+        The largest lower 95% confidence bound of the three readings, once one of them at 99.5% shows
+        dependence (else 1): 1 on independent pass/fail values in ~98.6% of streams at observation
+        1,000."""
         return self._kappa
 
     @property
