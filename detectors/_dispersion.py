@@ -209,10 +209,10 @@ class Dispersion:
         return max(1.0, batch, ar, self._block_kappa(z))
 
     def _update_kappa(self) -> None:
-        shown = self._readings(_DISPERSION_SHOWN) > 1.0
-        self._kappa = min(_DISPERSION_MAX, self._readings(_DISPERSION_CONFIDENCE)) if shown else 1.0
-        if self.early is not None:
-            self.early.dispersion = self._kappa
+        bound = min(_DISPERSION_MAX, self._readings(_DISPERSION_CONFIDENCE))
+        self._kappa = bound if self._readings(_DISPERSION_SHOWN) > 1.0 else 1.0
+        if self.early is not None:  # the warm-up's detector takes the 95% bound as before the test
+            self.early.dispersion = bound
 
     def _kappa_estimate(self) -> float:
         return self._d_sum / self._d_count if self._d_count else 1.0

@@ -94,11 +94,9 @@ class LaggedSR(DriftDetector):
     lagged reference, so this one is written in River's form (``update(x)``, ``drift_detected``,
     state wiped on the update after an alarm) on River's ``DriftDetector`` base.
 
-    The threshold comes from a table calibrated by simulation under no change (``make calibrate``)
-    per base rate, so that the detector raises at most one false alarm per ``1 / budget``
-    observations, both on average over 10,000 observations and in the first 500 after the warm-up,
-    when the baseline is least certain. The change-time estimate is the last zero of a CUSUM over
-    the same likelihood ratios, for the alternative that dominates the statistic.
+    Thresholds come from a table calibrated under no change (``make calibrate``) per base rate: at
+    most one false alarm per ``1 / budget`` observations over 10,000, and in the first 500 after the
+    warm-up (its own, early threshold). Change time: the dominating alternative's CUSUM's last zero.
 
     Parameters
     ----------
@@ -117,10 +115,9 @@ class LaggedSR(DriftDetector):
         A threshold on the log of the mixture statistic to use instead of the calibrated one.
     self_start
         Watch the warm-up too, with a ``SelfStartingSR`` (predictive likelihood ratios against the
-        observations so far, its own thresholds calibrated from the first observation at
-        ``budget``) that hands over at the end of the warm-up. Large changes are then caught from
-        about the 20th observation; the warm-up is where full sensitivity is reached. Off when a
-        ``threshold`` is given (that threshold is the lagged statistic's only).
+        observations so far, its own thresholds at ``budget``) that hands over at the end of the
+        warm-up: large changes are caught from about the 20th observation. Off when a ``threshold``
+        is given (that threshold is the lagged statistic's only).
     dependence
         Estimate the long-run variance inflation κ of the stream (batch means, ``dispersion``) and
         divide every log likelihood ratio by it, so that bursts, batches of easy and hard tasks and
@@ -399,9 +396,7 @@ class LaggedSR(DriftDetector):
 
     @property
     def dispersion(self) -> float:
-        """Stage one's long-run variance inflation κ (``Dispersion.kappa``): each log likelihood
-        ratio is divided by it; 1 on independent values unless dependence is shown (~1.4% of
-        independent pass/fail streams at observation 1,000)."""
+        """Stage one's long-run variance inflation κ (``Dispersion.kappa``), dividing each log ratio."""
         return self._disp.kappa
 
     @property
@@ -458,11 +453,8 @@ class LaggedSR(DriftDetector):
 
     def _calibrated(self) -> tuple[float, float]:
         """(threshold, early threshold) from the table at the baseline's rate."""
-        base = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
-        return (
-            threshold_for(self.kind, base, self.budget, self.shifts),
-            threshold_for(self.kind, base, self.budget, self.shifts, early=True),
-        )
+        p, k, b, s = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR), self.kind, self.budget, self.shifts
+        return threshold_for(k, p, b, s), threshold_for(k, p, b, s, early=True)
 
     def _step(self, value: float, t: float) -> None:
         # The hot path (every outcome, every signal): arithmetic on locals, one exp per shift for
@@ -470,7 +462,6 @@ class LaggedSR(DriftDetector):
         # _calibrate.py, which tests/detectors checks alarm for alarm.
         if self._h is None:
             self._h, self._h_early = self._calibrated()
-        # The early threshold up to warmup + EARLY_WINDOW observations, then the calibrated one.
         h = self._h if self._n > self.warmup + EARLY_WINDOW else self._h_early
         if h != self._limit_for:
             assert h is not None
