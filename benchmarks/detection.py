@@ -172,10 +172,21 @@ def smallest_within(null_first: IntArray, grid: FloatArray, start: int = 0, targ
 
 
 # -- driftwatch's default ------------------------------------------------------------------------
-def driftwatch_thresholds(data: FloatArray, kind: str) -> FloatArray:
-    """The threshold each stream's detector picks: from the table, at its warm-up base rate."""
+def driftwatch_thresholds(data: FloatArray, kind: str, early: bool = False) -> FloatArray:
+    """The threshold each stream's detector picks: from the table, at its warm-up base rate
+    (``early``: the one for the first 500 observations after the warm-up)."""
     base = data[:, :DEFAULT_WARMUP].mean(axis=1)
-    return np.array([[threshold_for(kind, float(b), BUDGET, DEFAULT_SHIFTS)] for b in base])
+    return np.array([[threshold_for(kind, float(b), BUDGET, DEFAULT_SHIFTS, early=early)] for b in base])
+
+
+def driftwatch_first(data: FloatArray, kind: str) -> IntArray:
+    """First alarms of driftwatch's default through the mirror, with the table's two thresholds."""
+    return alarm_times(
+        data,
+        kind=kind,
+        thresholds=driftwatch_thresholds(data, kind),
+        early_thresholds=driftwatch_thresholds(data, kind, early=True),
+    )[:, 0]
 
 
 def change_errors(sc: Scenario, data: FloatArray, rows: int) -> float | None:
@@ -447,9 +458,8 @@ def run_scenario(job: Job) -> list[Result]:
     kind = sc.kind
     W = DEFAULT_WARMUP
     thr_null = driftwatch_thresholds(null, kind)
-    thr_change = driftwatch_thresholds(change, kind)
-    nf = alarm_times(null, kind=kind, thresholds=thr_null)[:, 0]
-    cf = alarm_times(change, kind=kind, thresholds=thr_change)[:, 0]
+    nf = driftwatch_first(null, kind)
+    cf = driftwatch_first(change, kind)
     err = change_errors(sc, change, min(200, job.streams))
     ci = paired_ratio_ci(oracle_first, cf, job.seed)
     out.append(
@@ -652,7 +662,11 @@ tokens are.
   streams of 10,000 observations per base rate (0.02–0.98 in steps of 0.04, plus Gaussian) and
   keeps the smallest threshold within 0.95 of the budget; thresholds are interpolated between
   base rates, read once from `detectors/thresholds.json` (no simulation at start-up). River's
-  thresholds do not carry over between base rates; ours are per base rate.
+  thresholds do not carry over between base rates; ours are per base rate. Two per base rate: an
+  *early* one for observations 501-1,000 (the first 500 after the warm-up, when the baseline rests
+  on 500-700 values), the smallest within 0.95 of the budget in that window on its own (simulated
+  on 20,000 streams), and with it in place the later one, within 0.95 of the budget over the
+  10,000 observations (2026-12-02; see "Strict check" below).
 * **Change time.** Each alternative also keeps a CUSUM of the same likelihood ratios; the alert's
   change-time estimate is the last zero of the CUSUM of the alternative that dominates the
   mixture. The "change-time error" column is the median distance to the true change.
@@ -661,18 +675,22 @@ tokens are.
 
 * The goal table above is the claim: the median delay relative to the oracle on the same 6,000
   streams, with a paired bootstrap interval. At the budget of 1 false alarm per 10,000 observations
-  (average over 10,000-observation streams) the default is inside 1.25× on 0.90 → 0.765 with its
-  whole interval, and on 0.51 → 0.38 its point estimate is inside while the upper end of its
-  interval is not. The held-out replay section repeats the check through the production path.
+  (average over 10,000-observation streams) the default is inside 1.25× on both with its whole
+  interval since the early threshold (2026-12-02; before it, on 0.51 → 0.38 the upper end, 1.264,
+  was not), and the strict window holds ≤ 1 too (0.91 and 0.79). The held-out replay section
+  repeats the check through the production path.
 * **Two-sided costs most of the gap.** Watching both directions splits the false-alarm budget:
   for a CUSUM told the true rates that alone costs about log 2 / KL observations (1.10–1.15×), and
   estimating the base rate from the warm-up another ~4%; a Shiryaev–Roberts statistic with only
   the matched arm and the true base rate is at the oracle's delay
   (`python -P benchmarks/detection_decomposition.py` lifts one restriction at a time).
 * **Strict check.** In the first 500 observations after the warm-up, when the baseline rests on
-  500–800 observations, the rate is 1.2–1.4 per 10,000 rather than ≤ 1. Holding the budget there too
-  (`make calibrate` with `--strict`) costs about 1.4× the oracle; the shipped table holds it on
-  average.
+  500–700 observations, a likelihood ratio against the estimated baseline alarms more often than
+  against the true rate: with one threshold the rate there was 1.2–1.5 per 10,000 rather than ≤ 1.
+  Since 2026-12-02 the table holds a separate early threshold for that window (about 0.5 higher:
+  9.84 against 9.30 at a 0.51 pass rate); the later threshold is calibrated with it in place and came
+  out 0.04–0.05 lower. (One threshold for both windows, the old `--strict`, cost about 1.4× the
+  oracle.) Its cost falls on changes *inside* the window: see "The early threshold" below.
 * **River's PageHinkley bank** wins 0.90 → 0.765 only by being one-sided in practice there: its
   threshold is in raw units, so at a 0.9 pass rate its "up" tests need long unbroken runs of passes
   and almost never fire (spending nothing of the budget). The 0.90 → 0.96 improvement shows the
@@ -930,8 +948,13 @@ Two additions inside `LaggedSR`, with stage two told through `LaggedSR.confirm_k
   pass/fail a quasi-likelihood overdispersion). An AR fit alone misses batch regimes (their
   autocorrelation decays slower than φ^k: lag-1 says κ ≈ 1.4 where it is 6-10); batch means alone
   need thousands of values before their bound moves (the first version, batches only, left regime
-  batches at 8.4 suspected and 4.5 pages per 10k); regime models need labels. On independent values
-  the bound stays 1 in 95% of streams (seeded test) and the iid rows below are unchanged.
+  batches at 8.4 suspected and 4.5 pages per 10k); regime models need labels. κ is used only once
+  dependence is *shown*: one of the three lower bounds at 99.5% (2.576 standard errors) exceeds 1;
+  then stage one takes the largest 95% bound. With the 95% bounds alone, refreshed as the baseline
+  grows, κ exceeded 1 on 11-13% of independent streams at observation 1,000 (not 5%), which moved
+  the shipped path's delay on 0.51 → 0.38 from 1.254× to 1.272× the oracle (decomposition below);
+  with the test, 1.4% of independent pass/fail streams (1,000 seeded streams at 0.51; seeded test:
+  at most 11 of 200).
 * **Seasonality** (`detectors/_seasonal.py`). Numeric signals (latency, time to first token, tokens,
   cost) are watched minus an hour-of-day and a day-of-week offset of their event time (UTC), once a
   profile is shown; stage two and the recovery check get the same adjusted values

@@ -16,7 +16,7 @@ from driftwatch.detectors._seasonal import Seasonal
 from driftwatch.detectors._self_starting import SelfStartingSR
 from driftwatch.detectors._thresholds import threshold_for
 
-__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "LaggedSR"]
+__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "EARLY_WINDOW", "LaggedSR"]
 
 #: Shift sizes the mixture covers, in standard deviations of the watched value. A pass rate falling
 #: 0.51 → 0.38 is 0.26 sd; 0.90 → 0.765 is 0.45 sd; +30% latency at a log-sd of 0.5 is 0.52 sd.
@@ -25,6 +25,10 @@ DEFAULT_SHIFTS: tuple[float, ...] = (0.3, 0.45)
 DEFAULT_WARMUP = 500
 #: The most recent observations kept out of the baseline, so that a change does not leak into it.
 DEFAULT_LAG = 300
+#: Observations after the warm-up that are watched against the calibrated *early* threshold: the
+#: baseline rests on 500-700 values there, and a likelihood ratio against an estimated baseline
+#: alarms more often than one against the true rate (1.3-1.5 per 10,000 at a single threshold).
+EARLY_WINDOW = 500
 
 #: Baseline weight for confirming a self-starting alarm (``SequentialConfirm.baseline_weight``): its
 #: false alarms select a short baseline that lies away from the alarm (1.1 standard errors on
@@ -90,11 +94,9 @@ class LaggedSR(DriftDetector):
     lagged reference, so this one is written in River's form (``update(x)``, ``drift_detected``,
     state wiped on the update after an alarm) on River's ``DriftDetector`` base.
 
-    The threshold comes from a table calibrated by simulation under no change (``make calibrate``)
-    per base rate, so that the detector raises at most one false alarm per ``1 / budget``
-    observations, both on average over 10,000 observations and in the first 500 after the warm-up,
-    when the baseline is least certain. The change-time estimate is the last zero of a CUSUM over
-    the same likelihood ratios, for the alternative that dominates the statistic.
+    Thresholds come from a table calibrated under no change (``make calibrate``) per base rate: at
+    most one false alarm per ``1 / budget`` observations over 10,000, and in the first 500 after the
+    warm-up (its own, early threshold). Change time: the dominating alternative's CUSUM's last zero.
 
     Parameters
     ----------
@@ -113,10 +115,9 @@ class LaggedSR(DriftDetector):
         A threshold on the log of the mixture statistic to use instead of the calibrated one.
     self_start
         Watch the warm-up too, with a ``SelfStartingSR`` (predictive likelihood ratios against the
-        observations so far, its own thresholds calibrated from the first observation at
-        ``budget``) that hands over at the end of the warm-up. Large changes are then caught from
-        about the 20th observation; the warm-up is where full sensitivity is reached. Off when a
-        ``threshold`` is given (that threshold is the lagged statistic's only).
+        observations so far, its own thresholds at ``budget``) that hands over at the end of the
+        warm-up: large changes are caught from about the 20th observation. Off when a ``threshold``
+        is given (that threshold is the lagged statistic's only).
     dependence
         Estimate the long-run variance inflation κ of the stream (batch means, ``dispersion``) and
         divide every log likelihood ratio by it, so that bursts, batches of easy and hard tasks and
@@ -197,8 +198,10 @@ class LaggedSR(DriftDetector):
         self._log_k = math.log(len(self._arms))
         self._sum_r = 0.0  # the arms' R added up; the statistic is log(sum / arms on)
         self._limit = math.inf  # sum_r above this is an alarm: arms on · exp(threshold)
+        self._limit_for: float | None = None  # the threshold _limit was computed for
         self._fired: _Arm | None = None
         self._h: float | None = self.threshold
+        self._h_early: float | None = self.threshold  # in force up to observation warmup + EARLY_WINDOW
         # The warm-up's own detector (None once handed over, or when off), and how the last alarm was
         # raised: (phase, observations in its baseline) for the alert's evidence.
         self._early = self._new_early()
@@ -246,7 +249,7 @@ class LaggedSR(DriftDetector):
     def threshold_used(self) -> float | None:
         if self._fired is not None and self._fired_by[0] == "self-starting" and self._early is not None:
             return self._early.threshold_used
-        return self._h
+        return self._h_early if self._n <= self.warmup + EARLY_WINDOW else self._h
 
     @property
     def phase(self) -> str:
@@ -330,7 +333,7 @@ class LaggedSR(DriftDetector):
         if self._n >= self.warmup:
             self._choose_arms()
             if self._h is None:
-                self._h = self._calibrated()
+                self._h, self._h_early = self._calibrated()
 
     # -- updating ------------------------------------------------------------------------------
     def update(self, x: float, t: float = 0.0) -> None:
@@ -367,7 +370,7 @@ class LaggedSR(DriftDetector):
                 self._early = None  # handed over: the lagged statistic watches at full sensitivity
                 self._choose_arms()
                 if self._h is None:
-                    self._h = self._calibrated()
+                    self._h, self._h_early = self._calibrated()
             return
         if len(self._pending) >= self.lag and self._pending:
             old = self._pending.popleft()
@@ -393,8 +396,7 @@ class LaggedSR(DriftDetector):
 
     @property
     def dispersion(self) -> float:
-        """Stage one's long-run variance inflation κ (``Dispersion.kappa``): each log likelihood
-        ratio is divided by it; 1 on independent values in 95% of streams."""
+        """Stage one's long-run variance inflation κ (``Dispersion.kappa``), dividing each log ratio."""
         return self._disp.kappa
 
     @property
@@ -447,20 +449,24 @@ class LaggedSR(DriftDetector):
             q = p + arm.shift * sd if arm.direction == "up" else p - arm.shift * sd
             arm.off = arm.shift != smallest and not 0.0 < q < 1.0
         self._log_k = math.log(sum(1 for arm in self._arms if not arm.off))
-        self._limit = math.inf  # recomputed from the new arm count at the next step
+        self._limit_for = None  # recomputed from the new arm count at the next step
 
-    def _calibrated(self) -> float:
-        base = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
-        return threshold_for(self.kind, base, self.budget, self.shifts)
+    def _calibrated(self) -> tuple[float, float]:
+        """(threshold, early threshold) from the table at the baseline's rate."""
+        p, k, b, s = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR), self.kind, self.budget, self.shifts
+        return threshold_for(k, p, b, s), threshold_for(k, p, b, s, early=True)
 
     def _step(self, value: float, t: float) -> None:
         # The hot path (every outcome, every signal): arithmetic on locals, one exp per shift for
         # numeric values and none for pass/fail. The same recurrences as the log-scale mirror in
         # _calibrate.py, which tests/detectors checks alarm for alarm.
         if self._h is None:
-            self._h = self._calibrated()
-        if self._limit == math.inf and self._h != math.inf:
-            self._limit = math.exp(self._log_k + self._h)
+            self._h, self._h_early = self._calibrated()
+        h = self._h if self._n > self.warmup + EARLY_WINDOW else self._h_early
+        if h != self._limit_for:
+            assert h is not None
+            self._limit = math.exp(self._log_k + h) if h != math.inf else math.inf
+            self._limit_for = h
         m = self._ref.mean
         binary = self.kind == "binary"
         if binary:
@@ -538,6 +544,9 @@ def _unpack(det: LaggedSR, state: dict[str, Any]) -> None:
     state = dict(state)
     state["_pending"] = deque(map(float, state["_pending"]))
     det.__dict__.update(state)
+    if "_h_early" not in state:  # snapshots before the early threshold: theirs holds throughout
+        det._h_early = det._h
+        det._limit_for = det._h if det._limit != math.inf else None
     if "_disp" not in state:  # snapshots before the dispersion estimate: start it now
         det.dependence = True
         det._disp = Dispersion(det.kind, det.warmup)

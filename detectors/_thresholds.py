@@ -20,8 +20,14 @@ def _table() -> dict[str, Any]:
     return table
 
 
-def threshold_for(kind: str, base_rate: float, budget: float, shifts: Sequence[float]) -> float:
+def threshold_for(
+    kind: str, base_rate: float, budget: float, shifts: Sequence[float], early: bool = False
+) -> float:
     """The LLR threshold for a bank watching ``kind`` values at ``base_rate`` within ``budget``.
+
+    ``early``: the threshold for the first ``EARLY_WINDOW`` observations after the warm-up (the
+    table's fourth column), calibrated to hold the budget there on its own; a table without it
+    (made before the early threshold) has one threshold for both.
 
     Binary thresholds are interpolated linearly between calibrated base rates (they differ between
     base rates because the 0/1 distribution is skewed). A budget other than the calibrated one is
@@ -29,8 +35,9 @@ def threshold_for(kind: str, base_rate: float, budget: float, shifts: Sequence[f
     ``exp(threshold)``. Other shift sets than the calibrated one should be recalibrated.
     """
     table = _table()
+    col = 3 if early and len(table["numeric"]) > 3 else 0
     if kind == "binary":
-        points = sorted((float(p), float(v[0])) for p, v in table["binary"].items())
+        points = sorted((float(p), float(v[col])) for p, v in table["binary"].items())
         p = min(max(base_rate, points[0][0]), points[-1][0])
         for (p0, h0), (p1, h1) in itertools.pairwise(points):
             if p0 <= p <= p1:
@@ -39,7 +46,7 @@ def threshold_for(kind: str, base_rate: float, budget: float, shifts: Sequence[f
         else:
             base = points[-1][1]
     else:
-        base = float(table["numeric"][0])
+        base = float(table["numeric"][col])
     extra_arms = len(shifts) / len(table["shifts"])
     if extra_arms > 1:
         # An uncalibrated bank with more arms alarms more often; log(k) covers the union of k times as many.
