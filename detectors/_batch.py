@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from driftwatch.detectors._dispersion import DISPERSION_BATCH, DISPERSION_BLOCK
-from driftwatch.detectors._lagged_sr import _P_FLOOR, _R_MAX, LaggedSR
+from driftwatch.detectors._lagged_sr import _P_FLOOR, _R_MAX, EARLY_WINDOW, LaggedSR
 from driftwatch.detectors._seasonal import CELL_CAP, REFRESH, _cells
 
 __all__ = ["Gate", "advance", "feed", "steady"]
@@ -44,7 +44,7 @@ def steady(det: LaggedSR) -> bool:
     return (
         not det._drift_detected
         and det._early is None
-        and det._n >= det.warmup
+        and det._n >= det.warmup + EARLY_WINDOW  # past the early threshold's window: one threshold
         and det.lag > 0
         and det._h is not None
         and (season is None or (not season.changed and season.delay > 0))
@@ -83,8 +83,9 @@ def advance(
     # -- the detector's state, as locals ---------------------------------------------------------
     h = det._h
     assert h is not None
-    if det._limit == math.inf and h != math.inf:
-        det._limit = math.exp(det._log_k + h)
+    if det._limit_for != h:  # as _step: the limit follows the threshold in force
+        det._limit = math.exp(det._log_k + h) if h != math.inf else math.inf
+        det._limit_for = h
     limit = det._limit
     binary = det.kind == "binary"
     lag = det.lag

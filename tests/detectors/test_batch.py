@@ -13,6 +13,7 @@ import pytest
 
 from driftwatch.detectors import LaggedSR
 from driftwatch.detectors._batch import feed, steady
+from driftwatch.detectors._lagged_sr import EARLY_WINDOW
 
 PER_DAY = 500
 
@@ -27,9 +28,9 @@ def numeric_stream(seed: int, length: int = 7000) -> tuple[list[float], list[flo
 
 
 def binary_stream(seed: int, length: int = 6000) -> tuple[list[float], list[float]]:
-    """Pass/fail at 0.97, in bursts (runs of 20 at 0.9 or 1.0), falling to 0.85 from 3,500."""
+    """Pass/fail at 0.94, in bursts (runs of 40 at 0.88 or 1.0), falling to 0.85 from 3,500."""
     rng = np.random.default_rng(seed)
-    rate = np.repeat(rng.choice([0.94, 1.0], size=length // 20 + 1), 20)[:length]
+    rate = np.repeat(rng.choice([0.88, 1.0], size=length // 40 + 1), 40)[:length]
     rate[3500:] = 0.85
     values = (rng.random(length) < rate).astype(float)
     return [float(v) for v in values], [1.7e9 + 60.0 * k for k in range(length)]
@@ -94,10 +95,14 @@ def test_options_off_and_a_given_threshold() -> None:
 
 
 def test_steady_leaves_the_warm_up_and_lag_zero_to_update() -> None:
-    """The fast loop takes a detector only past its warm-up, with a lag, and not right after an alarm."""
+    """The fast loop takes a detector only past its warm-up and the early threshold's window, with a
+    lag, and not right after an alarm."""
     det = LaggedSR(kind="numeric", warmup=20, lag=5)
     assert not steady(det)
     for i in range(20):
+        det.update(math.sin(i), float(i))
+    assert not steady(det)  # the early threshold is in force: update's path
+    for i in range(20, 20 + EARLY_WINDOW):
         det.update(math.sin(i), float(i))
     assert steady(det)
     assert not steady(LaggedSR(kind="numeric", warmup=20, lag=0))
