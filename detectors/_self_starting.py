@@ -133,6 +133,10 @@ class SelfStartingSR(DriftDetector):
     down at observation 54, baseline from 43
     """
 
+    #: Class defaults for detectors pickled before the resume accounting existed.
+    _scored = 0
+    _resumed = False
+
     def __init__(
         self,
         kind: Kind = "numeric",
@@ -216,9 +220,9 @@ class SelfStartingSR(DriftDetector):
         # staying at 0% after a fall paged again, "0.0% -> 0.0%", after 2 observations; without
         # the hold, 22 of 2,000 no-change streams at 0.5 resumed from 7 values alarmed within 30
         # (mostly on their 5th value, after a lopsided baseline), against 2 from a fresh start.
-        scored = getattr(self, "_scored", 0) + self.lag + MIN_BASELINE[self.kind] - 1
+        scored = self._scored + self.lag + MIN_BASELINE[self.kind] - 1
         h = self._h[_block(max(self._n, self._k + self.lag, scored, 1))]
-        if getattr(self, "_resumed", False) and len(self._values) < self.lag:
+        if self._resumed and len(self._values) < self.lag:
             return max(h, max(self._h))
         return h
 
