@@ -229,26 +229,25 @@ class Seasonal:
                 total += offsets[b]
         return total
 
-    def observe(self, value: float, t: float) -> None:
+    def observe(self, value: float, t: float) -> bool:
         """A value as observed, with its event time (NaN: unknown, not learnt); learnt ``delay``
-        values later."""
+        values later. True if the profile appeared, went or moved (``changed`` set) with it."""
         if not math.isfinite(t):
-            return
+            return False
         if self.delay <= 0:
-            self._learn(value, t)
-            return
+            return self._learn(value, t)
         ring, i = self._ring, self._head
         if self._filled < self.delay:
             j = 2 * ((i + self._filled) % self.delay)
             ring[j], ring[j + 1] = value, t
             self._filled += 1
-            return
+            return False
         old_value, old_t = ring[2 * i], ring[2 * i + 1]
         ring[2 * i], ring[2 * i + 1] = value, t
         self._head = (i + 1) % self.delay
-        self._learn(old_value, old_t)
+        return self._learn(old_value, old_t)
 
-    def _learn(self, value: float, t: float) -> None:
+    def _learn(self, value: float, t: float) -> bool:
         hour, day_parity, weekday, week_parity = self._learn_clock(t)
         self._factors[0].add(value, hour, day_parity)
         self._factors[1].add(value, weekday, week_parity)
@@ -258,11 +257,13 @@ class Seasonal:
             self._last = t
         self._count += 1
         if self._count % REFRESH:
-            return
-        self._refresh()
+            return False
+        return self._refresh()
 
-    def _refresh(self) -> None:
-        """Refit the offsets (every ``REFRESH`` values learnt) and check the detector's baseline."""
+    def _refresh(self) -> bool:
+        """Refit the offsets (every ``REFRESH`` values learnt) and check the detector's baseline;
+        True if the profile appeared, went or moved (``changed`` set) with it."""
+        was = self.active, self.changed
         span = self._last - self._first
         bias = 0.0
         for factor in self._factors:
@@ -274,6 +275,7 @@ class Seasonal:
         #: restart (Σ (today's offset - the applied one) / count): its baseline is re-expressed by it.
         self.shift = bias / max(seen, 1.0)
         self.changed = abs(self.shift) > RESTART_SD * self._factors[0].sd
+        return self.active != was[0] or self.changed > was[1]
 
     def rebase(self) -> None:
         """The detector restarted: its values from now on are adjusted by the offsets in use."""

@@ -254,11 +254,10 @@ def _seen(detector: LaggedSR | AbilitySR, value: float, at: float) -> float:
     return detector.adjusted(value, at) if isinstance(detector, LaggedSR) else value
 
 
-def _learn(detector: LaggedSR | AbilitySR, value: float, at: float) -> None:
+def _learn(detector: LaggedSR | AbilitySR, value: float, at: float) -> bool:
     """A value stage one is not fed (stage two or the recovery check takes it) still teaches its
-    seasonal profile (``LaggedSR.learn``)."""
-    if isinstance(detector, LaggedSR):
-        detector.learn(value, at)
+    seasonal profile (``LaggedSR.learn``); True if the profile appeared or moved with it."""
+    return isinstance(detector, LaggedSR) and detector.learn(value, at)
 
 
 def _take_over(watch: _SignalWatch, value: float, at: float) -> LaggedSR | AbilitySR:
@@ -326,6 +325,18 @@ def _resume(
         detector.resume(baseline, at, shown=test if isinstance(test, AbilityConfirm) else None)
     else:
         detector.resume(baseline, at, keep_tasks=why == "inconclusive")
+
+
+def _inconclusive(test: SequentialConfirm | AbilityConfirm, moved: bool) -> str:
+    """Why stage two closed undecided: ``max_fresh`` reached, or the seasonal profile appeared or
+    moved (``LaggedSR.learn``), so the test's baseline and variance-time reading are in the old
+    values (a reading of the cycle can hold a page back for a thousand values, stage one blind)."""
+    why = "before the seasonal profile appeared or moved" if moved else "(a change smaller than "
+    why += "" if moved else f"{test.min_shift:g} sd, if any)"
+    return (
+        f"inconclusive after {test.n} fresh observations: neither the change nor its absence shown "
+        f"{why}; detection resumes from the baseline before the alarm"
+    )
 
 
 def _note(det: LaggedSR | AbilitySR, test: SequentialConfirm | AbilityConfirm) -> str:
@@ -424,8 +435,8 @@ class Lifecycle:
         if watch.active is not None:
             # Stage one waits while stage two decides on the fresh observations; they enter a
             # baseline only as its decision says (no contamination of the baseline by a change).
-            _learn(detector, value, at)
-            return self._confirm(watch, key, seen, at)
+            moved = _learn(detector, value, at)
+            return self._confirm(watch, key, seen, at, moved)
         _update(detector, value, at, self.task)
         if watch.shadow is not None:
             detector = _take_over(watch, value, at)
@@ -627,14 +638,15 @@ class Lifecycle:
         """Benjamini–Hochberg over the stage-two candidates concurrent with this one (``Fdr.decide``)."""
         return self.fdr.decide(watch, p)
 
-    def _confirm(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
+    def _confirm(self, watch: _SignalWatch, key: str, value: float, at: float, moved: bool) -> Alert | None:
         """One fresh observation into stage two; the alert once it decides (else None).
 
         ``confirm`` pages; the detector then restarts on the fresh observations, the changed level
         being the working baseline. ``withdraw`` (evidence that the stream is at its baseline) resumes
         the old baseline extended by everything seen since: shown to be at it. Undecided after
-        ``max_fresh`` fresh observations: closed as inconclusive, and the detector resumes from the
-        baseline before the change only, so a suspected period never enters a baseline undecided.
+        ``max_fresh`` fresh observations or a ``moved`` profile (``_inconclusive``): closed as
+        inconclusive, and the detector resumes from the baseline before the change only, so a
+        suspected period never enters a baseline undecided.
         """
         suspected = watch.active
         assert suspected is not None
@@ -652,7 +664,8 @@ class Lifecycle:
         detector = watch.detector
         _test_update(test, detector, value, self.task)
         decision = test.decision
-        if decision == "undecided" and test.n < self.config.max_fresh:
+        moved = moved and decision == "undecided" and isinstance(test, SequentialConfirm)
+        if decision == "undecided" and test.n < self.config.max_fresh and not moved:
             return None
         needed = self._reversal_sample(watch, suspected) if decision == "confirm" else 0
         if needed and (post is None or post.n < needed):
@@ -698,11 +711,7 @@ class Lifecycle:
                 extra={**extra, "resolved_by": "withdrawn"},
             )
         if decision == "undecided":
-            verdict = (
-                f"inconclusive after {test.n} fresh observations: neither the change nor its absence shown "
-                f"(a change smaller than {test.min_shift:g} sd, if any); detection resumes from the "
-                "baseline before the alarm"
-            )
+            verdict = _inconclusive(test, moved)
             _resume(detector, watch.baseline, at, "inconclusive")
             return alert.with_status(
                 status,

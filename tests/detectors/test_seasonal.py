@@ -117,3 +117,19 @@ def test_profile_is_small_and_survives_a_checkpoint() -> None:
     for i, v in enumerate(values, 4000):
         old.update(v, i * 86400 / PER_DAY)
     assert old.evidence().get("seasonal")
+
+
+def test_suspicion_pending_when_the_profile_appears_is_closed() -> None:
+    """A suspicion pending on a ±25% daily cycle when its profile is shown is closed as inconclusive
+    then (its baseline and variance-time reading are in the raw values), before stage two's
+    ``max_fresh``, so stage one watches the adjusted values again (seeded)."""
+    rng = np.random.default_rng(20261220)
+    monitor = Monitor(Config(signals=["latency_s"], console=False), threaded=False)
+    closed = []
+    for i, v in enumerate(cycle(rng, 2000)):
+        outcome = Outcome(task="t", time=i * 86400 / PER_DAY, latency_s=4.0 * math.exp(v))
+        for alert in monitor.process(outcome):
+            if alert.kind == "drift" and "seasonal profile appeared" in alert.message:
+                closed.append((alert.extra["fresh_n"], alert.status, alert.extra["resolved_by"]))
+    assert closed and all(s == "resolved" and by == "inconclusive" for _, s, by in closed)
+    assert all(n < Config().max_fresh for n, _, _ in closed)
