@@ -319,6 +319,8 @@ class LaggedSR(DriftDetector):
         if t is None:
             t = max((arm.zero_time for arm in self._arms), default=0.0)
         self._reset()
+        if self._season is not None:
+            self._season.rebase(baseline.n)
         self._n = baseline.n
         self._ref = Moments(baseline.n, baseline.mean, baseline.m2)
         self._all = Moments(baseline.n, baseline.mean, baseline.m2)

@@ -186,6 +186,8 @@ class Seasonal:
     the same without counting it.
     """
 
+    _uncounted = 0  # class default for pickles before it (``rebase``)
+
     def __init__(self, delay: int = 300) -> None:
         self.delay = delay
         self._factors = [_Factor(name, period, bins) for name, period, bins in FACTORS]
@@ -203,6 +205,7 @@ class Seasonal:
         #: average (``rebase`` clears it; ``LaggedSR`` resumes from its baseline moved by ``shift``).
         self.changed = False
         self.shift = 0.0
+        self._uncounted = 0
 
     def offset(self, t: float) -> float:
         if not self.active or not math.isfinite(t):
@@ -273,13 +276,21 @@ class Seasonal:
         self.active = any(f.offsets is not None for f in self._factors)
         #: How much the offsets now in use move the mean of the values the detector saw since its
         #: restart (Σ (today's offset - the applied one) / count): its baseline is re-expressed by it.
-        self.shift = bias / max(seen, 1.0)
+        self.shift = bias / max(seen + self._uncounted, 1.0)
         self.changed = abs(self.shift) > RESTART_SD * self._factors[0].sd
         return self.active != was[0] or self.changed > was[1]
 
-    def rebase(self) -> None:
-        """The detector restarted: its values from now on are adjusted by the offsets in use."""
+    def rebase(self, uncounted: int = 0) -> None:
+        """The detector restarted: its values from now on are adjusted by the offsets in use.
+
+        ``uncounted``: values of a resumed baseline, observed before the restart (their hours are
+        not known here). They enter the restart check's mean at a zero offset change, the offsets'
+        mean over a day: extrapolating the few values counted since a resume (one phase of the
+        cycle) to a baseline of days moved it by the cycle's amplitude, and the page that followed
+        was the cycle's (``tests/detectors/test_seasonal.py``).
+        """
         self.changed = False
+        self._uncounted = uncounted
         for factor in self._factors:
             factor.count = [0.0] * factor.bins
             factor.applied = [0.0] * factor.bins
