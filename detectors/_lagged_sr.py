@@ -188,7 +188,7 @@ class LaggedSR(DriftDetector):
             return None
         return SelfStartingSR(kind=self.kind, budget=self.budget, handover=self.warmup)
 
-    def _reset(self) -> None:
+    def _reset(self, uncounted: int = 0) -> None:
         super()._reset()
         self._n = 0
         self._ref = Moments()
@@ -208,7 +208,7 @@ class LaggedSR(DriftDetector):
         self._fired_by: tuple[str, int] = ("lagged", 0)
         season: Seasonal | None = getattr(self, "_season", None)
         if season is not None:
-            season.rebase()
+            season.rebase(uncounted)  # uncounted: the values of a baseline resumed from
         if hasattr(self, "_disp"):
             self._disp.restart()
             self._disp.early = self._early
@@ -318,9 +318,7 @@ class LaggedSR(DriftDetector):
         """
         if t is None:
             t = max((arm.zero_time for arm in self._arms), default=0.0)
-        self._reset()
-        if self._season is not None:
-            self._season.rebase(baseline.n)
+        self._reset(baseline.n)
         self._n = baseline.n
         self._ref = Moments(baseline.n, baseline.mean, baseline.m2)
         self._all = Moments(baseline.n, baseline.mean, baseline.m2)
