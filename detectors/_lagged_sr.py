@@ -16,7 +16,7 @@ from driftwatch.detectors._seasonal import Seasonal
 from driftwatch.detectors._self_starting import SelfStartingSR
 from driftwatch.detectors._thresholds import threshold_for
 
-__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "EARLY_WINDOW", "LaggedSR"]
+__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "EARLY_WINDOW", "LaggedSR", "season_of"]
 
 #: Shift sizes the mixture covers, in standard deviations of the watched value. A pass rate falling
 #: 0.51 → 0.38 is 0.26 sd; 0.90 → 0.765 is 0.45 sd; +30% latency at a log-sd of 0.5 is 0.52 sd.
@@ -577,3 +577,8 @@ def _summary(det: LaggedSR) -> dict[str, Any]:
         "statistic": round(det.statistic, 4),
         "alternatives": {f"{a.direction}{a.shift}": round(a.log_r, 4) for a in det._arms},
     }
+
+
+def season_of(det: LaggedSR) -> Seasonal | None:
+    """The detector's seasonal profile (None: switched off, or a pass/fail stream)."""
+    return det._season

@@ -187,6 +187,9 @@ class Seasonal:
     """
 
     _uncounted = 0  # class default for pickles before it (``rebase``)
+    #: Times the profile appeared, went or moved (``_refresh``): a page's recovery check re-expresses
+    #: its baseline and changed level when it changes (class default for pickles before it).
+    moves = 0
 
     def __init__(self, delay: int = 300) -> None:
         self.delay = delay
@@ -278,7 +281,19 @@ class Seasonal:
         #: restart (Σ (today's offset - the applied one) / count): its baseline is re-expressed by it.
         self.shift = bias / max(seen + self._uncounted, 1.0)
         self.changed = abs(self.shift) > RESTART_SD * self._factors[0].sd
-        return self.active != was[0] or self.changed > was[1]
+        moved = self.active != was[0] or self.changed > was[1]
+        self.moves += moved
+        return moved
+
+    def mean_offset(self, start: float, end: float) -> float:
+        """The mean offset in use over event times ``start`` to ``end`` (hourly, the last week at
+        most): what values spread evenly over that span are adjusted by, on average."""
+        if not (self.active and math.isfinite(start) and math.isfinite(end) and end > start):
+            return 0.0
+        start = max(start, end - 7 * 86_400.0)
+        steps = max(1, math.ceil((end - start) / 3_600.0))
+        width = (end - start) / steps
+        return sum(self.offset(start + (i + 0.5) * width) for i in range(steps)) / steps
 
     def rebase(self, uncounted: int = 0) -> None:
         """The detector restarted: its values from now on are adjusted by the offsets in use.
