@@ -94,7 +94,7 @@ def test_a_short_window_pages_only_at_the_variance_of_its_length_and_after_the_s
 
 def test_a_regime_batch_null_stays_quiet() -> None:
     """Easy (0.95) and hard (0.60) batches of 10-50, 6 × 5,000 observations through the Monitor: at
-    most 12 pages (10; before the variance-time reading: 15 on these seeds; 1e-4 per observation
+    most 12 pages (11; before the variance-time reading: 15 on these seeds; 1e-4 per observation
     would be 3)."""
     rng = np.random.default_rng(20261218)
     found = sum(len(pages(regime(rng, 5000), "success")) for _ in range(6))
