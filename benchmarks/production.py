@@ -343,6 +343,15 @@ SCENARIOS: list[Scenario] = [
         timeouts(0.5, 0.01, 30.0),
     ),
     Scenario("heavy tails", "output tokens log-t, 3 df, scale 0.5", "output_tokens", log_t(3.0, 0.5)),
+    # Appended, so the streams above keep their seeds (each scenario's draw is seeded by its index).
+    Scenario(
+        "change in a dependent stream",
+        "regime batches 0.95/0.60: pass rate −0.2 at 1000",
+        "success",
+        regime_pass(0.95, 0.60),
+        Change(1000, 0.775, 0.575, horizon=1500),
+        weight=0.3,
+    ),
 ]
 
 

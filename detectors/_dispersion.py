@@ -17,7 +17,8 @@ largest of three lower 95% confidence bounds, each 1 on independent values, once
 For the confirmation, also a *variance-time reading* (``scales``): κ at windows of 10-640 values,
 ``b`` times the variance of consecutive ``b``-value means, from the values before the estimated
 change. Slow structure (a cycle's phase, runs of easy or hard tasks) shows as κ growing with the
-window; stage two divides its evidence after ``n`` fresh values by the reading at ``n``.
+window; stage two divides its evidence after ``n`` fresh values by the reading at ``n``, taken at
+its upper 95% bound (a reading that happens to be low is what lets a run of hard tasks page).
 
 Why not an AR fit alone: batch regimes' autocorrelation decays slower than φ^k (their κ is 6-10
 where the lag-1 reading says 1.4); batch means alone need thousands of values before their bound
@@ -55,6 +56,8 @@ DISPERSION_SCALES: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640)
 #: Block means of DISPERSION_BLOCK values kept per restart for it (the latest; 2,560 values).
 _SCALE_KEEP = 256
 
+#: Floor of the Wilson-Hilferty factor of an upper bound (few degrees of freedom; capped at κ's max).
+_CHI2_FLOOR = 0.05
 _P_FLOOR = 0.02  # as LaggedSR
 
 
@@ -293,10 +296,10 @@ class Dispersion:
         return min(_DISPERSION_MAX, max(self._kappa, batch))
 
     def scales(self, before: int) -> tuple[tuple[int, float], ...]:
-        """κ at each window length of ``DISPERSION_SCALES`` (lower 95% bounds above 1 only): ``b``
-        times the variance of consecutive ``b``-value means over the values' variance, from the
-        values up to position ``before`` (the estimated change: values after it are the change,
-        not structure) and the earlier restarts' (each around its own mean).
+        """κ at each window length of ``DISPERSION_SCALES`` whose lower 95% bound exceeds 1, at its
+        upper 95% bound: ``b`` times the variance of consecutive ``b``-value means over the values'
+        variance, from the values up to position ``before`` (the estimated change: values after it
+        are the change, not structure) and the earlier restarts' (each around its own mean).
 
         The long-run κ (``estimate``) is the limit for windows long against the dependence; a fresh
         window shorter than the slow structure (a cycle's peak lasts hours; easy and hard tasks come
@@ -322,7 +325,10 @@ class Dispersion:
             kappa = b * (ss / df) / var
             if kappa / (1 - c + _DISPERSION_CONFIDENCE * math.sqrt(c)) ** 3 > 1:
                 # Shown at the lower bound (independent values: 1 in 95% of streams per scale),
-                # used at the point estimate.
+                # used at the upper bound: the confirmation divides its evidence by it, and a
+                # reading that happens to be low is what lets a run of hard tasks page (on regime
+                # batches the point estimate was 2-4 where κ is 6-7 in the streams that paged).
+                kappa /= max(_CHI2_FLOOR, 1 - c - _DISPERSION_CONFIDENCE * math.sqrt(c)) ** 3
                 out.append((b, round(min(kappa, _DISPERSION_MAX), 3)))
         return tuple(out)
 
