@@ -296,7 +296,7 @@ class Dispersion:
         return min(_DISPERSION_MAX, max(self._kappa, batch))
 
     def scales(self, before: int) -> tuple[tuple[int, float], ...]:
-        """κ at each window length of ``DISPERSION_SCALES`` whose lower 95% bound exceeds 1, at its
+        """κ at each window length of ``DISPERSION_SCALES`` whose lower 99.5% bound exceeds 1, at its
         upper 95% bound: ``b`` times the variance of consecutive ``b``-value means over the values'
         variance, from the values up to position ``before`` (the estimated change: values after it
         are the change, not structure) and the earlier restarts' (each around its own mean).
@@ -323,11 +323,13 @@ class Dispersion:
                 continue
             c = 2 / (9 * df)
             kappa = b * (ss / df) / var
-            if kappa / (1 - c + _DISPERSION_CONFIDENCE * math.sqrt(c)) ** 3 > 1:
-                # Shown at the lower bound (independent values: 1 in 95% of streams per scale),
-                # used at the upper bound: the confirmation divides its evidence by it, and a
-                # reading that happens to be low is what lets a run of hard tasks page (on regime
-                # batches the point estimate was 2-4 where κ is 6-7 in the streams that paged).
+            if kappa / (1 - c + _DISPERSION_SHOWN * math.sqrt(c)) ** 3 > 1:
+                # Shown at the lower 99.5% bound (independent values: 1 in 99.5% of streams per
+                # scale; as κ's test), used at the upper 95% bound: the confirmation divides its
+                # evidence by it, and a reading that happens to be low is what lets a run of hard
+                # tasks page (on regime batches the point estimate was 2-4 where κ is 6-7 in the
+                # streams that paged). Shown at 95%, a window of independent values read 2 by chance
+                # in a quarter of streams, its upper bound 8: a 0.8 -> 0.5 drop paged after 160.
                 kappa /= max(_CHI2_FLOOR, 1 - c - _DISPERSION_CONFIDENCE * math.sqrt(c)) ** 3
                 out.append((b, round(min(kappa, _DISPERSION_MAX), 3)))
         return tuple(out)
