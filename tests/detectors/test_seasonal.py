@@ -37,15 +37,17 @@ def pages(values: list[float], per_day: int = PER_DAY) -> list[tuple[int, str, d
 
 
 def test_daily_cycle_stays_quiet_once_the_profile_is_shown() -> None:
-    """A ±25% daily latency cycle (500 a day): at most one page in 18,000 observations once the
-    hour-of-day profile is in use (from about the third day; 9 without it), and the profile's
-    amplitude is the cycle's."""
+    """A ±25% daily latency cycle (500 a day): at most two pages in 18,000 observations once the
+    hour-of-day profile is in use (from about the third day; 9 without it; 1 before stage two took
+    the variance-time reading at its upper bound, 2 since: a stream's first page moved, 526 -> 393,
+    and the next path differs; production.py's figure for this cycle is unchanged, 0.84 -> 0.85 per
+    10k), and the profile's amplitude is the cycle's."""
     rng = np.random.default_rng(20261216)
     late = 0
     for _ in range(4):
         found = pages(cycle(rng, 6000))
         late += sum(1 for i, *_ in found if i >= 3 * PER_DAY)
-    assert late <= 1
+    assert late <= 2
     det = LaggedSR(kind="numeric")
     for i, v in enumerate(cycle(rng, 3000)):
         det.update(v, i * 86400 / PER_DAY)
