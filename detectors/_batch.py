@@ -25,6 +25,8 @@ from driftwatch.detectors._seasonal import CELL_CAP, REFRESH, _cells
 __all__ = ["Gate", "advance", "feed", "steady"]
 
 _DECAY = (CELL_CAP - 1) / CELL_CAP  # as _Factor.add
+_P_CEIL = 1 - _P_FLOOR  # the expressions of LaggedSR._step, as constants
+_Q_CEIL = 1 - 1e-4
 
 
 class Gate(Protocol):
@@ -96,8 +98,14 @@ def advance(
     all_n, all_mean, all_m2 = whole.n, whole.mean, whole.m2
     ref_n, ref_mean, ref_m2 = ref.n, ref.mean, ref.m2
     arms = det._arms
-    numeric_arms = [(arm.direction == "up", arm.shift, arm.shift * arm.shift / 2) for arm in arms]
-    binary_arms = [(arm.direction == "up", arm.shift, arm.off) for arm in arms]
+    # Per alternative: its index, and for numeric values its shift with the direction's sign (the
+    # same product as ``shift * -z``: a sign flip is exact) and half its square; for pass/fail its
+    # direction, shift and whether it is off.
+    numeric_arms = [
+        (k, arm.shift if arm.direction == "up" else -arm.shift, arm.shift * arm.shift / 2)
+        for k, arm in enumerate(arms)
+    ]
+    binary_arms = [(k, arm.direction == "up", arm.shift, arm.off) for k, arm in enumerate(arms)]
     rs = [arm.r for arm in arms]
     ws = [arm.w for arm in arms]
     marks = [arm.mark for arm in arms]
@@ -106,7 +114,9 @@ def advance(
     disp = det._disp
     disp_on = disp.enabled
     inv = 1.0 / disp._kappa
+    scaled = inv != 1.0  # x * 1.0 is x: the multiplication is skipped, not changed
     acc = disp._a
+    a_n, a_sx, a_sy, a_sxx, a_sxy = acc
     a_last, a_sq = disp._a_last, disp._a_sq
     k_sum, k_count = disp._k_sum, disp._k_count
     added, last_add_n = False, 0  # whether a value entered the baseline (Dispersion.add ran), at which n
@@ -120,8 +130,15 @@ def advance(
         d_n, d_mean, d_m2, d_bins = by_day.n, by_day.mean, by_day.m2, by_day.bins
         active = season.active
         note_clock, learn_clock = season._note_clock, season._learn_clock
+        # Each clock's hour as its bounds and the bins it selects (kept until a value leaves it).
         n_start, n_cells = note_clock.start, note_clock.cells
+        n_end, hour, weekday = n_start + 3_600.0, n_cells[0], n_cells[2]
         l_start, l_cells = learn_clock.start, learn_clock.cells
+        l_end, h_cell, d_cell = (
+            l_start + 3_600.0,
+            l_cells[1] * h_bins + l_cells[0],
+            l_cells[3] * d_bins + l_cells[2],
+        )
         ring, head, filled, delay = season._ring, season._head, season._filled, season.delay
         first, last, count = season._first, season._last, season._count
     isfinite, exp, sqrt = math.isfinite, math.exp, math.sqrt
@@ -136,9 +153,9 @@ def advance(
         value = x
         if season is not None and isfinite(t):
             # Seasonal.note(t): counted for the restart check, the offset in use subtracted.
-            if not n_start <= t < n_start + 3_600.0:
+            if not n_start <= t < n_end:
                 n_start, n_cells = _cells(t)
-            hour, weekday = n_cells[0], n_cells[2]
+                n_end, hour, weekday = n_start + 3_600.0, n_cells[0], n_cells[2]
             h_count[hour] += 1
             d_count[weekday] += 1
             if active:
@@ -159,28 +176,34 @@ def advance(
                 j = 2 * head
                 old_x, old_t = ring[j], ring[j + 1]
                 ring[j], ring[j + 1] = x, t
-                head = (head + 1) % delay
-                if not l_start <= old_t < l_start + 3_600.0:
+                head += 1
+                if head == delay:  # (head + 1) % delay
+                    head = 0
+                if not l_start <= old_t < l_end:
                     l_start, l_cells = _cells(old_t)
+                    l_end = l_start + 3_600.0
+                    h_cell, d_cell = l_cells[1] * h_bins + l_cells[0], l_cells[3] * d_bins + l_cells[2]
                 # _Factor.add for the hour of day, then the day of the week.
-                cell = l_cells[1] * h_bins + l_cells[0]
-                c = h_n[cell]
+                c = h_n[h_cell]
                 if c >= CELL_CAP:
-                    h_m2[cell] *= _DECAY
+                    h_m2[h_cell] *= _DECAY
                 else:
-                    c = h_n[cell] = c + 1
-                delta = old_x - h_mean[cell]
-                h_mean[cell] += delta / c
-                h_m2[cell] += delta * (old_x - h_mean[cell])
-                cell = l_cells[3] * d_bins + l_cells[2]
-                c = d_n[cell]
+                    c = h_n[h_cell] = c + 1
+                mean = h_mean[h_cell]
+                delta = old_x - mean
+                mean += delta / c
+                h_mean[h_cell] = mean
+                h_m2[h_cell] += delta * (old_x - mean)
+                c = d_n[d_cell]
                 if c >= CELL_CAP:
-                    d_m2[cell] *= _DECAY
+                    d_m2[d_cell] *= _DECAY
                 else:
-                    c = d_n[cell] = c + 1
-                delta = old_x - d_mean[cell]
-                d_mean[cell] += delta / c
-                d_m2[cell] += delta * (old_x - d_mean[cell])
+                    c = d_n[d_cell] = c + 1
+                mean = d_mean[d_cell]
+                delta = old_x - mean
+                mean += delta / c
+                d_mean[d_cell] = mean
+                d_m2[d_cell] += delta * (old_x - mean)
                 if old_t < first:
                     first = old_t
                 if old_t > last:
@@ -207,11 +230,11 @@ def advance(
             if disp_on:  # Dispersion.add(old, ref, n)
                 added, last_add_n = True, det_n
                 if a_last is not None:
-                    acc[0] += 1
-                    acc[1] += a_last
-                    acc[2] += old
-                    acc[3] += a_last * a_last
-                    acc[4] += old * a_last
+                    a_n += 1
+                    a_sx += a_last
+                    a_sy += old
+                    a_sxx += a_last * a_last
+                    a_sxy += old * a_last
                     a_sq += old * old
                 a_last = old
                 k_sum += old
@@ -220,6 +243,7 @@ def advance(
                     y = k_sum / DISPERSION_BLOCK
                     k_sum, k_count = 0.0, 0
                     ref.n, ref.mean, ref.m2 = ref_n, ref_mean, ref_m2
+                    acc[:] = a_n, a_sx, a_sy, a_sxx, a_sxy
                     disp._ref, disp._n, disp._a_last, disp._a_sq = ref, det_n, a_last, a_sq
                     disp._k_sum, disp._k_count = k_sum, k_count
                     disp._block(y)
@@ -228,15 +252,49 @@ def advance(
                     if disp._b_count >= DISPERSION_BATCH:
                         disp._batch_done()
                     inv = 1.0 / disp._kappa
-        # LaggedSR._step(value, t).
+                    scaled = inv != 1.0
+        # LaggedSR._step(value, t): each alternative's likelihood ratio, then its R and CUSUM.
         m = ref_mean
         total = 0.0
         mark: tuple[int, float, float] | None = None
         if binary:
-            p = min(max(m, _P_FLOOR), 1 - _P_FLOOR)
+            p = m
+            if p < _P_FLOOR:  # min(max(m, _P_FLOOR), 1 - _P_FLOOR)
+                p = _P_FLOOR
+            elif p > _P_CEIL:
+                p = _P_CEIL
             sd = sqrt(p * (1 - p))
             hit = value > 0.5
-            no_up, no_down = m >= 1 - _P_FLOOR, m <= _P_FLOOR
+            no_up, no_down = m >= _P_CEIL, m <= _P_FLOOR
+            for k, up, shift, off in binary_arms:
+                if off or (no_up if up else no_down):
+                    ratio = 0.0
+                else:
+                    q = p + shift * sd if up else p - shift * sd
+                    if q < 1e-4:  # min(max(q, 1e-4), 1 - 1e-4)
+                        q = 1e-4
+                    elif q > _Q_CEIL:
+                        q = _Q_CEIL
+                    ratio = q / p if hit else (1 - q) / (1 - p)
+                    if scaled:
+                        ratio **= inv
+                r = (1.0 + rs[k]) * ratio
+                if r > _R_MAX:
+                    r = _R_MAX
+                rs[k] = r
+                total += r
+                w = ws[k] * ratio
+                if w > _R_MAX:
+                    w = _R_MAX
+                if w <= 1.0:
+                    ws[k] = 1.0
+                    if mark is None:
+                        mark = (all_n, all_mean, all_m2)
+                    marks[k] = mark
+                    zero_ats[k] = det_n
+                    zero_times[k] = t
+                else:
+                    ws[k] = w
         else:
             sd = sqrt(ref_m2 / (ref_n - 1) if ref_n > 1 else 0.0) or 1.0
             z = (value - m) / sd
@@ -244,38 +302,25 @@ def advance(
                 z = 5.0
             elif z < -5.0:
                 z = -5.0
-        if binary:
-            ratios = []
-            for up, shift, off in binary_arms:
-                if off or (no_up if up else no_down):
-                    ratio = 0.0
+            for k, signed, half in numeric_arms:
+                ratio = exp((signed * z - half) * inv) if scaled else exp(signed * z - half)
+                r = (1.0 + rs[k]) * ratio
+                if r > _R_MAX:
+                    r = _R_MAX
+                rs[k] = r
+                total += r
+                w = ws[k] * ratio
+                if w > _R_MAX:
+                    w = _R_MAX
+                if w <= 1.0:
+                    ws[k] = 1.0
+                    if mark is None:
+                        mark = (all_n, all_mean, all_m2)
+                    marks[k] = mark
+                    zero_ats[k] = det_n
+                    zero_times[k] = t
                 else:
-                    q = p + shift * sd if up else p - shift * sd
-                    q = min(max(q, 1e-4), 1 - 1e-4)
-                    ratio = q / p if hit else (1 - q) / (1 - p)
-                    if inv != 1.0:
-                        ratio **= inv
-                ratios.append(ratio)
-        else:
-            ratios = [exp((shift * (z if up else -z) - half) * inv) for up, shift, half in numeric_arms]
-        for k, ratio in enumerate(ratios):
-            r = (1.0 + rs[k]) * ratio
-            if r > _R_MAX:
-                r = _R_MAX
-            rs[k] = r
-            total += r
-            w = ws[k] * ratio
-            if w > _R_MAX:
-                w = _R_MAX
-            if w <= 1.0:
-                ws[k] = 1.0
-                if mark is None:
-                    mark = (all_n, all_mean, all_m2)
-                marks[k] = mark
-                zero_ats[k] = det_n
-                zero_times[k] = t
-            else:
-                ws[k] = w
+                    ws[k] = w
         push(value)
         i += 1
         if total > limit:
@@ -297,6 +342,7 @@ def advance(
             zero_times[k],
         )
     if added:
+        acc[:] = a_n, a_sx, a_sy, a_sxx, a_sxy
         disp._ref, disp._n = ref, last_add_n
         disp._a_last, disp._a_sq, disp._k_sum, disp._k_count = a_last, a_sq, k_sum, k_count
     if season is not None:
