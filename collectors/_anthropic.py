@@ -478,11 +478,12 @@ def _safely(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception:
-        return _failed()
+        _failed()
+        return None
 
 
 def _failed() -> None:
-    """Log and count the exception being handled (never raised into the host); None."""
+    """Log and count the exception being handled (never raised into the host)."""
     log.warning(
         "driftwatch: internal error while observing a call (the call itself is unaffected)", exc_info=True
     )
@@ -492,7 +493,17 @@ def _failed() -> None:
 
 
 def _is_sse(call: _Call, http: httpx2.Response) -> bool:
-    return call.stream or http.headers.get("content-type", "").startswith("text/event-stream")
+    if call.stream:
+        return True
+    headers = http.headers
+    items = getattr(headers, "_list", None)  # (raw key, lower-case key, value), as Headers keeps them
+    if type(items) is list:
+        # headers.get("content-type") without decoding every header: its first value decides.
+        for item in items:
+            if type(item) is tuple and len(item) == 3 and item[1] == b"content-type":
+                return bool(item[2].startswith(b"text/event-stream"))
+        return False
+    return headers.get("content-type", "").startswith("text/event-stream")
 
 
 def _is_read(http: httpx2.Response) -> bool:
@@ -513,7 +524,8 @@ class DriftwatchMiddleware(Middleware):
         try:
             call = self._begin(request)
         except Exception:
-            call = _failed()
+            _failed()
+            call = None
         try:
             response = call_next(request)
         except BaseException as exc:
