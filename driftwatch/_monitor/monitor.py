@@ -472,7 +472,11 @@ class Monitor:
         labels = entry.labels
         self.stats.processed += 1
         for record in self._outcome_observers:
-            self._guard(record, outcome, labels)
+            try:  # self._guard(record, outcome, labels), inlined: every outcome
+                record(outcome, labels)
+            except Exception:
+                self.stats.sink_errors += 1
+                log.warning("driftwatch: sink call %r failed", record, exc_info=True)
         values: dict[str, float] = {}
         # Outcome.signal and transform, inlined: every outcome, every signal.
         for (name, kind), raw in zip(self._signals, self._read_signals(outcome), strict=True):
