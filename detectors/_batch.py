@@ -9,7 +9,9 @@ only the per-value calls and attribute look-ups are gone. Anything rare goes thr
 detector's own methods: a finished dispersion block (every ``DISPERSION_BLOCK`` values), a refit of
 the seasonal offsets (every ``REFRESH`` values learnt). Whatever ``advance`` does not cover (the
 warm-up, the value after an alarm, a seasonal restart, ``lag=0``) it leaves to ``update``: it
-stops before such a value, and ``feed`` hands that one value to ``update``.
+stops before such a value, and ``feed`` hands that one value to ``update``. After the warm-up,
+``feed`` cuts a run at the end of the early threshold's window (``EARLY_WINDOW``), so that each
+``advance`` watches against one threshold.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def steady(det: LaggedSR) -> bool:
     return (
         not det._drift_detected
         and det._early is None
-        and det._n >= det.warmup + EARLY_WINDOW  # past the early threshold's window: one threshold
+        and det._n >= det.warmup  # the lagged statistic in force (``feed`` cuts at the early window's end)
         and det.lag > 0
         and det._h is not None
         and (season is None or (not season.changed and season.delay > 0))
@@ -61,7 +63,9 @@ def feed(
     i = start
     while i < stop:
         if steady(det):
-            i = advance(det, xs, ts, i, stop, gate)
+            # One threshold per run: the early one up to observation warmup + EARLY_WINDOW, then the other.
+            left = det.warmup + EARLY_WINDOW - det._n
+            i = advance(det, xs, ts, i, stop if left <= 0 else min(stop, i + left), gate)
         elif gate is not None and gate.blocked():
             break
         else:
@@ -83,7 +87,8 @@ def advance(
     if start >= stop:
         return start
     # -- the detector's state, as locals ---------------------------------------------------------
-    h = det._h
+    # The threshold in force, as _step picks it (``feed`` keeps a run on one side of the switch).
+    h = det._h if det._n >= det.warmup + EARLY_WINDOW else det._h_early
     assert h is not None
     if det._limit_for != h:  # as _step: the limit follows the threshold in force
         det._limit = math.exp(det._log_k + h) if h != math.inf else math.inf
