@@ -113,6 +113,11 @@ def advance(
     binary_arms = [(k, arm.direction == "up", arm.shift, arm.off) for k, arm in enumerate(arms)]
     rs = [arm.r for arm in arms]
     ws = [arm.w for arm in arms]
+    four = not binary and len(arms) == 4  # the default two shifts, both ways: unrolled below
+    if four:
+        (_, s0, h0), (_, s1, h1), (_, s2, h2), (_, s3, h3) = numeric_arms
+        r0, r1, r2, r3 = rs
+        w0, w1, w2, w3 = ws
     marks = [arm.mark for arm in arms]
     zero_ats = [arm.zero_at for arm in arms]
     zero_times = [arm.zero_time for arm in arms]
@@ -307,6 +312,68 @@ def advance(
                 z = 5.0
             elif z < -5.0:
                 z = -5.0
+            if four:
+                # The loop below for the usual four alternatives, unrolled: their R and CUSUM as locals.
+                if scaled:
+                    q0, q1 = exp((s0 * z - h0) * inv), exp((s1 * z - h1) * inv)
+                    q2, q3 = exp((s2 * z - h2) * inv), exp((s3 * z - h3) * inv)
+                else:
+                    q0, q1, q2, q3 = exp(s0 * z - h0), exp(s1 * z - h1), exp(s2 * z - h2), exp(s3 * z - h3)
+                r0 = (1.0 + r0) * q0
+                if r0 > _R_MAX:
+                    r0 = _R_MAX
+                total += r0
+                r1 = (1.0 + r1) * q1
+                if r1 > _R_MAX:
+                    r1 = _R_MAX
+                total += r1
+                r2 = (1.0 + r2) * q2
+                if r2 > _R_MAX:
+                    r2 = _R_MAX
+                total += r2
+                r3 = (1.0 + r3) * q3
+                if r3 > _R_MAX:
+                    r3 = _R_MAX
+                total += r3
+                w0 *= q0
+                if w0 > _R_MAX:
+                    w0 = _R_MAX
+                elif w0 <= 1.0:
+                    w0 = 1.0
+                    mark = (all_n, all_mean, all_m2)
+                    marks[0], zero_ats[0], zero_times[0] = mark, det_n, t
+                w1 *= q1
+                if w1 > _R_MAX:
+                    w1 = _R_MAX
+                elif w1 <= 1.0:
+                    w1 = 1.0
+                    if mark is None:
+                        mark = (all_n, all_mean, all_m2)
+                    marks[1], zero_ats[1], zero_times[1] = mark, det_n, t
+                w2 *= q2
+                if w2 > _R_MAX:
+                    w2 = _R_MAX
+                elif w2 <= 1.0:
+                    w2 = 1.0
+                    if mark is None:
+                        mark = (all_n, all_mean, all_m2)
+                    marks[2], zero_ats[2], zero_times[2] = mark, det_n, t
+                w3 *= q3
+                if w3 > _R_MAX:
+                    w3 = _R_MAX
+                elif w3 <= 1.0:
+                    w3 = 1.0
+                    if mark is None:
+                        mark = (all_n, all_mean, all_m2)
+                    marks[3], zero_ats[3], zero_times[3] = mark, det_n, t
+                push(value)
+                i += 1
+                if total > limit:
+                    fired = True
+                    break
+                if seasonal and season.changed:  # type: ignore[union-attr]
+                    break
+                continue
             for k, signed, half in numeric_arms:
                 ratio = exp((signed * z - half) * inv) if scaled else exp(signed * z - half)
                 r = (1.0 + rs[k]) * ratio
@@ -334,6 +401,9 @@ def advance(
         if seasonal and season.changed:  # type: ignore[union-attr]
             break  # the next value resumes the baseline in the new profile: update's path
     # -- back into the objects --------------------------------------------------------------------
+    if four:
+        rs[:] = r0, r1, r2, r3
+        ws[:] = w0, w1, w2, w3
     det._n = det_n
     whole.n, whole.mean, whole.m2 = all_n, all_mean, all_m2
     ref.n, ref.mean, ref.m2 = ref_n, ref_mean, ref_m2
