@@ -213,6 +213,7 @@ class VersionTracker:
         self.stats = stats
         # Each marker, in order, and whether it is an Outcome field (else a label): decided once.
         self._markers = [(marker, marker in _OUTCOME_FIELDS) for marker in config.version_markers]
+        self._field_markers = [(marker, True) for marker, field in self._markers if field]  # no labels: these
 
     def track(self, stream: _Stream, key: str, outcome: Outcome, values: dict[str, float]) -> list[Alert]:
         """Annotate version changes, keep what the next comparison needs, finish a due comparison."""
@@ -221,14 +222,9 @@ class VersionTracker:
         changes: list[dict[str, str]] = []
         markers = versions.markers
         labels = outcome.labels
-        for marker, field in self._markers:
+        for marker, field in self._markers if labels else self._field_markers:
             # _marker_value, inlined: every outcome, every marker (no labels: no label marker)
-            if field:
-                raw = getattr(outcome, marker)
-            elif labels:
-                raw = labels.get(marker)
-            else:
-                continue
+            raw = getattr(outcome, marker) if field else labels.get(marker)
             if raw is None or raw == "":
                 continue  # an outcome without the marker says nothing about the version
             value = raw if type(raw) is str else str(raw)
