@@ -99,7 +99,6 @@ def process_batch(monitor: Monitor, outcomes: list[Outcome]) -> list[Alert]:
         entry, key, labels, values, version_alerts = routed
         row = len(rows)
         rows.append((outcome, entry, key, labels, version_alerts))
-        t = outcome.time
         stream_runs = by_stream.get(id(entry))
         if stream_runs is None:
             stream_runs = by_stream[id(entry)] = {}
@@ -112,13 +111,14 @@ def process_batch(monitor: Monitor, outcomes: list[Outcome]) -> list[Alert]:
                 run = stream_runs[name] = _Run(watch, name, order[name])
                 runs.append(run)
             run.values.append(value)
-            run.times.append(t)
             run.rows.append(row)
+    times = [row[0].time for row in rows]
     # Each quiet watch takes its values in one loop, up to and including an alarm; the rest of its
     # values (all of them for a watch that is not quiet) wait for the replay below.
     later: dict[int, list[tuple[int, bool, _Run, int]]] = {}
     config = monitor.config
     for run in runs:
+        run.times = [times[row] for row in run.rows]
         watch, start = run.watch, 0
         detector = watch.detector
         if watch.active is None and watch.shadow is None and type(detector) is LaggedSR:
