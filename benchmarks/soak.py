@@ -275,6 +275,7 @@ def main() -> int:
                     "bytes": history.get("bytes"),
                     "pruned": history.get("pruned_rows"),
                     "prune_max_s": history.get("prune_max_seconds"),
+                    "arena_max": (handler.get("malloc_trim") or {}).get("arena_max"),
                 }
                 samples.append(sample)
                 if samples_out:
@@ -320,6 +321,11 @@ def report(
         f"soak: {ok} acknowledged ({ok / elapsed:.1f}/s of {args.rate:g} asked), {failed} failed "
         f"{why or ''}, {resent} resent on a new connection; {last['outcomes']} outcomes through "
         f"detection, backlog at the end {last['backlog']} (max {max(s['backlog'] or 0 for s in samples)})"
+    )
+    arenas = last.get("arena_max")
+    print(
+        "soak: the service's malloc arenas: "
+        + (f"capped at {arenas}" if arenas else "not capped (MALLOC_ARENA_MAX set, or not glibc)")
     )
     capped = next((s["t"] for s in samples if s["pruned"]), None)
     print(

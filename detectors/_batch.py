@@ -20,7 +20,7 @@ import math
 from collections.abc import Sequence
 from typing import Protocol
 
-from driftwatch.detectors._dispersion import DISPERSION_BATCH, DISPERSION_BLOCK
+from driftwatch.detectors._dispersion import _SCALE_KEEP, DISPERSION_BATCH, DISPERSION_BLOCK
 from driftwatch.detectors._lagged_sr import _P_FLOOR, _R_MAX, EARLY_WINDOW, LaggedSR
 from driftwatch.detectors._seasonal import CELL_CAP, REFRESH, _cells
 
@@ -52,6 +52,7 @@ def steady(det: LaggedSR) -> bool:
         and det.lag > 0
         and det._h is not None
         and (season is None or (not season.changed and season.delay > 0))
+        and (season is None or season.active == getattr(det, "_seasonal_active", False))
     )
 
 
@@ -129,6 +130,8 @@ def advance(
     a_n, a_sx, a_sy, a_sxx, a_sxy = acc
     a_last, a_sq = disp._a_last, disp._a_sq
     k_sum, k_count = disp._k_sum, disp._k_count
+    vt_skip, vt_y, vt_end = disp._vt_skip, disp._y, disp._y_end  # the variance-time reading
+    det_active = getattr(det, "_seasonal_active", False)  # a flip is update's (forget_scales)
     added, last_add_n = False, 0  # whether a value entered the baseline (Dispersion.add ran), at which n
     season = det._season
     seasonal = season is not None
@@ -249,9 +252,15 @@ def advance(
                 a_last = old
                 k_sum += old
                 k_count += 1
+                vt_skip -= 1
                 if k_count == DISPERSION_BLOCK:
                     y = k_sum / DISPERSION_BLOCK
                     k_sum, k_count = 0.0, 0
+                    if vt_skip <= 0:
+                        vt_y.append(y)
+                        vt_end.append(all_n - lag)
+                    if len(vt_y) > 2 * _SCALE_KEEP:
+                        del vt_y[:_SCALE_KEEP], vt_end[:_SCALE_KEEP]
                     ref.n, ref.mean, ref.m2 = ref_n, ref_mean, ref_m2
                     acc[:] = a_n, a_sx, a_sy, a_sxx, a_sxy
                     disp._ref, disp._n, disp._a_last, disp._a_sq = ref, det_n, a_last, a_sq
@@ -398,7 +407,7 @@ def advance(
         if total > limit:
             fired = True
             break
-        if seasonal and season.changed:  # type: ignore[union-attr]
+        if seasonal and (season.changed or season.active != det_active):  # type: ignore[union-attr]
             break  # the next value resumes the baseline in the new profile: update's path
     # -- back into the objects --------------------------------------------------------------------
     if four:
@@ -420,6 +429,7 @@ def advance(
         acc[:] = a_n, a_sx, a_sy, a_sxx, a_sxy
         disp._ref, disp._n = ref, last_add_n
         disp._a_last, disp._a_sq, disp._k_sum, disp._k_count = a_last, a_sq, k_sum, k_count
+        disp._vt_skip = vt_skip
     if season is not None:
         note_clock.start, note_clock.cells = n_start, n_cells
         learn_clock.start, learn_clock.cells = l_start, l_cells

@@ -14,6 +14,11 @@ largest of three lower 95% confidence bounds, each 1 on independent values, once
 * block means of ``DISPERSION_BLOCK`` values: their variance ratio times the AR(1) factor of their
   own lag-1 autocorrelation, pooled within restarts: runs of tens (easy/hard batches, cycles).
 
+For the confirmation, also a *variance-time reading* (``scales``): κ at windows of 10-640 values,
+``b`` times the variance of consecutive ``b``-value means, from the values before the estimated
+change. Slow structure (a cycle's phase, runs of easy or hard tasks) shows as κ growing with the
+window; stage two divides its evidence after ``n`` fresh values by the reading at ``n``.
+
 Why not an AR fit alone: batch regimes' autocorrelation decays slower than φ^k (their κ is 6-10
 where the lag-1 reading says 1.4); batch means alone need thousands of values before their bound
 moves; regime models need labels. ``docs/detection.md`` ("Production-shaped streams") measures it.
@@ -22,11 +27,12 @@ moves; regime models need labels. ``docs/detection.md`` ("Production-shaped stre
 from __future__ import annotations
 
 import math
+from array import array
 
 from driftwatch._stats import Moments
 from driftwatch.detectors._self_starting import SelfStartingSR
 
-__all__ = ["DISPERSION_BATCH", "DISPERSION_BLOCK", "Dispersion"]
+__all__ = ["DISPERSION_BATCH", "DISPERSION_BLOCK", "DISPERSION_SCALES", "Dispersion"]
 
 #: Values per batch of the long-run variance estimate (see ``LaggedSR.dispersion``).
 DISPERSION_BATCH = 50
@@ -42,6 +48,12 @@ _DISPERSION_SHOWN = 2.576
 #: Batch pairs of prior weight at 1 in the (point) inflation given to the confirmation stage.
 _DISPERSION_PRIOR = 4.0
 _DISPERSION_MAX = 50.0
+#: Window lengths of the variance-time reading handed to the confirmation (``Dispersion.scales``):
+#: κ at the length of the fresh window, where slow structure (a cycle's phase, runs of easy or hard
+#: tasks) has not averaged out yet.
+DISPERSION_SCALES: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640)
+#: Block means of DISPERSION_BLOCK values kept per restart for it (the latest; 2,560 values).
+_SCALE_KEEP = 256
 
 _P_FLOOR = 0.02  # as LaggedSR
 
@@ -49,6 +61,8 @@ _P_FLOOR = 0.02  # as LaggedSR
 class Dispersion:
     """κ for one (stream, signal): ``add`` each value entering the baseline, ``restart`` at the
     detector's restarts; ``kappa`` (lower bound, stage one) and ``estimate`` (stage two)."""
+
+    _vt_skip = 0  # values left out of the variance-time reading (``forget_scales``)
 
     def __init__(self, kind: str, warmup: int) -> None:
         self.kind = kind
@@ -79,16 +93,35 @@ class Dispersion:
         self._pool = [0.0, 0.0, 0.0, 0.0]
         self._ref = Moments()
         self._n = 0
+        # The variance-time reading: the latest block means and the position (in the detector's
+        # count since its restart; -1 before it) of each block's last value.
+        self._y: array[float] = array("d")
+        self._y_end: array[int] = array("q")
 
     def restart(self) -> None:
         """The detector restarted (an alarm, a resume): no difference or pair across it."""
         self._b_sum, self._b_count, self._b_last = 0.0, 0, None
         self._a_last = None
         self._end_chain()
+        if not hasattr(self, "_y"):  # snapshots before the variance-time reading
+            self._y, self._y_end = array("d"), array("q")
+        # The variance-time reading's run of block means goes on across restarts: slow structure
+        # is longer than the stretches between alarms, and pooling each stretch around its own
+        # mean hides it (measured: cycles at 2,000 a day kept κ ≈ 1-2 that way). Its blocks all
+        # lie before any later change.
+        self._y_end = array("q", [-1]) * len(self._y)
 
-    def add(self, value: float, ref: Moments, n: int) -> None:
+    def forget_scales(self, pending: int = 0) -> None:
+        """Drop the variance-time reading's block means (a seasonal profile now taken out of the
+        values, or moved): the structure they showed is gone. ``pending``: values still to enter
+        that were watched the old way (the detector's lag), left out of it too."""
+        self._y, self._y_end = array("d"), array("q")
+        self._vt_skip = pending + DISPERSION_BLOCK
+
+    def add(self, value: float, ref: Moments, n: int, at: int = 0) -> None:
         """A value entering the baseline into the estimates of the long-run variance (``_update_kappa``):
-        per value only sums; the readings are refreshed per block of ``DISPERSION_BLOCK`` values."""
+        per value only sums; the readings are refreshed per block of ``DISPERSION_BLOCK`` values.
+        ``at``: the value's position in the detector's count since its restart (``scales``)."""
         if not self.enabled:
             return
         self._ref, self._n = ref, n
@@ -104,10 +137,18 @@ class Dispersion:
             self._a_sq += value * value
         self._k_sum += value
         self._k_count += 1
+        self._vt_skip -= 1
         if self._k_count == DISPERSION_BLOCK:
             y = self._k_sum / DISPERSION_BLOCK
             self._k_sum, self._k_count = 0.0, 0
             self._block(y)
+            if not hasattr(self, "_y"):  # snapshots before the variance-time reading
+                self._y, self._y_end = array("d"), array("q")
+            if self._vt_skip <= 0:
+                self._y.append(y)
+                self._y_end.append(at)
+            if len(self._y) > 2 * _SCALE_KEEP:
+                del self._y[:_SCALE_KEEP], self._y_end[:_SCALE_KEEP]
             self._b_sum += y
             self._b_count += DISPERSION_BLOCK
             if self._b_count >= DISPERSION_BATCH:
@@ -250,3 +291,53 @@ class Dispersion:
         # The lag-1 reading enters at its lower bound, as in stage one: a step in the baseline (a
         # change inside a short warm-up) looks like autocorrelation, and must not slow its page.
         return min(_DISPERSION_MAX, max(self._kappa, batch))
+
+    def scales(self, before: int) -> tuple[tuple[int, float], ...]:
+        """κ at each window length of ``DISPERSION_SCALES`` (lower 95% bounds above 1 only): ``b``
+        times the variance of consecutive ``b``-value means over the values' variance, from the
+        values up to position ``before`` (the estimated change: values after it are the change,
+        not structure) and the earlier restarts' (each around its own mean).
+
+        The long-run κ (``estimate``) is the limit for windows long against the dependence; a fresh
+        window shorter than the slow structure (a cycle's peak lasts hours; easy and hard tasks come
+        in runs of tens) can sit in one phase of it, and its mean then varies more than κ allows:
+        the confirmation divides its evidence after ``n`` fresh values by the reading at the largest
+        scale up to ``n``. Independent values give 1 at every scale."""
+        if not hasattr(self, "_y"):
+            return ()
+        if self.kind == "binary":
+            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
+            var = p * (1 - p)
+        else:
+            var = self._ref.var
+        if not var > 0:
+            return ()
+        keep = sum(1 for end in self._y_end if end <= before)
+        out = []
+        sums = _scale_sums(self._y[:keep])
+        for b, (ss, df) in zip(DISPERSION_SCALES, sums, strict=True):
+            if df < 3 or not ss > 0:
+                continue
+            c = 2 / (9 * df)
+            kappa = b * (ss / df) / var
+            if kappa / (1 - c + _DISPERSION_CONFIDENCE * math.sqrt(c)) ** 3 > 1:
+                # Shown at the lower bound (independent values: 1 in 95% of streams per scale),
+                # used at the point estimate.
+                out.append((b, round(min(kappa, _DISPERSION_MAX), 3)))
+        return tuple(out)
+
+
+def _scale_sums(y: array[float]) -> list[tuple[float, float]]:
+    """Per scale of ``DISPERSION_SCALES``: the squares of its block means around their mean (Σ, df),
+    the means of consecutive pairs of the previous scale's (the first scale: ``y`` itself)."""
+    out = []
+    level = list(y)
+    for _ in DISPERSION_SCALES:
+        m = len(level)
+        if m >= 2:
+            mean = math.fsum(level) / m
+            out.append((math.fsum((v - mean) ** 2 for v in level), float(m - 1)))
+        else:
+            out.append((0.0, 0.0))
+        level = [(level[i] + level[i + 1]) / 2 for i in range(0, m - 1, 2)]
+    return out

@@ -16,7 +16,7 @@ from driftwatch.detectors._seasonal import Seasonal
 from driftwatch.detectors._self_starting import SelfStartingSR
 from driftwatch.detectors._thresholds import threshold_for
 
-__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "EARLY_WINDOW", "LaggedSR"]
+__all__ = ["DEFAULT_LAG", "DEFAULT_SHIFTS", "DEFAULT_WARMUP", "EARLY_WINDOW", "LaggedSR", "season_of"]
 
 #: Shift sizes the mixture covers, in standard deviations of the watched value. A pass rate falling
 #: 0.51 → 0.38 is 0.26 sd; 0.90 → 0.765 is 0.45 sd; +30% latency at a log-sd of 0.5 is 0.52 sd.
@@ -188,7 +188,7 @@ class LaggedSR(DriftDetector):
             return None
         return SelfStartingSR(kind=self.kind, budget=self.budget, handover=self.warmup)
 
-    def _reset(self) -> None:
+    def _reset(self, uncounted: int = 0) -> None:
         super()._reset()
         self._n = 0
         self._ref = Moments()
@@ -208,7 +208,7 @@ class LaggedSR(DriftDetector):
         self._fired_by: tuple[str, int] = ("lagged", 0)
         season: Seasonal | None = getattr(self, "_season", None)
         if season is not None:
-            season.rebase()
+            season.rebase(uncounted)  # uncounted: the values of a baseline resumed from
         if hasattr(self, "_disp"):
             self._disp.restart()
             self._disp.early = self._early
@@ -318,7 +318,7 @@ class LaggedSR(DriftDetector):
         """
         if t is None:
             t = max((arm.zero_time for arm in self._arms), default=0.0)
-        self._reset()
+        self._reset(baseline.n)
         self._n = baseline.n
         self._ref = Moments(baseline.n, baseline.mean, baseline.m2)
         self._all = Moments(baseline.n, baseline.mean, baseline.m2)
@@ -344,6 +344,10 @@ class LaggedSR(DriftDetector):
             self._reset()
         elif season is not None and season.changed:  # the profile moved: the baseline re-expressed in it
             self.resume(Moments(self._ref.n, self._ref.mean - season.shift, self._ref.m2))
+            self._seasonal_active = not season.active  # so the variance-time reading starts over
+        if season is not None and season.active != getattr(self, "_seasonal_active", False):
+            self._seasonal_active = season.active  # the variance-time reading starts over
+            self._disp.forget_scales(len(self._pending))
         value = float(x)
         if season is not None:
             value -= season.note(t)
@@ -356,7 +360,7 @@ class LaggedSR(DriftDetector):
         moments.m2 += delta * (value - moments.mean)
         if self._n <= self.warmup:
             self._ref.add(value)
-            self._disp.add(value, self._ref, self._n)
+            self._disp.add(value, self._ref, self._n, moments.n)
             mark = (self._all.n, self._all.mean, self._all.m2)
             for arm in self._arms:
                 arm.zero_at, arm.zero_time, arm.mark = self._n, t, mark
@@ -375,13 +379,13 @@ class LaggedSR(DriftDetector):
         if len(self._pending) >= self.lag and self._pending:
             old = self._pending.popleft()
             self._ref.add(old)
-            self._disp.add(old, self._ref, self._n)
+            self._disp.add(old, self._ref, self._n, moments.n - self.lag)
         self._step(value, t)
         if self.lag:
             self._pending.append(value)
         else:
             self._ref.add(value)
-            self._disp.add(value, self._ref, self._n)
+            self._disp.add(value, self._ref, self._n, moments.n)
 
     def adjusted(self, x: float, t: float) -> float:
         """``x`` at event time ``t`` as this detector watches it: minus its seasonal offset (if a
@@ -389,10 +393,9 @@ class LaggedSR(DriftDetector):
         season = self._season
         return float(x) - season.offset(t) if season is not None and season.active else float(x)
 
-    def learn(self, x: float, t: float) -> None:
-        """A value that does not reach ``update`` (stage two holds it) still teaches the profile."""
-        if self._season is not None:
-            self._season.observe(float(x), t)
+    def learn(self, x: float, t: float) -> bool:
+        """Teach the profile a value stage two holds; True if it appeared or moved (``Seasonal.observe``)."""
+        return self._season is not None and self._season.observe(float(x), t)
 
     @property
     def dispersion(self) -> float:
@@ -404,20 +407,19 @@ class LaggedSR(DriftDetector):
         """The point estimate of κ for the confirmation stage (``Dispersion.estimate``)."""
         return self._disp.estimate
 
-    def confirm_kwargs(self, min_shift: float = 0.2) -> dict[str, float]:
-        """Keyword arguments for ``SequentialConfirm`` that this alarm calls for: the stream's
-        dispersion, ``min_shift`` (the smallest change worth a page) and, after a self-starting
-        alarm, a smaller baseline weight (its short baseline is selected by the alarm) and a
-        ``min_shift`` of at least ``SELF_STARTING_MIN_SHIFT`` (it watches shifts of 1-2 sd; with a
-        short baseline, evidence against 0.2 sd can never accumulate, so its false alarms would stay
-        undecided)."""
-        if self.phase == "self-starting":
-            return {
-                "dispersion": self._disp.estimate,
-                "baseline_weight": SELF_STARTING_BASELINE_WEIGHT,
-                "min_shift": max(min_shift, SELF_STARTING_MIN_SHIFT),
-            }
-        return {"dispersion": self._disp.estimate, "baseline_weight": 1.0, "min_shift": min_shift}
+    def confirm_kwargs(self, min_shift: float = 0.2) -> dict[str, Any]:
+        """``SequentialConfirm`` keywords for this alarm: κ (``dispersion``), its variance-time
+        reading before the change (``dispersion_scales``, ``Dispersion.scales``), ``min_shift``;
+        after a self-starting alarm a baseline weight below 1 (its short baseline is selected by the
+        alarm) and ``min_shift`` ≥ ``SELF_STARTING_MIN_SHIFT`` (it watches 1-2 sd shifts)."""
+        before = self._fired.mark[0] if self._fired is not None else self._all.n
+        early = self.phase == "self-starting"
+        return {
+            "dispersion": self._disp.estimate,
+            "dispersion_scales": self._disp.scales(before),
+            "baseline_weight": SELF_STARTING_BASELINE_WEIGHT if early else 1.0,
+            "min_shift": max(min_shift, SELF_STARTING_MIN_SHIFT) if early else min_shift,
+        }
 
     def _early_alarm(self, early: SelfStartingSR) -> None:
         """The warm-up's detector fired: an alarm of this detector, dated by its CUSUM's last zero."""
@@ -437,9 +439,8 @@ class LaggedSR(DriftDetector):
         Near a rate of 0 or 1 a shift of so many standard deviations can leave [0, 1]: at a 0.90
         pass rate "up 0.45 sd" is 1.035. Such an arm would only be the "never fails" alternative
         again; keeping it would spend a quarter of the mixture (and of the false-alarm budget) on an
-        impossible rate. The smallest shift of each direction always stays, so both directions are
-        watched. Decided once, at the end of the warm-up (or on resume), like the threshold.
-        """
+        impossible rate. The smallest shift of each direction always stays (both directions are
+        watched). Decided once, at the end of the warm-up (or on resume), like the threshold."""
         if self.kind != "binary":
             return
         p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
@@ -576,3 +577,8 @@ def _summary(det: LaggedSR) -> dict[str, Any]:
         "statistic": round(det.statistic, 4),
         "alternatives": {f"{a.direction}{a.shift}": round(a.log_r, 4) for a in det._arms},
     }
+
+
+def season_of(det: LaggedSR) -> Seasonal | None:
+    """The detector's seasonal profile (None: switched off, or a pass/fail stream)."""
+    return det._season

@@ -186,6 +186,11 @@ class Seasonal:
     the same without counting it.
     """
 
+    _uncounted = 0  # class default for pickles before it (``rebase``)
+    #: Times the profile appeared, went or moved (``_refresh``): a page's recovery check re-expresses
+    #: its baseline and changed level when it changes (class default for pickles before it).
+    moves = 0
+
     def __init__(self, delay: int = 300) -> None:
         self.delay = delay
         self._factors = [_Factor(name, period, bins) for name, period, bins in FACTORS]
@@ -203,6 +208,7 @@ class Seasonal:
         #: average (``rebase`` clears it; ``LaggedSR`` resumes from its baseline moved by ``shift``).
         self.changed = False
         self.shift = 0.0
+        self._uncounted = 0
 
     def offset(self, t: float) -> float:
         if not self.active or not math.isfinite(t):
@@ -229,26 +235,25 @@ class Seasonal:
                 total += offsets[b]
         return total
 
-    def observe(self, value: float, t: float) -> None:
+    def observe(self, value: float, t: float) -> bool:
         """A value as observed, with its event time (NaN: unknown, not learnt); learnt ``delay``
-        values later."""
+        values later. True if the profile appeared, went or moved (``changed`` set) with it."""
         if not math.isfinite(t):
-            return
+            return False
         if self.delay <= 0:
-            self._learn(value, t)
-            return
+            return self._learn(value, t)
         ring, i = self._ring, self._head
         if self._filled < self.delay:
             j = 2 * ((i + self._filled) % self.delay)
             ring[j], ring[j + 1] = value, t
             self._filled += 1
-            return
+            return False
         old_value, old_t = ring[2 * i], ring[2 * i + 1]
         ring[2 * i], ring[2 * i + 1] = value, t
         self._head = (i + 1) % self.delay
-        self._learn(old_value, old_t)
+        return self._learn(old_value, old_t)
 
-    def _learn(self, value: float, t: float) -> None:
+    def _learn(self, value: float, t: float) -> bool:
         hour, day_parity, weekday, week_parity = self._learn_clock(t)
         self._factors[0].add(value, hour, day_parity)
         self._factors[1].add(value, weekday, week_parity)
@@ -258,11 +263,13 @@ class Seasonal:
             self._last = t
         self._count += 1
         if self._count % REFRESH:
-            return
-        self._refresh()
+            return False
+        return self._refresh()
 
-    def _refresh(self) -> None:
-        """Refit the offsets (every ``REFRESH`` values learnt) and check the detector's baseline."""
+    def _refresh(self) -> bool:
+        """Refit the offsets (every ``REFRESH`` values learnt) and check the detector's baseline;
+        True if the profile appeared, went or moved (``changed`` set) with it."""
+        was = self.active, self.changed
         span = self._last - self._first
         bias = 0.0
         for factor in self._factors:
@@ -272,12 +279,33 @@ class Seasonal:
         self.active = any(f.offsets is not None for f in self._factors)
         #: How much the offsets now in use move the mean of the values the detector saw since its
         #: restart (Σ (today's offset - the applied one) / count): its baseline is re-expressed by it.
-        self.shift = bias / max(seen, 1.0)
+        self.shift = bias / max(seen + self._uncounted, 1.0)
         self.changed = abs(self.shift) > RESTART_SD * self._factors[0].sd
+        moved = self.active != was[0] or self.changed > was[1]
+        self.moves += moved
+        return moved
 
-    def rebase(self) -> None:
-        """The detector restarted: its values from now on are adjusted by the offsets in use."""
+    def mean_offset(self, start: float, end: float) -> float:
+        """The mean offset in use over event times ``start`` to ``end`` (hourly, the last week at
+        most): what values spread evenly over that span are adjusted by, on average."""
+        if not (self.active and math.isfinite(start) and math.isfinite(end) and end > start):
+            return 0.0
+        start = max(start, end - 7 * 86_400.0)
+        steps = max(1, math.ceil((end - start) / 3_600.0))
+        width = (end - start) / steps
+        return sum(self.offset(start + (i + 0.5) * width) for i in range(steps)) / steps
+
+    def rebase(self, uncounted: int = 0) -> None:
+        """The detector restarted: its values from now on are adjusted by the offsets in use.
+
+        ``uncounted``: values of a resumed baseline, observed before the restart (their hours are
+        not known here). They enter the restart check's mean at a zero offset change, the offsets'
+        mean over a day: extrapolating the few values counted since a resume (one phase of the
+        cycle) to a baseline of days moved it by the cycle's amplitude, and the page that followed
+        was the cycle's (``tests/detectors/test_seasonal.py``).
+        """
         self.changed = False
+        self._uncounted = uncounted
         for factor in self._factors:
             factor.count = [0.0] * factor.bins
             factor.applied = [0.0] * factor.bins

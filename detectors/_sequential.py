@@ -37,6 +37,10 @@ DEFAULT_CONFIRM_SHIFTS: tuple[float, ...] = (0.2, 0.3, 0.45, 0.7)
 DEFAULT_MIN_SHIFT = 0.2
 #: Quadrature nodes over the baseline's pass rate (binary): enough that the integral is smooth.
 _NODES = 16
+#: A window length whose κ reading is this many times the long-run κ shows slow structure (``span``).
+SPAN_FACTOR = 2.0
+#: A page on a stream with slow structure needs this many of its windows of fresh values.
+SPAN_WINDOWS = 2
 _P_FLOOR = 0.02  # as LaggedSR: a base rate of 0 or 1 has no spread
 _Q_CLIP = 1e-4
 
@@ -192,6 +196,9 @@ class SequentialConfirm(DecisionResults):
 
     #: Class default for objects pickled before ``dispersion`` existed (snapshot format 5).
     dispersion: float = 1.0
+    #: Class default for objects pickled before ``dispersion_scales`` existed.
+    dispersion_scales: tuple[tuple[int, float], ...] = ()
+    span = 0
     #: Class default for objects pickled before the impossible-direction check.
     _impossible: bool = False
 
@@ -208,6 +215,7 @@ class SequentialConfirm(DecisionResults):
         design: Design = "mixture",
         baseline_weight: float = 1.0,
         dispersion: float = 1.0,
+        dispersion_scales: Sequence[tuple[int, float]] = (),
     ) -> None:
         if kind not in ("binary", "numeric"):
             raise ValueError(f"kind must be 'binary' or 'numeric', got {kind!r}")
@@ -226,6 +234,13 @@ class SequentialConfirm(DecisionResults):
         if not (dispersion >= 1 and math.isfinite(dispersion)):
             raise ValueError(f"dispersion is a variance inflation, at least 1; got {dispersion}")
         self.dispersion = dispersion
+        self.dispersion_scales = tuple((int(b), float(k)) for b, k in dispersion_scales)
+        # Slow structure: the window length from which κ has at least doubled over the long-run
+        # reading. A window shorter than it can sit in one phase of the structure (a run of hard
+        # tasks, a cycle's peak), so a page needs at least that many fresh values.
+        self.span = SPAN_WINDOWS * max(
+            (b for b, k in self.dispersion_scales if k >= SPAN_FACTOR * dispersion), default=0
+        )
         self.kind = kind
         self.direction = direction
         self.alpha = alpha
@@ -302,7 +317,7 @@ class SequentialConfirm(DecisionResults):
         self._log_confirm, self._log_withdraw = self.log_ratios(self.n, self.total)
         if self._impossible:
             self._decision = "withdraw"
-        elif self._log_confirm >= self._upper:
+        elif self._log_confirm >= self._upper and self.n >= self.span:
             self._decision = "confirm"
         elif self._log_withdraw <= self._lower:
             self._decision = "withdraw"
@@ -321,7 +336,7 @@ class SequentialConfirm(DecisionResults):
         self._log_confirm, self._log_withdraw = self.log_ratios(self.n, self.total)
         if self._impossible:
             self._decision = "withdraw"
-        elif self._log_confirm >= self._upper:
+        elif self._log_confirm >= self._upper and self.n >= self.span:
             self._decision = "confirm"
         elif self._log_withdraw <= self._lower:
             self._decision = "withdraw"
@@ -350,7 +365,26 @@ class SequentialConfirm(DecisionResults):
             # ratio at that variance (numeric) and the quasi-likelihood ratio (pass/fail).
             confirm /= self.dispersion
             withdraw /= self.dispersion
+        if self.dispersion_scales:
+            # Slow structure that a window of n fresh values (or the baseline's n0) does not
+            # average out: the difference of the two means has variance κ(n) / n + κ(n0) / n0 (in
+            # units of the values' variance), not κ (1 / n + 1 / n0). Paging needs the evidence at
+            # that variance; withdrawing does not (the alarm's values return to stage one).
+            n0 = self._n0
+            kappa = (self.kappa_at(n) * n0 + self.kappa_at(round(n0)) * n) / (n0 + n)
+            if kappa > self.dispersion:
+                confirm *= self.dispersion / kappa
         return confirm, withdraw
+
+    def kappa_at(self, n: int) -> float:
+        """The variance inflation of a mean of ``n`` fresh values: ``dispersion``, or the reading of
+        ``dispersion_scales`` at the largest window up to ``n`` if larger (slow structure that a
+        window of ``n`` values does not average out: a cycle's phase, a run of hard tasks)."""
+        kappa = self.dispersion
+        for b, k in self.dispersion_scales:
+            if b <= n and k > kappa:
+                kappa = k
+        return kappa
 
     def state(self) -> dict[str, Any]:
         """A small JSON-ready summary for alerts and debugging."""
@@ -368,6 +402,9 @@ class SequentialConfirm(DecisionResults):
             "shifts": list(self._deltas),
             "min_shift": self.min_shift,
             "dispersion": self.dispersion,
+            "dispersion_at_n": self.kappa_at(self.n),
+            "dispersion_scales": [list(pair) for pair in self.dispersion_scales],
+            "span": self.span,
             "baseline_n": self.baseline.n,
             "baseline_weight": self.baseline_weight,
         }

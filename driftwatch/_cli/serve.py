@@ -48,9 +48,14 @@ def add_parser(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from driftwatch._cli.logs import structured
+    from driftwatch._serve.durable import limit_malloc_arenas
     from driftwatch._serve.receiver import check_bind
     from driftwatch._serve.service import run_serve
     from driftwatch._serve.store import StateError
+
+    # Before any of serve's threads exist: one malloc arena, so that the trim after each checkpoint
+    # can return every free page (the service's own process; the in-process monitor never does this).
+    limit_malloc_arenas()
 
     try:
         config = load_config(

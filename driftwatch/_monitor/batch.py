@@ -18,6 +18,7 @@ paths' alerts and checkpoints on seeded streams with alarms mid-batch.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 from driftwatch._alerting.alerts import Alert
@@ -26,6 +27,8 @@ from driftwatch._monitor.watch import Lifecycle, _harmful, _Recovery, _SignalWat
 from driftwatch._outcome import Outcome, SignalKind
 from driftwatch.detectors import LaggedSR
 from driftwatch.detectors._batch import feed
+from driftwatch.detectors._lagged_sr import season_of
+from driftwatch.detectors._seasonal import Seasonal
 
 if TYPE_CHECKING:
     from driftwatch._monitor.monitor import Monitor
@@ -57,18 +60,22 @@ class _Recovering:
     (``detectors/_batch.Gate``): each value goes into it first, as ``Lifecycle._observe`` does; the
     value on which it must decide is left to ``observe``."""
 
-    __slots__ = ("config", "kind", "opened")
+    __slots__ = ("config", "kind", "opened", "season")
 
-    def __init__(self, opened: _Recovery, kind: SignalKind, config: Config) -> None:
+    def __init__(self, opened: _Recovery, kind: SignalKind, config: Config, season: Seasonal | None) -> None:
         self.opened = opened
         self.kind = kind
         self.config = config
+        self.season = season
 
     def blocked(self) -> bool:
         opened = self.opened
         return bool(opened.checking) and opened.fresh.n + 1 >= opened.checking
 
     def step(self, seen: float, t: float) -> None:
+        season = self.season
+        if season is not None and season.moves != self.opened.moves:
+            self.opened.reexpress(self.kind, season, t)
         recovery_step(self.opened, self.kind, self.config, seen, t)
 
 
@@ -125,8 +132,10 @@ def process_batch(monitor: Monitor, outcomes: list[Outcome]) -> list[Alert]:
             opened = watch.open
             gate = None
             if opened is not None and _harmful(run.name, opened.alert.direction):
-                gate = _Recovering(opened, watch.kind, config)
+                gate = _Recovering(opened, watch.kind, config, season_of(detector))
             start = feed(detector, run.values, run.times, 0, len(run.values), gate)
+            if math.isnan(watch.since):  # as Lifecycle._observe: the first value's time
+                watch.since = next((t for t in run.times[:start] if not math.isnan(t)), math.nan)
             if detector.drift_detected:
                 later.setdefault(run.rows[start - 1], []).append((run.order, True, run, start - 1))
         for i in range(start, len(run.values)):

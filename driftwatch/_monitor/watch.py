@@ -19,6 +19,8 @@ from driftwatch._outcome import SignalKind
 from driftwatch._stats import Comparison, Moments, compare_means, compare_proportions, within_margin
 from driftwatch.detectors import LaggedSR
 from driftwatch.detectors._ability import ALPHA_FACTOR, AbilityConfirm, AbilitySR
+from driftwatch.detectors._lagged_sr import season_of
+from driftwatch.detectors._seasonal import Seasonal
 from driftwatch.detectors._sequential import SequentialConfirm
 
 __all__ = ["HARMFUL", "RECOVERY_ALPHA", "RECOVERY_TOLERANCE", "Lifecycle", "compare_kind"]
@@ -73,12 +75,15 @@ class _Recovery:
     __slots__ = (
         "alert",
         "base",
+        "base_span",
         "checking",
         "cusum",
         "fresh",
         "hit",
         "level",
         "miss",
+        "moves",
+        "offsets",
         "seen",
         "since",
         "since_at",
@@ -109,6 +114,12 @@ class _Recovery:
         self.fresh = Moments()
         self.checking = 0  # fresh observations the confirmation needs; 0 while only watching
         self.hit = self.miss = 0.0
+        # The seasonal profile's view (``reexpress``): the event times of the baseline's first value
+        # (NaN: unknown) and of the change, the profile's ``moves`` seen, and the mean offsets the
+        # baseline's and the changed level's values are taken to be adjusted by.
+        self.base_span = (math.nan, alert.change_at)
+        self.moves = 0
+        self.offsets = (0.0, 0.0)
         self.fit(kind)
 
     def __setstate__(self, state: Any) -> None:
@@ -119,6 +130,41 @@ class _Recovery:
             self.since_at = self.alert.detected_at
         if not hasattr(self, "tolerance"):
             self.tolerance = RECOVERY_TOLERANCE * abs(self.base.mean - self.level.mean)
+        if not hasattr(self, "moves"):  # before the re-expression: the baseline's span is unknown
+            self.base_span, self.moves, self.offsets = (math.nan, math.nan), -1, (0.0, 0.0)
+
+    def seasonal(self, season: Seasonal | None, since: float, at: float) -> None:
+        """Note the seasonal profile in use when the check opens, and ``since``, the event time of
+        the baseline's first value (``reexpress``)."""
+        self.base_span = (since, self.base_span[1])
+        if season is not None:
+            self.moves = season.moves
+            level = season.mean_offset(self.alert.change_at, at)
+            self.offsets = (season.mean_offset(*self.base_span), level)
+
+    def inherit(self, opened: _Recovery, season: Seasonal | None, at: float) -> None:
+        """A partial recovery's check: the baseline as ``opened`` held it (re-expressed so far), the
+        new level as seen now."""
+        self.seasonal(season, opened.base_span[0], at)
+        self.base_span, self.offsets = opened.base_span, (opened.offsets[0], self.offsets[1])
+
+    def reexpress(self, kind: SignalKind, season: Seasonal, at: float) -> None:
+        """The seasonal profile appeared, went or moved: the baseline and the changed level were
+        seen adjusted otherwise (raw, before a profile), and the values from now on are adjusted by
+        it. Each is moved by the change of its mean offset over its span (the baseline's from its
+        first value to the change, the changed level's from the change to now; values taken to
+        be spread evenly over it), and the check starts over. Without it a page raised on a cycle's
+        peak before the profile compared adjusted values with a baseline from a trough: never back,
+        or paged again as a "partial recovery" (``tests/driftwatch/monitor/test_recovery_season.py``)."""
+        self.moves = season.moves
+        if math.isnan(self.base_span[0]):
+            return
+        self.back_off(kind, at)  # the candidate return was seen the old way: part of the changed level
+        base, level = season.mean_offset(*self.base_span), season.mean_offset(self.alert.change_at, at)
+        self.base = Moments(self.base.n, self.base.mean - (base - self.offsets[0]), self.base.m2)
+        self.level = Moments(self.level.n, self.level.mean - (level - self.offsets[1]), self.level.m2)
+        self.offsets = (base, level)
+        self.fit(kind)
 
     def fit(self, kind: SignalKind) -> None:
         """The CUSUM's increments for the baseline against the current estimate of the changed level."""
@@ -185,6 +231,7 @@ class _SignalWatch:
         "opened",
         "post",
         "shadow",
+        "since",
         "test",
     )
 
@@ -224,6 +271,9 @@ class _SignalWatch:
         self.opened: tuple[int, int] = (0, 0)
         self.open: _Recovery | None = None  # a confirmed alert not yet resolved
         self.episodes = 0  # drift episodes raised so far: part of each alert id, so ids never repeat
+        # Event time of the first value in the detector's baseline (NaN: none yet): a page's recovery
+        # check re-expresses the baseline over that span when a seasonal profile appears (_Recovery).
+        self.since = math.nan
 
     def __setstate__(self, state: Any) -> None:
         # Format 3 snapshots predate episode numbers: episode 0 is the id scheme they used. Formats
@@ -238,6 +288,8 @@ class _SignalWatch:
             self.post = None
         if not hasattr(self, "shadow"):  # formats before 7: a per-task watch stays per task
             self.shadow = None
+        if not hasattr(self, "since"):
+            self.since = math.nan
 
 
 def _update(detector: LaggedSR | AbilitySR, value: float, at: float, task: str | None) -> None:
@@ -254,11 +306,15 @@ def _seen(detector: LaggedSR | AbilitySR, value: float, at: float) -> float:
     return detector.adjusted(value, at) if isinstance(detector, LaggedSR) else value
 
 
-def _learn(detector: LaggedSR | AbilitySR, value: float, at: float) -> None:
+def _season(detector: LaggedSR | AbilitySR) -> Seasonal | None:
+    """The detector's seasonal profile, if it has one (``LaggedSR`` on a numeric stream)."""
+    return season_of(detector) if isinstance(detector, LaggedSR) else None
+
+
+def _learn(detector: LaggedSR | AbilitySR, value: float, at: float) -> bool:
     """A value stage one is not fed (stage two or the recovery check takes it) still teaches its
-    seasonal profile (``LaggedSR.learn``)."""
-    if isinstance(detector, LaggedSR):
-        detector.learn(value, at)
+    seasonal profile (``LaggedSR.learn``); True if the profile appeared or moved with it."""
+    return isinstance(detector, LaggedSR) and detector.learn(value, at)
 
 
 def _take_over(watch: _SignalWatch, value: float, at: float) -> LaggedSR | AbilitySR:
@@ -326,6 +382,18 @@ def _resume(
         detector.resume(baseline, at, shown=test if isinstance(test, AbilityConfirm) else None)
     else:
         detector.resume(baseline, at, keep_tasks=why == "inconclusive")
+
+
+def _inconclusive(test: SequentialConfirm | AbilityConfirm, moved: bool) -> str:
+    """Why stage two closed undecided: ``max_fresh`` reached, or the seasonal profile appeared or
+    moved (``LaggedSR.learn``), so the test's baseline and variance-time reading are in the old
+    values (a reading of the cycle can hold a page back for a thousand values, stage one blind)."""
+    why = "before the seasonal profile appeared or moved" if moved else "(a change smaller than "
+    why += "" if moved else f"{test.min_shift:g} sd, if any)"
+    return (
+        f"inconclusive after {test.n} fresh observations: neither the change nor its absence shown "
+        f"{why}; detection resumes from the baseline before the alarm"
+    )
 
 
 def _note(det: LaggedSR | AbilitySR, test: SequentialConfirm | AbilityConfirm) -> str:
@@ -414,7 +482,13 @@ class Lifecycle:
         self, watch: _SignalWatch, key: str, labels: dict[str, str], name: str, value: float, at: float
     ) -> Alert | None:
         detector, seen = watch.detector, _seen(watch.detector, value, at)
-        if watch.open is not None and _harmful(name, watch.open.alert.direction):
+        if math.isnan(watch.since):
+            watch.since = at
+        opened = watch.open
+        if opened is not None and _harmful(name, opened.alert.direction):
+            season = _season(detector)
+            if season is not None and season.moves != opened.moves:
+                opened.reexpress(watch.kind, season, at)  # before its recovery check takes the value
             # An open improvement has no recovery to wait for: losing it is a regression, which
             # detection against the improved level (the working baseline) finds and pages.
             recovered = self._recover(watch, key, seen, at)
@@ -424,8 +498,8 @@ class Lifecycle:
         if watch.active is not None:
             # Stage one waits while stage two decides on the fresh observations; they enter a
             # baseline only as its decision says (no contamination of the baseline by a change).
-            _learn(detector, value, at)
-            return self._confirm(watch, key, seen, at)
+            moved = _learn(detector, value, at)
+            return self._confirm(watch, key, seen, at, moved)
         _update(detector, value, at, self.task)
         if watch.shadow is not None:
             detector = _take_over(watch, value, at)
@@ -525,7 +599,8 @@ class Lifecycle:
             "not back at the baseline",
             extra={**old.extra, "resolved_by": "superseded", "superseded_by": new.id, "decided_at": at},
         )
-        watch.open = _Recovery(new, watch.kind, opened.base, level, at, opened.tolerance)
+        watch.open = rec = _Recovery(new, watch.kind, opened.base, level, at, opened.tolerance)
+        rec.inherit(opened, _season(watch.detector), at)
         return [resolved, new]
 
     def _resolve(self, watch: _SignalWatch, at: float, recovered: Moments, why: str) -> Alert:
@@ -560,6 +635,7 @@ class Lifecycle:
             },
         )
         _resume(watch.detector, opened.base.merged(recovered), at, "resolved")
+        watch.since = opened.base_span[0]
         return resolved.with_status(
             "resolved",
             message=f"{describe(resolved)}: {why}, {opened.seen} observations after it was confirmed",
@@ -627,14 +703,15 @@ class Lifecycle:
         """Benjamini–Hochberg over the stage-two candidates concurrent with this one (``Fdr.decide``)."""
         return self.fdr.decide(watch, p)
 
-    def _confirm(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
+    def _confirm(self, watch: _SignalWatch, key: str, value: float, at: float, moved: bool) -> Alert | None:
         """One fresh observation into stage two; the alert once it decides (else None).
 
         ``confirm`` pages; the detector then restarts on the fresh observations, the changed level
         being the working baseline. ``withdraw`` (evidence that the stream is at its baseline) resumes
         the old baseline extended by everything seen since: shown to be at it. Undecided after
-        ``max_fresh`` fresh observations: closed as inconclusive, and the detector resumes from the
-        baseline before the change only, so a suspected period never enters a baseline undecided.
+        ``max_fresh`` fresh observations or a ``moved`` profile (``_inconclusive``): closed as
+        inconclusive, and the detector resumes from the baseline before the change only, so a
+        suspected period never enters a baseline undecided.
         """
         suspected = watch.active
         assert suspected is not None
@@ -652,7 +729,8 @@ class Lifecycle:
         detector = watch.detector
         _test_update(test, detector, value, self.task)
         decision = test.decision
-        if decision == "undecided" and test.n < self.config.max_fresh:
+        moved = moved and decision == "undecided" and isinstance(test, SequentialConfirm)
+        if decision == "undecided" and test.n < self.config.max_fresh and not moved:
             return None
         needed = self._reversal_sample(watch, suspected) if decision == "confirm" else 0
         if needed and (post is None or post.n < needed):
@@ -698,11 +776,7 @@ class Lifecycle:
                 extra={**extra, "resolved_by": "withdrawn"},
             )
         if decision == "undecided":
-            verdict = (
-                f"inconclusive after {test.n} fresh observations: neither the change nor its absence shown "
-                f"(a change smaller than {test.min_shift:g} sd, if any); detection resumes from the "
-                "baseline before the alarm"
-            )
+            verdict = _inconclusive(test, moved)
             _resume(detector, watch.baseline, at, "inconclusive")
             return alert.with_status(
                 status,
@@ -711,6 +785,7 @@ class Lifecycle:
             )
         # Confirmed: the changed level is the working baseline of further detection.
         _resume(detector, Moments(fresh.n, fresh.mean, fresh.m2), at, "confirmed")
+        since, watch.since = watch.since, suspected.detected_at  # the old baseline's start; the new
         verdict = (
             f"confirmed on {test.n} fresh observations (sequential mixture likelihood ratio "
             f"{math.exp(test.log_evidence):.3g} >= {1 / test.alpha:.3g})"
@@ -732,6 +807,7 @@ class Lifecycle:
                     extra={**alert.extra, "regression_after": opened.alert.id},
                 )
                 watch.open = _Recovery(alert, watch.kind, watch.baseline, self._changed_level(watch), at)
+                watch.open.seasonal(_season(detector), since, at)
                 return alert
             # A change back while a harmful alert is open is its recovery, not news: the open alert
             # resolves when the fresh observations are back within tolerance of its baseline, or is
@@ -769,6 +845,7 @@ class Lifecycle:
             # A further change while an earlier one is open: the newer alert carries on from here.
             self._supersede(watch, alert, "a further change")
         watch.open = _Recovery(alert, watch.kind, watch.baseline, self._changed_level(watch), at)
+        watch.open.seasonal(_season(detector), since, at)
         return alert
 
     @staticmethod

@@ -117,3 +117,45 @@ def test_profile_is_small_and_survives_a_checkpoint() -> None:
     for i, v in enumerate(values, 4000):
         old.update(v, i * 86400 / PER_DAY)
     assert old.evidence().get("seasonal")
+
+
+def test_suspicion_pending_when_the_profile_appears_is_closed() -> None:
+    """A suspicion pending on a ±25% daily cycle when its profile is shown is closed as inconclusive
+    then (its baseline and variance-time reading are in the raw values), before stage two's
+    ``max_fresh``, so stage one watches the adjusted values again (seeded)."""
+    rng = np.random.default_rng(20261220)
+    monitor = Monitor(Config(signals=["latency_s"], console=False), threaded=False)
+    closed = []
+    for i, v in enumerate(cycle(rng, 2000)):
+        outcome = Outcome(task="t", time=i * 86400 / PER_DAY, latency_s=4.0 * math.exp(v))
+        for alert in monitor.process(outcome):
+            if alert.kind == "drift" and "seasonal profile appeared" in alert.message:
+                closed.append((alert.extra["fresh_n"], alert.status, alert.extra["resolved_by"]))
+    assert closed and all(s == "resolved" and by == "inconclusive" for _, s, by in closed)
+    assert all(n < Config().max_fresh for n, _, _ in closed)
+
+
+def test_a_resumed_baseline_is_not_moved_by_the_phase_seen_since_the_resume() -> None:
+    """When the profile appears, the restart check's shift is the mean offset over the detector's
+    baseline: the values of a resumed baseline (hours unknown) count at the offsets' daily mean of
+    zero, so 127 values counted at a cycle's peak do not move a 1,000-value baseline by the peak's
+    offset (without the resumed values: 0.14, a restart)."""
+
+    def shift_when_shown(uncounted: int) -> tuple[float, bool]:
+        rng = np.random.default_rng(20261230)
+        season = Seasonal(delay=0)
+        for i in range(3000):
+            t = i * 86400 / PER_DAY
+            phase = math.sin(2 * math.pi * i / PER_DAY)
+            if i == 900:
+                season.rebase(uncounted)
+            if i >= 900 and phase > 0.7:
+                season.note(t)  # the detector is fed only the peak's values since its resume
+            if season.observe(LOG25 * phase + float(rng.normal(0.0, 0.5)), t):
+                return season.shift, season.changed
+        raise AssertionError("no profile shown")
+
+    alone, restarted = shift_when_shown(0)
+    assert alone > 0.1 and restarted
+    resumed, moved = shift_when_shown(1000)
+    assert 0 < resumed < alone * 127 / 1000 * 1.01 and not moved

@@ -6,6 +6,7 @@ import contextlib
 import http.client
 import json
 import os
+import platform
 import random
 import signal
 import socket
@@ -247,6 +248,9 @@ def run_serve_over(
                     restored = handler_stats(port)
                     assert restored["restored_checkpoint_seq"] == seq
                     assert restored["monitor"]["processed"] == processed
+                    # serve runs on one malloc arena where the C library is glibc (limit_malloc_arenas)
+                    glibc = platform.libc_ver()[0] == "glibc"
+                    assert restored["malloc_trim"]["arena_max"] == (1 if glibc else None)
         deadline = time.monotonic() + 30
         while backlog(port) and time.monotonic() < deadline:
             time.sleep(0.05)

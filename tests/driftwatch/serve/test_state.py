@@ -851,3 +851,52 @@ def test_a_format_3_snapshot_restores_and_its_open_page_resolves() -> None:
             Outcome(task="fix", time=t, service="s", success=rng.random() < (0.5 if i < 500 else 0.8))
         )
     assert ("resolved", page.id) in [(a.status, a.id) for a in sink.alerts]
+
+
+ARENA_PROBE = """
+import ctypes, sys, tempfile, threading
+from pathlib import Path
+from driftwatch._serve import durable
+
+limited = durable.limit_malloc_arenas() if sys.argv[1] == "limit" else False
+def work():  # 2 KB objects: malloc'd in the allocating thread's arena
+    kept.append([bytes(2000) + bytes([i % 256]) for i in range(2000)])
+kept = []
+threads = [threading.Thread(target=work) for _ in range(6)]
+for t in threads: t.start()
+for t in threads: t.join()
+libc = ctypes.CDLL(None)
+libc.fopen.restype, libc.fopen.argtypes = ctypes.c_void_p, [ctypes.c_char_p, ctypes.c_char_p]
+libc.malloc_info.argtypes, libc.fclose.argtypes = [ctypes.c_int, ctypes.c_void_p], [ctypes.c_void_p]
+out = tempfile.mktemp()
+report = libc.fopen(out.encode(), b"w")
+libc.malloc_info(0, report)
+libc.fclose(report)
+print(limited, durable.arena_limit, Path(out).read_text().count("<heap nr="))
+"""
+
+
+def arena_probe(mode: str, **env: str) -> list[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in ("MALLOC_ARENA_MAX", "GLIBC_TUNABLES")}
+    result = subprocess.run(
+        [sys.executable, "-c", ARENA_PROBE, mode],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split()
+
+
+def test_limit_malloc_arenas_keeps_every_thread_on_one_arena_unless_the_operator_chose() -> None:
+    """With the cap, six allocating threads share glibc's one arena; without it they spread; an operator's
+    MALLOC_ARENA_MAX wins over the cap."""
+    from driftwatch._serve.durable import release_free_memory
+
+    if release_free_memory() is None:
+        pytest.skip("not glibc")
+    assert arena_probe("limit") == ["True", "1", "1"]
+    limited, recorded, heaps = arena_probe("default")
+    assert (limited, recorded) == ("False", "None") and int(heaps) > 1
+    assert arena_probe("limit", MALLOC_ARENA_MAX="4")[:2] == ["False", "None"]
