@@ -375,33 +375,26 @@ def advance(
                     if mark is None:
                         mark = (all_n, all_mean, all_m2)
                     marks[3], zero_ats[3], zero_times[3] = mark, det_n, t
-                push(value)
-                i += 1
-                if total > limit:
-                    fired = True
-                    break
-                if seasonal and season.changed:  # type: ignore[union-attr]
-                    break
-                continue
-            for k, signed, half in numeric_arms:
-                ratio = exp((signed * z - half) * inv) if scaled else exp(signed * z - half)
-                r = (1.0 + rs[k]) * ratio
-                if r > _R_MAX:
-                    r = _R_MAX
-                rs[k] = r
-                total += r
-                w = ws[k] * ratio
-                if w > _R_MAX:
-                    w = _R_MAX
-                if w <= 1.0:
-                    ws[k] = 1.0
-                    if mark is None:
-                        mark = (all_n, all_mean, all_m2)
-                    marks[k] = mark
-                    zero_ats[k] = det_n
-                    zero_times[k] = t
-                else:
-                    ws[k] = w
+            else:
+                for k, signed, half in numeric_arms:
+                    ratio = exp((signed * z - half) * inv) if scaled else exp(signed * z - half)
+                    r = (1.0 + rs[k]) * ratio
+                    if r > _R_MAX:
+                        r = _R_MAX
+                    rs[k] = r
+                    total += r
+                    w = ws[k] * ratio
+                    if w > _R_MAX:
+                        w = _R_MAX
+                    if w <= 1.0:
+                        ws[k] = 1.0
+                        if mark is None:
+                            mark = (all_n, all_mean, all_m2)
+                        marks[k] = mark
+                        zero_ats[k] = det_n
+                        zero_times[k] = t
+                    else:
+                        ws[k] = w
         push(value)
         i += 1
         if total > limit:
