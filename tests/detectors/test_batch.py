@@ -119,3 +119,28 @@ def test_runs_across_the_early_thresholds_end(size: int) -> None:
     assert alarms_feed(b, xs, ts, size) == expected
     assert pickle.dumps(a) == pickle.dumps(b)
     assert a._h_early != a._h and any(a.warmup < i + 1 <= a.warmup + EARLY_WINDOW for i, *_ in expected)
+
+
+@pytest.mark.parametrize("size", [7, 256, 10_000])
+@pytest.mark.parametrize(("seed", "amplitude"), [(2, 0.3), (4, 0.2)])
+def test_a_profile_switched_on_without_a_restart(seed: int, amplitude: float, size: int) -> None:
+    """A weak daily cycle: its profile is switched on while the baseline needs no restart
+    (``changed`` stays False), inside a run (in the early threshold's window, or after it); feed
+    stops there as update does and matches it to the bit."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(9000)
+    values = amplitude * np.sin(2 * np.pi * i / PER_DAY) + rng.normal(0.0, 0.5, 9000)
+    xs, ts = [float(v) for v in values], [float(t) for t in 1.7e9 + i * 86400 / PER_DAY]
+    a, b = LaggedSR(kind="numeric"), LaggedSR(kind="numeric")
+    flips, expected = [], []
+    for k, (x, t) in enumerate(zip(xs, ts, strict=True)):
+        was = a._season is not None and a._season.active
+        a.update(x, t)
+        assert a._season is not None
+        if a._season.active != was:
+            flips.append((a._season.changed, a._n))
+        if a.drift_detected:
+            expected.append((k, a.direction, a.change_time))
+    assert flips and not flips[0][0] and flips[0][1] > a.warmup  # switched on, no restart, past the warm-up
+    assert alarms_feed(b, xs, ts, size) == expected
+    assert pickle.dumps(a) == pickle.dumps(b)
