@@ -90,6 +90,7 @@ report-example: install
 bench: install
 	$(BIN)/python -P benchmarks/overhead.py
 	$(BIN)/python -P benchmarks/overhead_profile.py
+	$(BIN)/python -P benchmarks/batch_detection.py
 	$(BIN)/python -P benchmarks/capacity.py
 	$(BIN)/python -P benchmarks/receiver.py
 	$(BIN)/python -P benchmarks/state.py

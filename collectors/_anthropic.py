@@ -41,13 +41,6 @@ log = logging.getLogger("driftwatch")
 ClientT = TypeVar("ClientT", Anthropic, AsyncAnthropic)
 
 _SSE_KEPT = {b"message_start", b"message_delta", b"content_block_start", b"error"}
-#: Usage fields of a Message (or message_delta) and the _Call slot each goes to.
-_USAGE_FIELDS = (
-    ("input_tokens", "input_tokens"),
-    ("output_tokens", "output_tokens"),
-    ("cache_read_input_tokens", "cache_read"),
-    ("cache_creation_input_tokens", "cache_write"),
-)
 _MAX_LINE = 1 << 20  # longest SSE line kept while scanning; longer (content) lines are skipped
 
 
@@ -128,9 +121,10 @@ class _Call:
         # Our own span only when the SDK's is off. It is made whole when the outcome is, on the
         # monitor's thread, from the start time and the parent (this context) kept here (_spans.py).
         self.parent: otel_context.Context | None = otel_context.get_current()
-        current = trace.get_current_span(self.parent)
         self.sdk_span: Span | None = None
-        if current.is_recording():
+        # An empty context holds no span (get_current_span gives the invalid, non-recording one).
+        current = trace.get_current_span(self.parent) if self.parent else None
+        if current is not None and current.is_recording():
             name = getattr(current, "name", "")
             if isinstance(name, str) and name.startswith("anthropic."):
                 self.sdk_span, self.parent = current, None
@@ -144,32 +138,56 @@ class _Call:
     # -- reading the response ---------------------------------------------------------------------
     def read_message(self, data: Any) -> None:
         """Usage, model, stop reason and tool-use count from a parsed or decoded Message."""
-
-        def get(key: str) -> Any:
-            return data.get(key) if isinstance(data, dict) else getattr(data, key, None)
-
-        model = get("model")
-        self.model = model if isinstance(model, str) else self.model
-        usage = get("usage")
+        if isinstance(data, dict):
+            model, usage = data.get("model"), data.get("usage")
+            stop, content = data.get("stop_reason"), data.get("content")
+        else:  # the SDK's Message, on the calling thread of every buffered call: attribute reads only
+            model = getattr(data, "model", None)
+            usage = getattr(data, "usage", None)
+            stop = getattr(data, "stop_reason", None)
+            content = getattr(data, "content", None)
+        if isinstance(model, str):
+            self.model = model
         if usage is not None:
             self._usage(usage)
-        stop = get("stop_reason")
-        self.stop_reason = stop if isinstance(stop, str) else self.stop_reason
-        for block in get("content") or ():
+        if isinstance(stop, str):
+            self.stop_reason = stop
+        for block in content or ():
             kind = block.get("type") if isinstance(block, dict) else getattr(block, "type", None)
             if kind in ("tool_use", "server_tool_use"):
                 self.tool_calls += 1
 
     def _usage(self, usage: Any) -> None:
-        read: Callable[[str], Any] = (
-            usage.get if isinstance(usage, dict) else lambda name: getattr(usage, name, None)
-        )
         # ``type(v) is int``: a count, not a bool; a field absent or null keeps what was seen before
-        # (a stream's message_delta repeats only some of message_start's usage).
-        for name, slot in _USAGE_FIELDS:
-            v = read(name)
+        # (a stream's message_delta repeats only some of message_start's usage). Usage fields of a
+        # Message (or message_delta) to the _Call slots, unrolled (every call).
+        if isinstance(usage, dict):
+            read: Callable[[str], Any] = usage.get
+            v = read("input_tokens")
             if type(v) is int:
-                setattr(self, slot, v)
+                self.input_tokens = v
+            v = read("output_tokens")
+            if type(v) is int:
+                self.output_tokens = v
+            v = read("cache_read_input_tokens")
+            if type(v) is int:
+                self.cache_read = v
+            v = read("cache_creation_input_tokens")
+            if type(v) is int:
+                self.cache_write = v
+            return
+        v = getattr(usage, "input_tokens", None)
+        if type(v) is int:
+            self.input_tokens = v
+        v = getattr(usage, "output_tokens", None)
+        if type(v) is int:
+            self.output_tokens = v
+        v = getattr(usage, "cache_read_input_tokens", None)
+        if type(v) is int:
+            self.cache_read = v
+        v = getattr(usage, "cache_creation_input_tokens", None)
+        if type(v) is int:
+            self.cache_write = v
 
     def sse_event(self, event: bytes, data: bytes) -> None:
         """One kept server-sent event (not content deltas, which are never decoded)."""
@@ -460,17 +478,32 @@ def _safely(fn: Any, *args: Any) -> Any:
     try:
         return fn(*args)
     except Exception:
-        log.warning(
-            "driftwatch: internal error while observing a call (the call itself is unaffected)", exc_info=True
-        )
-        runtime = get_runtime()
-        if runtime is not None:
-            runtime.monitor.stats.internal_errors += 1
+        _failed()
         return None
 
 
+def _failed() -> None:
+    """Log and count the exception being handled (never raised into the host)."""
+    log.warning(
+        "driftwatch: internal error while observing a call (the call itself is unaffected)", exc_info=True
+    )
+    runtime = get_runtime()
+    if runtime is not None:
+        runtime.monitor.stats.internal_errors += 1
+
+
 def _is_sse(call: _Call, http: httpx2.Response) -> bool:
-    return call.stream or http.headers.get("content-type", "").startswith("text/event-stream")
+    if call.stream:
+        return True
+    headers = http.headers
+    items = getattr(headers, "_list", None)  # (raw key, lower-case key, value), as Headers keeps them
+    if type(items) is list:
+        # headers.get("content-type") without decoding every header: its first value decides.
+        for item in items:
+            if type(item) is tuple and len(item) == 3 and item[1] == b"content-type":
+                return bool(item[2].startswith(b"text/event-stream"))
+        return False
+    return headers.get("content-type", "").startswith("text/event-stream")
 
 
 def _is_read(http: httpx2.Response) -> bool:
@@ -487,7 +520,12 @@ class DriftwatchMiddleware(Middleware):
     """The SDK middleware behind ``watch``. Host errors propagate unchanged; its own are swallowed."""
 
     def handle(self, request: APIRequest, call_next: CallNext) -> Any:
-        call = _safely(self._begin, request)
+        # _safely(self._begin, request) and _safely(self._responded, ...), inlined: every call.
+        try:
+            call = self._begin(request)
+        except Exception:
+            _failed()
+            call = None
         try:
             response = call_next(request)
         except BaseException as exc:
@@ -495,7 +533,10 @@ class DriftwatchMiddleware(Middleware):
                 _safely(self._raised, call, exc)
             raise
         if call is not None:
-            _safely(self._responded, call, response)
+            try:
+                self._responded(call, response)
+            except Exception:
+                _failed()
         return response
 
     async def handle_async(self, request: APIRequest, call_next: AsyncCallNext) -> Any:

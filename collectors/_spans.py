@@ -6,7 +6,10 @@ tracer's own metrics. driftwatch knows a call span's whole content when the call
 every attribute itself, so it builds the finished ``ReadableSpan`` then, with the tracer's sampler,
 id generator, resource and span processor, and gives it to the processor's ``on_end`` (about 3 µs).
 Exporters see the same span either way; ``tests/collectors/test_spans.py`` checks it against
-the ``start_span`` path through a real OTLP exporter.
+the ``start_span`` path through a real OTLP exporter. The SDK's static samplers (the default
+``ParentBased(ALWAYS_ON)``, ``ALWAYS_ON``/``ALWAYS_OFF`` and ``ParentBased`` of them) are not called:
+their decision follows from the parent alone, and making their result objects cost more than the
+rest of the span (the same test compares each parent case with the sampler called).
 
 The differences a user can see: processors get these spans at their end only (``on_start`` is not
 called, as the span was never live), and the SDK's own span counters (``otel.sdk.span.*``) do not
@@ -27,7 +30,7 @@ from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
@@ -57,6 +60,41 @@ def _sdk_tracer(tracer: trace.Tracer) -> SdkTracer | None:
         sdk = real if all(hasattr(real, name) for name in parts) else None
     _resolved = (real, sdk)
     return sdk
+
+
+#: The last sampler looked at and, when it is the SDK's own kind whose decision needs no call (a
+#: ``StaticSampler``, or a ``ParentBased`` of them: the default ``parentbased_always_on``, ``_off``,
+#: ``always_on``, ``always_off``), its decision by parent: (none, remote sampled, remote not sampled,
+#: local sampled, local not sampled); else None (the sampler is called).
+_static: tuple[object, tuple[Decision, ...] | None] = (None, None)
+_DELEGATES = (
+    "_root",
+    "_remote_parent_sampled",
+    "_remote_parent_not_sampled",
+    "_local_parent_sampled",
+    "_local_parent_not_sampled",
+)
+
+
+def _static_decisions(sampler: object) -> tuple[Decision, ...] | None:
+    """``sampler``'s decision by parent when it is fixed by its type (see ``_static``), else None."""
+    global _static
+    seen, decisions = _static
+    if sampler is seen:
+        return decisions
+    parts: list[object] = []
+    if type(sampler) is StaticSampler:
+        parts = [sampler] * 5
+    elif type(sampler) is ParentBased:
+        parts = [getattr(sampler, name, None) for name in _DELEGATES]
+    found = tuple(
+        part._decision
+        for part in parts
+        if type(part) is StaticSampler and isinstance(getattr(part, "_decision", None), Decision)
+    )
+    decisions = found if len(found) == 5 else None
+    _static = (sampler, decisions)
+    return decisions
 
 
 _UNSET = Status(StatusCode.UNSET)
@@ -151,16 +189,34 @@ class CallSpan:
             trace_id, random_id = parent.trace_id, parent.trace_flags.random_trace_id
         else:
             trace_id, random_id = ids.generate_trace_id(), ids.is_trace_id_random()
-        # The sampler sees what start_span would have shown it: the attributes known at the start.
-        sampled = tracer.sampler.should_sample(
-            self._parent, trace_id, self.name, SpanKind.CLIENT, self._start_attributes
-        )
-        flags = _FLAGS[sampled.decision is Decision.RECORD_AND_SAMPLE, bool(random_id)]
-        context = SpanContext(trace_id, ids.generate_span_id(), False, flags, sampled.trace_state)
-        if sampled.decision is Decision.DROP:
+        sampler = tracer.sampler
+        decisions = _static_decisions(sampler)
+        if decisions is not None:
+            # What ParentBased.should_sample and StaticSampler.should_sample decide, without calling
+            # them: the delegate by parent, the parent's trace state, the start attributes kept.
+            trace_state = None
+            if parent.is_valid:
+                sampled_parent = parent.trace_flags.sampled
+                if parent.is_remote:
+                    decision = decisions[1] if sampled_parent else decisions[2]
+                else:
+                    decision = decisions[3] if sampled_parent else decisions[4]
+                trace_state = parent.trace_state
+            else:
+                decision = decisions[0]
+            kept: Mapping[str, Any] | None = self._start_attributes
+        else:
+            # The sampler sees what start_span would have shown it: the attributes known at the start.
+            sampled = sampler.should_sample(
+                self._parent, trace_id, self.name, SpanKind.CLIENT, self._start_attributes
+            )
+            decision, trace_state, kept = sampled.decision, sampled.trace_state, sampled.attributes
+        flags = _FLAGS[decision is Decision.RECORD_AND_SAMPLE, bool(random_id)]
+        context = SpanContext(trace_id, ids.generate_span_id(), False, flags, trace_state)
+        if decision is Decision.DROP:
             return context
         # The sampler's attributes come first, as set at the start; the call's overwrite them.
-        attrs: dict[str, Any] = dict(sampled.attributes or {})
+        attrs: dict[str, Any] = dict(kept or {})
         attrs.update(attributes)
         limits = getattr(tracer, "_span_limits", None)
         bounded: Mapping[str, Any] = attrs

@@ -299,6 +299,12 @@ def telemetry_from_env(env: Mapping[str, str] | None = None) -> Telemetry:
     return telemetry
 
 
+#: A stream's dict and its outcome metrics' attributes: all, pass, fail, input tokens, output tokens.
+_AttributeSets = tuple[
+    dict[str, str], dict[str, str], dict[str, str], dict[str, str], dict[str, str], dict[str, str]
+]
+
+
 class OtelAlertSink:
     """Alerts as OTLP LogRecords (event ``driftwatch.drift``) plus the ``driftwatch.*`` metrics."""
 
@@ -327,19 +333,45 @@ class OtelAlertSink:
         self._cost = meter.create_counter(
             sc.OUTCOME_COST.name, unit=sc.OUTCOME_COST.unit, description=sc.OUTCOME_COST.description
         )
+        self._attribute_sets: dict[tuple[int, str], _AttributeSets] = {}
 
     def record_outcome(self, outcome: Outcome, stream: dict[str, str]) -> None:
-        attrs = {**stream, sc.OUTCOME_KIND: outcome.kind}
+        """Count ``outcome`` in the outcome metrics of ``stream`` (the monitor's labels of its stream,
+        one dict per stream that does not change: its attribute sets are made once, ``_attributes``)."""
+        kind = outcome.kind
+        made = self._attribute_sets.get((id(stream), kind))
+        if made is None or made[0] is not stream:
+            made = self._attributes(stream, kind)
+        _, attrs, passed, failed, input_tokens, output_tokens = made
         self._outcomes.add(1, attrs)
         if outcome.success is not None:
-            self._results.add(1, {**attrs, sc.RESULT: "pass" if outcome.success else "fail"})
+            self._results.add(1, passed if outcome.success else failed)
         if outcome.latency_s is not None and math.isfinite(outcome.latency_s) and outcome.latency_s >= 0:
             self._latency.record(outcome.latency_s, attrs)
-        for kind, tokens in (("input", outcome.input_tokens), ("output", outcome.output_tokens)):
-            if tokens is not None and tokens >= 0:
-                self._tokens.add(tokens, {**attrs, sc.TOKEN_TYPE: kind})
+        tokens = outcome.input_tokens
+        if tokens is not None and tokens >= 0:
+            self._tokens.add(tokens, input_tokens)
+        tokens = outcome.output_tokens
+        if tokens is not None and tokens >= 0:
+            self._tokens.add(tokens, output_tokens)
         if outcome.cost_usd is not None and math.isfinite(outcome.cost_usd) and outcome.cost_usd >= 0:
             self._cost.add(outcome.cost_usd, attrs)
+
+    def _attributes(self, stream: dict[str, str], kind: str) -> _AttributeSets:
+        """The attribute sets of a stream's outcome metrics, kept (with the stream's dict, so that its
+        id is not reused while kept) for the next outcome of the stream; at most 4,096 streams."""
+        if len(self._attribute_sets) >= 4096:
+            self._attribute_sets.clear()
+        attrs = {**stream, sc.OUTCOME_KIND: kind}
+        made = self._attribute_sets[id(stream), kind] = (
+            stream,
+            attrs,
+            {**attrs, sc.RESULT: "pass"},
+            {**attrs, sc.RESULT: "fail"},
+            {**attrs, sc.TOKEN_TYPE: "input"},
+            {**attrs, sc.TOKEN_TYPE: "output"},
+        )
+        return made
 
     def export(self, alert: Alert) -> None:
         attrs: dict[str, Any] = {

@@ -95,31 +95,37 @@ def process_batch(monitor: Monitor, outcomes: list[Outcome]) -> list[Alert]:
     if len(outcomes) < SMALL:
         return [alert for outcome in outcomes for alert in monitor._process(outcome)]
     rows: list[tuple[Outcome, _Stream, str, dict[str, str], list[Alert]]] = []
-    runs: dict[int, _Run] = {}
+    runs: list[_Run] = []
+    by_stream: dict[int, dict[str, _Run]] = {}  # id(stream) -> signal -> its run (streams outlive the batch)
     order = {name: i for i, (name, _) in enumerate(monitor._signals)}
+    route = monitor._route
     for outcome in outcomes:
-        routed = monitor._route(outcome)
+        routed = route(outcome)
         if routed is None:
             continue
         entry, key, labels, values, version_alerts = routed
         row = len(rows)
         rows.append((outcome, entry, key, labels, version_alerts))
-        watches = entry.watches
+        stream_runs = by_stream.get(id(entry))
+        if stream_runs is None:
+            stream_runs = by_stream[id(entry)] = {}
         for name, value in values.items():
-            watch = watches.get(name)
-            if watch is None:
-                watch = monitor._new_watch(entry, name, outcome.task_id)
-            run = runs.get(id(watch))
+            run = stream_runs.get(name)
             if run is None:
-                run = runs[id(watch)] = _Run(watch, name, order[name])
+                watch = entry.watches.get(name)
+                if watch is None:
+                    watch = monitor._new_watch(entry, name, outcome.task_id)
+                run = stream_runs[name] = _Run(watch, name, order[name])
+                runs.append(run)
             run.values.append(value)
-            run.times.append(outcome.time)
             run.rows.append(row)
+    times = [row[0].time for row in rows]
     # Each quiet watch takes its values in one loop, up to and including an alarm; the rest of its
     # values (all of them for a watch that is not quiet) wait for the replay below.
     later: dict[int, list[tuple[int, bool, _Run, int]]] = {}
     config = monitor.config
-    for run in runs.values():
+    for run in runs:
+        run.times = [times[row] for row in run.rows]
         watch, start = run.watch, 0
         detector = watch.detector
         if watch.active is None and watch.shadow is None and type(detector) is LaggedSR:

@@ -14,9 +14,10 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import operator
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,16 @@ __all__ = ["Monitor", "MonitorStats", "SignalState", "transform"]
 
 log = logging.getLogger("driftwatch")
 _isfinite, _ln, _log1p = math.isfinite, math.log, math.log1p
+
+
+def _reader(names: list[str]) -> Callable[[Outcome], tuple[Any, ...]]:
+    """``lambda outcome: tuple(getattr(outcome, name) for name in names)``, as one C call."""
+    if len(names) > 1:
+        return operator.attrgetter(*names)
+    if names:
+        one = operator.attrgetter(names[0])
+        return lambda outcome: (one(outcome),)
+    return lambda outcome: ()
 
 
 def transform(kind: SignalKind, value: float) -> float:
@@ -163,6 +174,8 @@ class Monitor:
         self.stats = MonitorStats()
         self._streams: dict[str, _Stream] = {}
         self._signals = [(s, SIGNALS[s]) for s in self.config.signals]
+        # Every watched signal's raw value in one call: a tuple, whatever the number of signals.
+        self._read_signals: Callable[[Outcome], tuple[Any, ...]] = _reader(self.config.signals)
         # Benjamini–Hochberg across concurrent stage-two candidates (see watch.Lifecycle._confirm).
         self._fdr = Fdr(self.config)
         self._lifecycle = Lifecycle(self.config, self._fdr)
@@ -459,17 +472,21 @@ class Monitor:
         labels = entry.labels
         self.stats.processed += 1
         for record in self._outcome_observers:
-            self._guard(record, outcome, labels)
+            try:  # self._guard(record, outcome, labels), inlined: every outcome
+                record(outcome, labels)
+            except Exception:
+                self.stats.sink_errors += 1
+                log.warning("driftwatch: sink call %r failed", record, exc_info=True)
         values: dict[str, float] = {}
-        for name, kind in self._signals:
-            raw = getattr(outcome, name)  # Outcome.signal and transform, inlined: every outcome, every signal
+        # Outcome.signal and transform, inlined: every outcome, every signal.
+        for (name, kind), raw in zip(self._signals, self._read_signals(outcome), strict=True):
             if raw is not None:
                 raw = float(raw)
                 if _isfinite(raw):
-                    if kind == "log":
-                        values[name] = _ln(max(raw, 1e-9))
+                    if kind == "log":  # max(raw, 1e-9), max(raw, 0.0): raw unless below
+                        values[name] = _ln(1e-9 if raw < 1e-9 else raw)
                     elif kind == "count":
-                        values[name] = _log1p(max(raw, 0.0))
+                        values[name] = _log1p(0.0 if raw < 0.0 else raw)
                     elif kind == "binary":
                         values[name] = 1.0 if raw else 0.0
                     else:

@@ -61,10 +61,14 @@ class _Recent:
         current.m2 += delta * (x - current.mean)
         self._n += 1
         if current.n >= self.block:
-            self._blocks.append(self._current)
-            self._current = Moments()
-            while self._blocks and self._n - self._blocks[0].n >= self.cap:
-                self._n -= self._blocks.popleft().n
+            self._roll()
+
+    def _roll(self) -> None:
+        """The current block is full: keep it, start the next, drop the oldest beyond ``cap``."""
+        self._blocks.append(self._current)
+        self._current = Moments()
+        while self._blocks and self._n - self._blocks[0].n >= self.cap:
+            self._n -= self._blocks.popleft().n
 
     @property
     def n(self) -> int:
@@ -207,6 +211,9 @@ class VersionTracker:
     def __init__(self, config: Config, stats: MonitorStats) -> None:
         self.config = config
         self.stats = stats
+        # Each marker, in order, and whether it is an Outcome field (else a label): decided once.
+        self._markers = [(marker, marker in _OUTCOME_FIELDS) for marker in config.version_markers]
+        self._field_markers = [(marker, True) for marker, field in self._markers if field]  # no labels: these
 
     def track(self, stream: _Stream, key: str, outcome: Outcome, values: dict[str, float]) -> list[Alert]:
         """Annotate version changes, keep what the next comparison needs, finish a due comparison."""
@@ -214,12 +221,13 @@ class VersionTracker:
         versions = stream.versions
         changes: list[dict[str, str]] = []
         markers = versions.markers
-        for marker in config.version_markers:
-            # _marker_value, inlined: every outcome, every marker
-            raw = getattr(outcome, marker) if marker in _OUTCOME_FIELDS else outcome.labels.get(marker)
+        labels = outcome.labels
+        for marker, field in self._markers if labels else self._field_markers:
+            # _marker_value, inlined: every outcome, every marker (no labels: no label marker)
+            raw = getattr(outcome, marker) if field else labels.get(marker)
             if raw is None or raw == "":
                 continue  # an outcome without the marker says nothing about the version
-            value = str(raw)
+            value = raw if type(raw) is str else str(raw)
             old = markers.get(marker)
             if old != value:
                 markers[marker] = value
@@ -243,11 +251,19 @@ class VersionTracker:
             versions.recent = {}
             versions.pairs = {}
             versions.tasks = deque()
+        recents = versions.recent
         for name, x in values.items():
-            recent = versions.recent.get(name)
+            recent = recents.get(name)
             if recent is None:
-                recent = versions.recent[name] = _Recent(config.compare_max)
-            recent.add(x)
+                recent = recents[name] = _Recent(config.compare_max)
+            current = recent._current  # _Recent.add, inlined: every outcome, every signal
+            current.n += 1
+            delta = x - current.mean
+            current.mean += delta / current.n
+            current.m2 += delta * (x - current.mean)
+            recent._n += 1
+            if current.n >= recent.block:
+                recent._roll()
         task_id = outcome.task_id
         if task_id is not None and values:
             last = versions.pairs.pop(task_id, None) or {}

@@ -338,3 +338,37 @@ async def test_async_host_error_propagates(harness: Harness) -> None:
         await client.messages.create(model="claude-sonnet-4-6", max_tokens=50, messages=MESSAGES)
     (call,) = [o for o in harness.flush() if o.kind == "call"]
     assert call.error_type == "500"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [("Content-Type", "text/event-stream; charset=utf-8")],
+        [("content-type", "application/json")],
+        [("X-Other", "text/event-stream")],
+        [],
+        [("CONTENT-TYPE", "text/event-stream"), ("Content-Type", "application/json")],
+        [("Content-Type", "application/json"), ("content-type", "text/event-stream")],
+    ],
+)
+def test_is_sse_reads_the_content_type_as_headers_get_does(headers: list[tuple[str, str]]) -> None:
+    """A non-streamed call's response is server-sent events exactly when ``headers.get`` says so,
+    read from the headers' list directly or, for headers of another shape, through ``get``."""
+
+    class Plain:
+        def __init__(self, headers: httpx2.Headers) -> None:
+            self.headers = headers
+
+        def get(self, key: str, default: str = "") -> str:
+            return self.headers.get(key, default)
+
+    call = _anthropic._Call.__new__(_anthropic._Call)
+    call.stream = False
+    response = httpx2.Response(200, headers=headers)
+    expected = response.headers.get("content-type", "").startswith("text/event-stream")
+    assert _anthropic._is_sse(call, response) is expected
+    other = httpx2.Response(200)
+    other.headers = Plain(response.headers)  # type: ignore[assignment]
+    assert _anthropic._is_sse(call, other) is expected
+    call.stream = True
+    assert _anthropic._is_sse(call, response) is True

@@ -15,13 +15,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.sampling import (
     ALWAYS_OFF,
+    ALWAYS_ON,
+    DEFAULT_OFF,
+    DEFAULT_ON,
     Decision,
     ParentBased,
     Sampler,
     SamplingResult,
+    StaticSampler,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags
+from opentelemetry.trace import NonRecordingSpan, SpanContext, StatusCode, TraceFlags, TraceState
 
 from driftwatch.collectors._spans import SCOPE, CallSpan
 
@@ -179,3 +183,60 @@ def test_no_op_tracer_span_is_not_recording_and_sdk_span_is() -> None:
     tp, _ = provider()
     assert CallSpan(tp.get_tracer("d"), "chat m", START).recording
     assert not CallSpan(trace.NoOpTracer(), "chat m", START).recording
+
+
+class Delegating(Sampler):
+    """Asks ``inner`` (a sampler of another type, so the span path calls it)."""
+
+    def __init__(self, inner: Sampler) -> None:
+        self.inner = inner
+
+    def should_sample(self, *args: Any, **kwargs: Any) -> SamplingResult:
+        return self.inner.should_sample(*args, **kwargs)
+
+    def get_description(self) -> str:
+        return "Delegating"
+
+
+SAMPLED, UNSAMPLED = TraceFlags(TraceFlags.SAMPLED), TraceFlags(TraceFlags.DEFAULT)
+PARENTS = [
+    None,
+    SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=SAMPLED, trace_state=TraceState([("k", "v")])),
+    SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=UNSAMPLED, trace_state=TraceState([("a", "b")])),
+    SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=SAMPLED, trace_state=TraceState([("c", "d")])),
+    SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=UNSAMPLED),
+]
+
+
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        DEFAULT_ON,
+        DEFAULT_OFF,
+        ALWAYS_ON,
+        ALWAYS_OFF,
+        StaticSampler(Decision.RECORD_ONLY),
+        ParentBased(ALWAYS_OFF, remote_parent_not_sampled=ALWAYS_ON, local_parent_sampled=ALWAYS_OFF),
+    ],
+)
+def test_stock_samplers_decide_as_when_called(sampler: Sampler) -> None:
+    """The SDK's static samplers (the default among them) are not called: for every kind of parent
+    the span gets the decision, trace flags, trace state and attributes the sampler gives it."""
+    for parent in PARENTS:
+        seen = []
+        for used in (sampler, Delegating(sampler)):
+            tp, exported = provider(sampler=used)
+            with trace.use_span(NonRecordingSpan(parent)) if parent else trace.use_span(trace.INVALID_SPAN):
+                call = CallSpan(tp.get_tracer("d"), "chat m", START)
+            context = call.end(END)
+            assert context is not None
+            spans = exported.get_finished_spans()
+            seen.append(
+                (
+                    context.trace_flags,
+                    context.trace_state,
+                    context.trace_id if parent else None,
+                    [(dict(span.attributes or {}), otlp(span)) for span in spans],
+                )
+            )
+        assert seen[0] == seen[1], (sampler.get_description(), parent)

@@ -95,14 +95,52 @@ def test_options_off_and_a_given_threshold() -> None:
 
 
 def test_steady_leaves_the_warm_up_and_lag_zero_to_update() -> None:
-    """The fast loop takes a detector only past its warm-up and the early threshold's window, with a
-    lag, and not right after an alarm."""
+    """The fast loop takes a detector only past its warm-up (the early threshold's window included),
+    with a lag, and not right after an alarm."""
     det = LaggedSR(kind="numeric", warmup=20, lag=5)
     assert not steady(det)
-    for i in range(20):
+    for i in range(19):
         det.update(math.sin(i), float(i))
-    assert not steady(det)  # the early threshold is in force: update's path
-    for i in range(20, 20 + EARLY_WINDOW):
-        det.update(math.sin(i), float(i))
-    assert steady(det)
+    assert not steady(det)
+    det.update(math.sin(19), 19.0)
+    assert steady(det)  # the early threshold is in force: feed runs advance up to its window's end
     assert not steady(LaggedSR(kind="numeric", warmup=20, lag=0))
+
+
+@pytest.mark.parametrize("size", [7, 256, 10_000])
+def test_runs_across_the_early_thresholds_end(size: int) -> None:
+    """Runs that start in the early threshold's window and end after it alarm where update does:
+    a threshold between the early and the later one alarms only in the window (a step there)."""
+    xs, ts = numeric_stream(6, 2000)
+    xs = [x + (1.5 if 600 <= i < 700 else 0.0) for i, x in enumerate(xs)]
+    options = {"seasonal": False, "self_start": False}
+    a, b = LaggedSR(kind="numeric", **options), LaggedSR(kind="numeric", **options)  # type: ignore[arg-type]
+    expected = alarms_update(a, xs, ts)
+    assert alarms_feed(b, xs, ts, size) == expected
+    assert pickle.dumps(a) == pickle.dumps(b)
+    assert a._h_early != a._h and any(a.warmup < i + 1 <= a.warmup + EARLY_WINDOW for i, *_ in expected)
+
+
+@pytest.mark.parametrize("size", [7, 256, 10_000])
+@pytest.mark.parametrize(("seed", "amplitude"), [(2, 0.3), (4, 0.2)])
+def test_a_profile_switched_on_without_a_restart(seed: int, amplitude: float, size: int) -> None:
+    """A weak daily cycle: its profile is switched on while the baseline needs no restart
+    (``changed`` stays False), inside a run (in the early threshold's window, or after it); feed
+    stops there as update does and matches it to the bit."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(9000)
+    values = amplitude * np.sin(2 * np.pi * i / PER_DAY) + rng.normal(0.0, 0.5, 9000)
+    xs, ts = [float(v) for v in values], [float(t) for t in 1.7e9 + i * 86400 / PER_DAY]
+    a, b = LaggedSR(kind="numeric"), LaggedSR(kind="numeric")
+    flips, expected = [], []
+    for k, (x, t) in enumerate(zip(xs, ts, strict=True)):
+        was = a._season is not None and a._season.active
+        a.update(x, t)
+        assert a._season is not None
+        if a._season.active != was:
+            flips.append((a._season.changed, a._n))
+        if a.drift_detected:
+            expected.append((k, a.direction, a.change_time))
+    assert flips and not flips[0][0] and flips[0][1] > a.warmup  # switched on, no restart, past the warm-up
+    assert alarms_feed(b, xs, ts, size) == expected
+    assert pickle.dumps(a) == pickle.dumps(b)

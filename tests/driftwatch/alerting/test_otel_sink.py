@@ -61,3 +61,43 @@ def test_version_events_are_tagged_and_not_active_drift() -> None:
         if p.attributes["driftwatch.alert.kind"] != "drift"
     }
     assert counted == {("version_change", "annotation"), ("version_comparison", "confirmed")}
+
+
+def test_outcome_metrics_carry_each_streams_labels_and_kind() -> None:
+    """Outcome counts, results and tokens go to the attributes of their own stream and kind, with
+    the attribute sets made once per stream, also for a new dict of the same labels and past the
+    4,096 kept streams."""
+    reader = InMemoryMetricReader()
+    sink = OtelAlertSink(Telemetry(meter_provider=MeterProvider(metric_readers=[reader])))
+    a, b = {"service": "s", "task": "a"}, {"service": "s", "task": "b"}
+    for i in range(10):
+        sink.record_outcome(Outcome(task="a", kind="call", success=i % 2 == 0, input_tokens=3), a)
+        sink.record_outcome(Outcome(task="a", kind="task", success=True, output_tokens=5), a)
+        sink.record_outcome(Outcome(task="b", kind="call", success=False), dict(b))
+    for i in range(4100):  # more streams than are kept (and than the SDK's 2,000 attribute sets)
+        sink.record_outcome(Outcome(task="c", kind="call"), {"service": "s", "task": f"c{i}"})
+    sink.record_outcome(Outcome(task="a", kind="call", success=True, input_tokens=3), a)
+
+    def totals(name: str, *keys: str) -> dict[tuple[Any, ...], float]:
+        points = metric_points(reader, name)
+        return {
+            tuple(p.attributes.get(k) for k in keys): p.value
+            for p in points
+            if p.attributes.get("task") in ("a", "b")
+        }
+
+    assert totals("driftwatch.outcomes", "task", "driftwatch.outcome.kind") == {
+        ("a", "call"): 11,
+        ("a", "task"): 10,
+        ("b", "call"): 10,
+    }
+    assert totals("driftwatch.outcome.results", "task", "driftwatch.outcome.kind", "driftwatch.result") == {
+        ("a", "call", "pass"): 6,
+        ("a", "call", "fail"): 5,
+        ("a", "task", "pass"): 10,
+        ("b", "call", "fail"): 10,
+    }
+    assert totals("driftwatch.outcome.tokens", "task", "driftwatch.outcome.kind", "gen_ai.token.type") == {
+        ("a", "call", "input"): 33,
+        ("a", "task", "output"): 50,
+    }
