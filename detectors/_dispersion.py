@@ -56,6 +56,9 @@ DISPERSION_SCALES: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640)
 #: Block means of DISPERSION_BLOCK values kept per restart for it (the latest; 2,560 values).
 _SCALE_KEEP = 256
 
+#: The variance-time reading is used at its upper bound at this level (one-sided 95%; 0 would use the
+#: point estimate). docs/detection.md ("Regime batches") has the frontier of levels measured.
+_SCALE_UPPER = 1.645
 #: Floor of the Wilson-Hilferty factor of an upper bound (few degrees of freedom; capped at κ's max).
 _CHI2_FLOOR = 0.05
 _P_FLOOR = 0.02  # as LaggedSR
@@ -330,7 +333,8 @@ class Dispersion:
                 # tasks page (on regime batches the point estimate was 2-4 where κ is 6-7 in the
                 # streams that paged). Shown at 95%, a window of independent values read 2 by chance
                 # in a quarter of streams, its upper bound 8: a 0.8 -> 0.5 drop paged after 160.
-                kappa /= max(_CHI2_FLOOR, 1 - c - _DISPERSION_CONFIDENCE * math.sqrt(c)) ** 3
+                if _SCALE_UPPER > 0:
+                    kappa /= max(_CHI2_FLOOR, 1 - c - _SCALE_UPPER * math.sqrt(c)) ** 3
                 out.append((b, round(min(kappa, _DISPERSION_MAX), 3)))
         return tuple(out)
 
