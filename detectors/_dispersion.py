@@ -18,7 +18,7 @@ For the confirmation, also a *variance-time reading* (``scales``): κ at windows
 ``b`` times the variance of consecutive ``b``-value means, from the values before the estimated
 change. Slow structure (a cycle's phase, runs of easy or hard tasks) shows as κ growing with the
 window; stage two divides its evidence after ``n`` fresh values by the reading at ``n``, taken at
-its upper 95% bound (a reading that happens to be low is what lets a run of hard tasks page).
+its upper 90% bound (a reading that happens to be low is what lets a run of hard tasks page).
 
 Why not an AR fit alone: batch regimes' autocorrelation decays slower than φ^k (their κ is 6-10
 where the lag-1 reading says 1.4); batch means alone need thousands of values before their bound
@@ -56,9 +56,11 @@ DISPERSION_SCALES: tuple[int, ...] = (10, 20, 40, 80, 160, 320, 640)
 #: Block means of DISPERSION_BLOCK values kept per restart for it (the latest; 2,560 values).
 _SCALE_KEEP = 256
 
-#: The variance-time reading is used at its upper bound at this level (one-sided 95%; 0 would use the
-#: point estimate). docs/detection.md ("Regime batches") has the frontier of levels measured.
-_SCALE_UPPER = 1.645
+#: The variance-time reading is used at its upper bound at this level (one-sided 90%; 0 would use the
+#: point estimate). The frontier measured (docs/detection.md, "Regime batches"): the highest level
+#: whose null pages are within the noise of 95%'s (regime batches 1.72 against 1.70 per 10k), while
+#: a −0.2 pass-rate drop inside regime batches is paged in 75% of streams within 1,500 (95%: 65%).
+_SCALE_UPPER = 1.28
 #: Floor of the Wilson-Hilferty factor of an upper bound (few degrees of freedom; capped at κ's max).
 _CHI2_FLOOR = 0.05
 _P_FLOOR = 0.02  # as LaggedSR
@@ -300,7 +302,7 @@ class Dispersion:
 
     def scales(self, before: int) -> tuple[tuple[int, float], ...]:
         """κ at each window length of ``DISPERSION_SCALES`` whose lower 99.5% bound exceeds 1, at its
-        upper 95% bound: ``b`` times the variance of consecutive ``b``-value means over the values'
+        upper 90% bound: ``b`` times the variance of consecutive ``b``-value means over the values'
         variance, from the values up to position ``before`` (the estimated change: values after it
         are the change, not structure) and the earlier restarts' (each around its own mean).
 
@@ -328,11 +330,11 @@ class Dispersion:
             kappa = b * (ss / df) / var
             if kappa / (1 - c + _DISPERSION_SHOWN * math.sqrt(c)) ** 3 > 1:
                 # Shown at the lower 99.5% bound (independent values: 1 in 99.5% of streams per
-                # scale; as κ's test), used at the upper 95% bound: the confirmation divides its
+                # scale; as κ's test), used at the upper 90% bound: the confirmation divides its
                 # evidence by it, and a reading that happens to be low is what lets a run of hard
                 # tasks page (on regime batches the point estimate was 2-4 where κ is 6-7 in the
                 # streams that paged). Shown at 95%, a window of independent values read 2 by chance
-                # in a quarter of streams, its upper bound 8: a 0.8 -> 0.5 drop paged after 160.
+                # in a quarter of streams, its upper 95% bound 8: a 0.8 -> 0.5 drop paged after 160.
                 if _SCALE_UPPER > 0:
                     kappa /= max(_CHI2_FLOOR, 1 - c - _SCALE_UPPER * math.sqrt(c)) ** 3
                 out.append((b, round(min(kappa, _DISPERSION_MAX), 3)))
