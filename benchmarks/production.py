@@ -523,6 +523,14 @@ def change_row(sc: Scenario, res: list[StreamResult], oracle: FloatArray, seed: 
     )
 
 
+def set_scale_upper(z: float | None) -> None:
+    """Set the upper-bound z of stage two's variance-time reading in this process (None: leave it)."""
+    if z is not None:
+        from driftwatch.detectors import _dispersion
+
+        _dispersion._SCALE_UPPER = z
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -535,6 +543,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "drafts" / "production.md"))
     parser.add_argument(
         "--only", default=None, help="only the scenarios whose family or name contains this (writes no file)"
+    )
+    parser.add_argument(
+        "--scale-upper",
+        type=float,
+        default=None,
+        help="stage two's variance-time reading at this upper-bound z (0: its point estimate; "
+        "default: the library's); for the frontier in docs/detection.md (writes no file)",
     )
     args = parser.parse_args(argv)
     nulls = args.null_streams or (6 if args.quick else 100)
@@ -554,7 +569,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     work.sort(
         key=lambda w: -SCENARIOS[w[0]].length * w[2] if SCENARIOS[w[0]].change is None else -w[2] * 2500
     )
-    with multiprocessing.Pool(max(1, args.jobs)) as pool:
+    with multiprocessing.Pool(max(1, args.jobs), set_scale_upper, (args.scale_upper,)) as pool:
         for done, (i, res, orc) in enumerate(pool.imap_unordered(job, work), 1):
             results[i].extend(res)
             oracles[i].append(orc)
@@ -564,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 flush=True,
             )
     lines = report(args, results, oracles, time.monotonic() - started)
-    if not args.only:
+    if not args.only and args.scale_upper is None:
         write_section(Path(args.out), lines)
     print("\n".join(lines))
     return 0
@@ -592,6 +607,8 @@ def report(
     seconds: float,
 ) -> list[str]:
     cmd = "python -P benchmarks/production.py" + (" --quick" if args.quick else "")
+    if args.scale_upper is not None:
+        cmd += f" --scale-upper {args.scale_upper:g}"
     out = [
         "## Today's pipeline on production-shaped streams",
         "",
