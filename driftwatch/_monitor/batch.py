@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING
 
 from driftwatch._alerting.alerts import Alert
 from driftwatch._config import Config
-from driftwatch._monitor.watch import Lifecycle, _harmful, _Recovery, _SignalWatch, recovery_step
+from driftwatch._monitor.watch import (
+    EXPLAINED,
+    Lifecycle,
+    _harmful,
+    _Recovery,
+    _SignalWatch,
+    recovery_step,
+)
 from driftwatch._outcome import Outcome, SignalKind
 from driftwatch.detectors import LaggedSR
 from driftwatch.detectors._batch import feed
@@ -69,7 +76,10 @@ class _Recovering:
         self.season = season
 
     def blocked(self) -> bool:
+        """Whether ``recovery_step`` decides on the next value (``Lifecycle._recover`` must take it)."""
         opened = self.opened
+        if opened.explain is not None and opened.explained() >= EXPLAINED:
+            return True
         return bool(opened.checking) and opened.fresh.n + 1 >= opened.checking
 
     def step(self, seen: float, t: float) -> None:

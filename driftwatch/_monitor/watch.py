@@ -35,6 +35,13 @@ _RECOVERY_POWER = 0.8
 #: It was ``confirm_alpha`` while that was a fixed-sample level of 0.01; ``confirm_alpha`` is now the
 #: sequential stage two's anytime error rate (default 0.05), and a resolve keeps needing p <= 0.01.
 RECOVERY_ALPHA = 0.01
+#: A page raised before a seasonal profile was shown resolves as explained by it when the adjusted
+#: values since the profile appeared are shown at the baseline rather than this many tolerances
+#: beyond it (``_Recovery.explained``): a persistent change of that size is explained away with
+#: probability at most ``RECOVERY_ALPHA`` per profile move.
+EXPLAIN_SHIFT = 2.0
+#: The log likelihood ratio at which it does (Wald's bound at ``RECOVERY_ALPHA``).
+EXPLAINED = math.log(1 / RECOVERY_ALPHA)
 #: The direction in which a change of each signal hurts. A page in the other direction is an
 #: improvement: losing it again is a regression (paged), not a recovery. Signals not listed (token
 #: and tool-call counts) hurt both ways.
@@ -78,6 +85,7 @@ class _Recovery:
         "base_span",
         "checking",
         "cusum",
+        "explain",
         "fresh",
         "hit",
         "level",
@@ -120,6 +128,9 @@ class _Recovery:
         self.base_span = (math.nan, alert.change_at)
         self.moves = 0
         self.offsets = (0.0, 0.0)
+        # The test of "explained by the seasonal profile" (``explained``): the adjusted values since
+        # it was armed, None while it is not.
+        self.explain: Moments | None = None
         self.fit(kind)
 
     def __setstate__(self, state: Any) -> None:
@@ -132,6 +143,8 @@ class _Recovery:
             self.tolerance = RECOVERY_TOLERANCE * abs(self.base.mean - self.level.mean)
         if not hasattr(self, "moves"):  # before the re-expression: the baseline's span is unknown
             self.base_span, self.moves, self.offsets = (math.nan, math.nan), -1, (0.0, 0.0)
+        if not hasattr(self, "explain"):
+            self.explain = None
 
     def seasonal(self, season: Seasonal | None, since: float, at: float) -> None:
         """Note the seasonal profile in use when the check opens, and ``since``, the event time of
@@ -165,6 +178,26 @@ class _Recovery:
         self.level = Moments(self.level.n, self.level.mean - (level - self.offsets[1]), self.level.m2)
         self.offsets = (base, level)
         self.fit(kind)
+        # A page raised before any profile was shown may have been the cycle itself: test that.
+        self.explain = Moments() if season.active and not self.alert.detector.get("seasonal") else None
+
+    def explained(self) -> float:
+        """The log likelihood ratio of the adjusted values since the profile appeared: at the
+        baseline against shifted by twice the tolerance in the page's direction (``EXPLAIN_SHIFT``).
+
+        On d, the fresh mean's distance from the baseline's towards the page, with variance
+        v (1/n + 1/N) (the baseline's variance, its N values' mean uncertain as well: the ratio of
+        d's likelihoods integrates the baseline's level out, so it is a martingale under the shifted
+        hypothesis and Ville's inequality bounds the chance a shift that large is ever explained
+        away by ``RECOVERY_ALPHA``). 0 while the test is not armed."""
+        trial, base = self.explain, self.base
+        if trial is None or trial.n == 0 or base.n < 2 or self.tolerance <= 0:
+            return 0.0
+        sign = 1.0 if self.alert.direction == "up" else -1.0
+        d = sign * (trial.mean - base.mean)
+        s = EXPLAIN_SHIFT * self.tolerance
+        v = (base.var if base.var > 0 else 1.0) * (1 / trial.n + 1 / base.n)
+        return s * (s - 2 * d) / (2 * v)
 
     def fit(self, kind: SignalKind) -> None:
         """The CUSUM's increments for the baseline against the current estimate of the changed level."""
@@ -433,6 +466,11 @@ def recovery_step(opened: _Recovery, kind: SignalKind, config: Config, value: fl
     """One value into an open alert's recovery check (stage one's CUSUM, then the fresh
     observations); True once the fresh observations are all in and the check must decide."""
     opened.seen += 1
+    trial = opened.explain
+    if trial is not None:
+        if opened.explained() >= EXPLAINED:
+            return True  # decided on the values before this one (the batched path stops before it)
+        trial.add(value)  # no stop the other way: a test of power one, its level kept by Ville's bound
     if not opened.checking:
         opened.step(kind, value, at)
         if opened.seen >= config.keep_firing and opened.cusum > -math.log(config.budget):
@@ -441,6 +479,18 @@ def recovery_step(opened: _Recovery, kind: SignalKind, config: Config, value: fl
         return False
     opened.fresh.add(value)
     return opened.fresh.n >= opened.checking
+
+
+def _explained_why(opened: _Recovery, trial: Moments, season: Seasonal | None) -> str:
+    """The message part of a page resolved as explained by the seasonal profile."""
+    factors = sorted((season.describe() or {}) if season is not None else {})
+    by = " and ".join(f.replace("_", "-") for f in factors) or "a seasonal"
+    shift = EXPLAIN_SHIFT * opened.tolerance
+    return (
+        f"resolved: the change is explained by the {by} profile shown after it was paged (seasonally "
+        f"adjusted, {trial.n} observations are at the baseline rather than {shift:.3g} beyond it: "
+        f"likelihood ratio {math.exp(opened.explained()):.3g})"
+    )
 
 
 def _harmful(signal: str, direction: str) -> bool:
@@ -517,6 +567,11 @@ class Lifecycle:
         assert opened is not None
         if not recovery_step(opened, watch.kind, self.config, value, at):
             return None
+        trial = opened.explain
+        if trial is not None and opened.explained() >= EXPLAINED:
+            return self._resolve(
+                watch, at, trial, _explained_why(opened, trial, _season(watch.detector)), "seasonal"
+            )
         alert = opened.alert
         back = "up" if alert.direction == "down" else "down"
         alpha = RECOVERY_ALPHA
@@ -603,7 +658,9 @@ class Lifecycle:
         rec.inherit(opened, _season(watch.detector), at)
         return [resolved, new]
 
-    def _resolve(self, watch: _SignalWatch, at: float, recovered: Moments, why: str) -> Alert:
+    def _resolve(
+        self, watch: _SignalWatch, at: float, recovered: Moments, why: str, by: str = "recovery"
+    ) -> Alert:
         """Resolve the open alert: the old baseline holds again, so detection resumes from it."""
         opened = watch.open
         assert opened is not None
@@ -629,7 +686,7 @@ class Lifecycle:
             effect_ci=back.effect_ci,
             extra={
                 **alert.extra,
-                "resolved_by": "recovery",
+                "resolved_by": by,
                 "recovered_after": opened.seen,
                 "decided_at": at,
             },
