@@ -183,18 +183,19 @@ class _Recovery:
 
     def explained(self) -> float:
         """The log likelihood ratio of the adjusted values since the profile appeared: at the
-        baseline against shifted by twice the tolerance in the page's direction (``EXPLAIN_SHIFT``).
+        baseline against shifted by ``EXPLAIN_SHIFT`` tolerances, the smaller of the two ratios
+        (shifted up, shifted down; values beyond the baseline on the page's other side are no
+        return either).
 
-        On d, the fresh mean's distance from the baseline's towards the page, with variance
-        v (1/n + 1/N) (the baseline's variance, its N values' mean uncertain as well: the ratio of
-        d's likelihoods integrates the baseline's level out, so it is a martingale under the shifted
-        hypothesis and Ville's inequality bounds the chance a shift that large is ever explained
-        away by ``RECOVERY_ALPHA``). 0 while the test is not armed."""
+        On d, the fresh mean's distance from the baseline's, with variance v (1/n + 1/N) (the
+        baseline's variance, its N values' mean uncertain as well: the ratio of d's likelihoods
+        integrates the baseline's level out, so it is a martingale under either shifted hypothesis
+        and Ville's inequality bounds the chance that a shift that large is ever explained away by
+        ``RECOVERY_ALPHA``). 0 while the test is not armed."""
         trial, base = self.explain, self.base
         if trial is None or trial.n == 0 or base.n < 2 or self.tolerance <= 0:
             return 0.0
-        sign = 1.0 if self.alert.direction == "up" else -1.0
-        d = sign * (trial.mean - base.mean)
+        d = abs(trial.mean - base.mean)
         s = EXPLAIN_SHIFT * self.tolerance
         v = (base.var if base.var > 0 else 1.0) * (1 / trial.n + 1 / base.n)
         return s * (s - 2 * d) / (2 * v)
@@ -462,15 +463,20 @@ def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) 
     return compare_means(base, cur, direction, scale=kind)
 
 
-def recovery_step(opened: _Recovery, kind: SignalKind, config: Config, value: float, at: float) -> bool:
-    """One value into an open alert's recovery check (stage one's CUSUM, then the fresh
-    observations); True once the fresh observations are all in and the check must decide."""
+def recovery_step(
+    opened: _Recovery, kind: SignalKind, config: Config, value: float, at: float, harmful: bool = True
+) -> bool:
+    """One value into an open alert's recovery check (the test of "explained by the seasonal
+    profile", then stage one's CUSUM, then the fresh observations); True once the check must
+    decide. An improvement (not ``harmful``) has only the first: losing it is a regression."""
     opened.seen += 1
     trial = opened.explain
     if trial is not None:
         if opened.explained() >= EXPLAINED:
             return True  # decided on the values before this one (the batched path stops before it)
         trial.add(value)  # no stop the other way: a test of power one, its level kept by Ville's bound
+    if not harmful:
+        return False
     if not opened.checking:
         opened.step(kind, value, at)
         if opened.seen >= config.keep_firing and opened.cusum > -math.log(config.budget):
@@ -535,13 +541,14 @@ class Lifecycle:
         if math.isnan(watch.since):
             watch.since = at
         opened = watch.open
-        if opened is not None and _harmful(name, opened.alert.direction):
+        if opened is not None:
             season = _season(detector)
             if season is not None and season.moves != opened.moves:
                 opened.reexpress(watch.kind, season, at)  # before its recovery check takes the value
-            # An open improvement has no recovery to wait for: losing it is a regression, which
-            # detection against the improved level (the working baseline) finds and pages.
-            recovered = self._recover(watch, key, seen, at)
+            # An open improvement has no recovery to wait for (losing it is a regression, which
+            # detection against the improved level, the working baseline, finds and pages), only
+            # the test of "explained by the seasonal profile".
+            recovered = self._recover(watch, key, seen, at, _harmful(name, opened.alert.direction))
             if recovered is not None:
                 _learn(detector, value, at)
                 return recovered  # this value is already in the resumed baseline
@@ -557,7 +564,9 @@ class Lifecycle:
             return self._suspect(watch, key, labels, name, at)
         return None
 
-    def _recover(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
+    def _recover(
+        self, watch: _SignalWatch, key: str, value: float, at: float, harmful: bool = True
+    ) -> Alert | None:
         """Feed the open alert's recovery test; the ``resolved`` alert once the stream is back.
 
         A partial recovery (left the changed level, still differs from the baseline) supersedes the
@@ -565,7 +574,7 @@ class Lifecycle:
         """
         opened = watch.open
         assert opened is not None
-        if not recovery_step(opened, watch.kind, self.config, value, at):
+        if not recovery_step(opened, watch.kind, self.config, value, at, harmful):
             return None
         trial = opened.explain
         if trial is not None and opened.explained() >= EXPLAINED:
