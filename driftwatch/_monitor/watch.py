@@ -737,7 +737,7 @@ class Lifecycle:
             effect_ci=comparison.effect_ci,
             # The observations that raised the alarm cannot test it (selection bias): no p-value yet.
             p_value=None,
-            detector=self._detector_info(watch),
+            detector=_detector_info(watch),
             message="",
             delay=delay,
             extra={
@@ -872,7 +872,7 @@ class Lifecycle:
                     f"(from {was:.4g})",
                     extra={**alert.extra, "regression_after": opened.alert.id},
                 )
-                watch.open = _Recovery(alert, watch.kind, watch.baseline, self._changed_level(watch), at)
+                watch.open = _Recovery(alert, watch.kind, watch.baseline, _changed_level(watch), at)
                 watch.open.seasonal(_season(detector), since, at)
                 return alert
             # A change back while a harmful alert is open is its recovery, not news: the open alert
@@ -910,18 +910,9 @@ class Lifecycle:
         if opened is not None:
             # A further change while an earlier one is open: the newer alert carries on from here.
             self._supersede(watch, alert, "a further change")
-        watch.open = _Recovery(alert, watch.kind, watch.baseline, self._changed_level(watch), at)
+        watch.open = _Recovery(alert, watch.kind, watch.baseline, _changed_level(watch), at)
         watch.open.seasonal(_season(detector), since, at)
         return alert
-
-    @staticmethod
-    def _changed_level(watch: _SignalWatch) -> Moments:
-        """Every observation since the estimated change: the level a page's recovery starts from.
-
-        Not the fresh observations alone: a sequential decision can come on a handful, and it
-        stops when they happen to be far out, which would set the recovery's tolerance far too wide.
-        """
-        return watch.history.minus(watch.baseline).merged(watch.fresh)
 
     def _reversal_sample(self, watch: _SignalWatch, suspected: Alert) -> int:
         """Fresh observations a confirmed change back towards a harmful open alert's baseline needs.
@@ -952,15 +943,25 @@ class Lifecycle:
         )
         watch.open = None
 
-    def _detector_info(self, watch: _SignalWatch) -> dict[str, Any]:
-        det = watch.detector
-        return {
-            "name": type(det).__name__,
-            "budget": det.budget,
-            "threshold": det.threshold_used,
-            "shifts": list(det.shifts),
-            "warmup": det.warmup,
-            "lag": det.lag,
-            "scale": watch.kind,
-            **(det.evidence() if isinstance(det, LaggedSR) else {"tasks": len(det.model.tasks)}),
-        }
+
+def _changed_level(watch: _SignalWatch) -> Moments:
+    """Every observation since the estimated change: the level a page's recovery starts from.
+
+    Not the fresh observations alone: a sequential decision can come on a handful, and it
+    stops when they happen to be far out, which would set the recovery's tolerance far too wide.
+    """
+    return watch.history.minus(watch.baseline).merged(watch.fresh)
+
+
+def _detector_info(watch: _SignalWatch) -> dict[str, Any]:
+    det = watch.detector
+    return {
+        "name": type(det).__name__,
+        "budget": det.budget,
+        "threshold": det.threshold_used,
+        "shifts": list(det.shifts),
+        "warmup": det.warmup,
+        "lag": det.lag,
+        "scale": watch.kind,
+        **(det.evidence() if isinstance(det, LaggedSR) else {"tasks": len(det.model.tasks)}),
+    }
