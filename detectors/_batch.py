@@ -180,6 +180,12 @@ def advance(
                     d_applied[weekday] += d_off[weekday]
                     offset += d_off[weekday]
                 value -= offset
+        if gate is not None:
+            # The value as the detector watches it (LaggedSR.adjusted(x, t)), before the value it
+            # pushes out of the delay ring is learnt: a refit there is news for the next value, as
+            # in ``update`` (the recovery check re-expresses itself when the profile moves).
+            gate.step(value, t)
+        if season is not None and isfinite(t):
             # Seasonal.observe(x, t): into the delay ring; the value it pushes out is learnt.
             if filled < delay:
                 j = 2 * ((head + filled) % delay)
@@ -226,8 +232,6 @@ def advance(
                     season._first, season._last, season._count = first, last, count
                     season._refresh()
                     active, h_off, d_off = season.active, by_hour.offsets, by_day.offsets
-        if gate is not None:
-            gate.step(value, t)  # the value as the detector watches it: LaggedSR.adjusted(x, t)
         # The detector's moments (Moments.add, as update inlines it).
         det_n += 1
         all_n += 1

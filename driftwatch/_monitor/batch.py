@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING
 
 from driftwatch._alerting.alerts import Alert
 from driftwatch._config import Config
-from driftwatch._monitor.watch import Lifecycle, _harmful, _Recovery, _SignalWatch, recovery_step
+from driftwatch._monitor.watch import (
+    EXPLAINED,
+    Lifecycle,
+    _harmful,
+    _Recovery,
+    _SignalWatch,
+    recovery_step,
+)
 from driftwatch._outcome import Outcome, SignalKind
 from driftwatch.detectors import LaggedSR
 from driftwatch.detectors._batch import feed
@@ -60,23 +67,29 @@ class _Recovering:
     (``detectors/_batch.Gate``): each value goes into it first, as ``Lifecycle._observe`` does; the
     value on which it must decide is left to ``observe``."""
 
-    __slots__ = ("config", "kind", "opened", "season")
+    __slots__ = ("config", "harmful", "kind", "opened", "season")
 
-    def __init__(self, opened: _Recovery, kind: SignalKind, config: Config, season: Seasonal | None) -> None:
+    def __init__(
+        self, opened: _Recovery, kind: SignalKind, config: Config, season: Seasonal | None, harmful: bool
+    ) -> None:
         self.opened = opened
         self.kind = kind
         self.config = config
         self.season = season
+        self.harmful = harmful
 
     def blocked(self) -> bool:
+        """Whether ``recovery_step`` decides on the next value (``Lifecycle._recover`` must take it)."""
         opened = self.opened
+        if opened.explain is not None and opened.explained() >= EXPLAINED:
+            return True
         return bool(opened.checking) and opened.fresh.n + 1 >= opened.checking
 
     def step(self, seen: float, t: float) -> None:
         season = self.season
         if season is not None and season.moves != self.opened.moves:
             self.opened.reexpress(self.kind, season, t)
-        recovery_step(self.opened, self.kind, self.config, seen, t)
+        recovery_step(self.opened, self.kind, self.config, seen, t, self.harmful)
 
 
 def _suspect(
@@ -131,8 +144,9 @@ def process_batch(monitor: Monitor, outcomes: list[Outcome]) -> list[Alert]:
         if watch.active is None and watch.shadow is None and type(detector) is LaggedSR:
             opened = watch.open
             gate = None
-            if opened is not None and _harmful(run.name, opened.alert.direction):
-                gate = _Recovering(opened, watch.kind, config, season_of(detector))
+            if opened is not None:
+                harmful = _harmful(run.name, opened.alert.direction)
+                gate = _Recovering(opened, watch.kind, config, season_of(detector), harmful)
             start = feed(detector, run.values, run.times, 0, len(run.values), gate)
             if math.isnan(watch.since):  # as Lifecycle._observe: the first value's time
                 watch.since = next((t for t in run.times[:start] if not math.isnan(t)), math.nan)

@@ -35,6 +35,13 @@ _RECOVERY_POWER = 0.8
 #: It was ``confirm_alpha`` while that was a fixed-sample level of 0.01; ``confirm_alpha`` is now the
 #: sequential stage two's anytime error rate (default 0.05), and a resolve keeps needing p <= 0.01.
 RECOVERY_ALPHA = 0.01
+#: A page raised before a seasonal profile was shown resolves as explained by it when the adjusted
+#: values since the profile appeared are shown at the baseline rather than this many tolerances
+#: beyond it (``_Recovery.explained``): a persistent change of that size is explained away with
+#: probability at most ``RECOVERY_ALPHA`` per profile move.
+EXPLAIN_SHIFT = 2.0
+#: The log likelihood ratio at which it does (Wald's bound at ``RECOVERY_ALPHA``).
+EXPLAINED = math.log(1 / RECOVERY_ALPHA)
 #: The direction in which a change of each signal hurts. A page in the other direction is an
 #: improvement: losing it again is a regression (paged), not a recovery. Signals not listed (token
 #: and tool-call counts) hurt both ways.
@@ -78,6 +85,7 @@ class _Recovery:
         "base_span",
         "checking",
         "cusum",
+        "explain",
         "fresh",
         "hit",
         "level",
@@ -120,6 +128,9 @@ class _Recovery:
         self.base_span = (math.nan, alert.change_at)
         self.moves = 0
         self.offsets = (0.0, 0.0)
+        # The test of "explained by the seasonal profile" (``explained``): the adjusted values since
+        # it was armed, None while it is not.
+        self.explain: Moments | None = None
         self.fit(kind)
 
     def __setstate__(self, state: Any) -> None:
@@ -132,6 +143,8 @@ class _Recovery:
             self.tolerance = RECOVERY_TOLERANCE * abs(self.base.mean - self.level.mean)
         if not hasattr(self, "moves"):  # before the re-expression: the baseline's span is unknown
             self.base_span, self.moves, self.offsets = (math.nan, math.nan), -1, (0.0, 0.0)
+        if not hasattr(self, "explain"):
+            self.explain = None
 
     def seasonal(self, season: Seasonal | None, since: float, at: float) -> None:
         """Note the seasonal profile in use when the check opens, and ``since``, the event time of
@@ -165,6 +178,27 @@ class _Recovery:
         self.level = Moments(self.level.n, self.level.mean - (level - self.offsets[1]), self.level.m2)
         self.offsets = (base, level)
         self.fit(kind)
+        # A page raised before any profile was shown may have been the cycle itself: test that.
+        self.explain = Moments() if season.active and not self.alert.detector.get("seasonal") else None
+
+    def explained(self) -> float:
+        """The log likelihood ratio of the adjusted values since the profile appeared: at the
+        baseline against shifted by ``EXPLAIN_SHIFT`` tolerances, the smaller of the two ratios
+        (shifted up, shifted down; values beyond the baseline on the page's other side are no
+        return either).
+
+        On d, the fresh mean's distance from the baseline's, with variance v (1/n + 1/N) (the
+        baseline's variance, its N values' mean uncertain as well: the ratio of d's likelihoods
+        integrates the baseline's level out, so it is a martingale under either shifted hypothesis
+        and Ville's inequality bounds the chance that a shift that large is ever explained away by
+        ``RECOVERY_ALPHA``). 0 while the test is not armed."""
+        trial, base = self.explain, self.base
+        if trial is None or trial.n == 0 or base.n < 2 or self.tolerance <= 0:
+            return 0.0
+        d = abs(trial.mean - base.mean)
+        s = EXPLAIN_SHIFT * self.tolerance
+        v = (base.var if base.var > 0 else 1.0) * (1 / trial.n + 1 / base.n)
+        return s * (s - 2 * d) / (2 * v)
 
     def fit(self, kind: SignalKind) -> None:
         """The CUSUM's increments for the baseline against the current estimate of the changed level."""
@@ -429,10 +463,20 @@ def compare_kind(kind: SignalKind, base: Moments, cur: Moments, direction: str) 
     return compare_means(base, cur, direction, scale=kind)
 
 
-def recovery_step(opened: _Recovery, kind: SignalKind, config: Config, value: float, at: float) -> bool:
-    """One value into an open alert's recovery check (stage one's CUSUM, then the fresh
-    observations); True once the fresh observations are all in and the check must decide."""
+def recovery_step(
+    opened: _Recovery, kind: SignalKind, config: Config, value: float, at: float, harmful: bool = True
+) -> bool:
+    """One value into an open alert's recovery check (the test of "explained by the seasonal
+    profile", then stage one's CUSUM, then the fresh observations); True once the check must
+    decide. An improvement (not ``harmful``) has only the first: losing it is a regression."""
     opened.seen += 1
+    trial = opened.explain
+    if trial is not None:
+        if opened.explained() >= EXPLAINED:
+            return True  # decided on the values before this one (the batched path stops before it)
+        trial.add(value)  # no stop the other way: a test of power one, its level kept by Ville's bound
+    if not harmful:
+        return False
     if not opened.checking:
         opened.step(kind, value, at)
         if opened.seen >= config.keep_firing and opened.cusum > -math.log(config.budget):
@@ -441,6 +485,18 @@ def recovery_step(opened: _Recovery, kind: SignalKind, config: Config, value: fl
         return False
     opened.fresh.add(value)
     return opened.fresh.n >= opened.checking
+
+
+def _explained_why(opened: _Recovery, trial: Moments, season: Seasonal | None) -> str:
+    """The message part of a page resolved as explained by the seasonal profile."""
+    factors = sorted((season.describe() or {}) if season is not None else {})
+    by = " and ".join(f.replace("_", "-") for f in factors) or "a seasonal"
+    shift = EXPLAIN_SHIFT * opened.tolerance
+    return (
+        f"resolved: the change is explained by the {by} profile shown after it was paged (seasonally "
+        f"adjusted, {trial.n} observations are at the baseline rather than {shift:.3g} beyond it: "
+        f"likelihood ratio {math.exp(opened.explained()):.3g})"
+    )
 
 
 def _harmful(signal: str, direction: str) -> bool:
@@ -485,13 +541,14 @@ class Lifecycle:
         if math.isnan(watch.since):
             watch.since = at
         opened = watch.open
-        if opened is not None and _harmful(name, opened.alert.direction):
+        if opened is not None:
             season = _season(detector)
             if season is not None and season.moves != opened.moves:
                 opened.reexpress(watch.kind, season, at)  # before its recovery check takes the value
-            # An open improvement has no recovery to wait for: losing it is a regression, which
-            # detection against the improved level (the working baseline) finds and pages.
-            recovered = self._recover(watch, key, seen, at)
+            # An open improvement has no recovery to wait for (losing it is a regression, which
+            # detection against the improved level, the working baseline, finds and pages), only
+            # the test of "explained by the seasonal profile".
+            recovered = self._recover(watch, key, seen, at, _harmful(name, opened.alert.direction))
             if recovered is not None:
                 _learn(detector, value, at)
                 return recovered  # this value is already in the resumed baseline
@@ -507,7 +564,9 @@ class Lifecycle:
             return self._suspect(watch, key, labels, name, at)
         return None
 
-    def _recover(self, watch: _SignalWatch, key: str, value: float, at: float) -> Alert | None:
+    def _recover(
+        self, watch: _SignalWatch, key: str, value: float, at: float, harmful: bool = True
+    ) -> Alert | None:
         """Feed the open alert's recovery test; the ``resolved`` alert once the stream is back.
 
         A partial recovery (left the changed level, still differs from the baseline) supersedes the
@@ -515,8 +574,13 @@ class Lifecycle:
         """
         opened = watch.open
         assert opened is not None
-        if not recovery_step(opened, watch.kind, self.config, value, at):
+        if not recovery_step(opened, watch.kind, self.config, value, at, harmful):
             return None
+        trial = opened.explain
+        if trial is not None and opened.explained() >= EXPLAINED:
+            return self._resolve(
+                watch, at, trial, _explained_why(opened, trial, _season(watch.detector)), "seasonal"
+            )
         alert = opened.alert
         back = "up" if alert.direction == "down" else "down"
         alpha = RECOVERY_ALPHA
@@ -603,7 +667,9 @@ class Lifecycle:
         rec.inherit(opened, _season(watch.detector), at)
         return [resolved, new]
 
-    def _resolve(self, watch: _SignalWatch, at: float, recovered: Moments, why: str) -> Alert:
+    def _resolve(
+        self, watch: _SignalWatch, at: float, recovered: Moments, why: str, by: str = "recovery"
+    ) -> Alert:
         """Resolve the open alert: the old baseline holds again, so detection resumes from it."""
         opened = watch.open
         assert opened is not None
@@ -629,7 +695,7 @@ class Lifecycle:
             effect_ci=back.effect_ci,
             extra={
                 **alert.extra,
-                "resolved_by": "recovery",
+                "resolved_by": by,
                 "recovered_after": opened.seen,
                 "decided_at": at,
             },
@@ -671,7 +737,7 @@ class Lifecycle:
             effect_ci=comparison.effect_ci,
             # The observations that raised the alarm cannot test it (selection bias): no p-value yet.
             p_value=None,
-            detector=self._detector_info(watch),
+            detector=_detector_info(watch),
             message="",
             delay=delay,
             extra={
@@ -806,7 +872,7 @@ class Lifecycle:
                     f"(from {was:.4g})",
                     extra={**alert.extra, "regression_after": opened.alert.id},
                 )
-                watch.open = _Recovery(alert, watch.kind, watch.baseline, self._changed_level(watch), at)
+                watch.open = _Recovery(alert, watch.kind, watch.baseline, _changed_level(watch), at)
                 watch.open.seasonal(_season(detector), since, at)
                 return alert
             # A change back while a harmful alert is open is its recovery, not news: the open alert
@@ -844,18 +910,9 @@ class Lifecycle:
         if opened is not None:
             # A further change while an earlier one is open: the newer alert carries on from here.
             self._supersede(watch, alert, "a further change")
-        watch.open = _Recovery(alert, watch.kind, watch.baseline, self._changed_level(watch), at)
+        watch.open = _Recovery(alert, watch.kind, watch.baseline, _changed_level(watch), at)
         watch.open.seasonal(_season(detector), since, at)
         return alert
-
-    @staticmethod
-    def _changed_level(watch: _SignalWatch) -> Moments:
-        """Every observation since the estimated change: the level a page's recovery starts from.
-
-        Not the fresh observations alone: a sequential decision can come on a handful, and it
-        stops when they happen to be far out, which would set the recovery's tolerance far too wide.
-        """
-        return watch.history.minus(watch.baseline).merged(watch.fresh)
 
     def _reversal_sample(self, watch: _SignalWatch, suspected: Alert) -> int:
         """Fresh observations a confirmed change back towards a harmful open alert's baseline needs.
@@ -886,15 +943,25 @@ class Lifecycle:
         )
         watch.open = None
 
-    def _detector_info(self, watch: _SignalWatch) -> dict[str, Any]:
-        det = watch.detector
-        return {
-            "name": type(det).__name__,
-            "budget": det.budget,
-            "threshold": det.threshold_used,
-            "shifts": list(det.shifts),
-            "warmup": det.warmup,
-            "lag": det.lag,
-            "scale": watch.kind,
-            **(det.evidence() if isinstance(det, LaggedSR) else {"tasks": len(det.model.tasks)}),
-        }
+
+def _changed_level(watch: _SignalWatch) -> Moments:
+    """Every observation since the estimated change: the level a page's recovery starts from.
+
+    Not the fresh observations alone: a sequential decision can come on a handful, and it
+    stops when they happen to be far out, which would set the recovery's tolerance far too wide.
+    """
+    return watch.history.minus(watch.baseline).merged(watch.fresh)
+
+
+def _detector_info(watch: _SignalWatch) -> dict[str, Any]:
+    det = watch.detector
+    return {
+        "name": type(det).__name__,
+        "budget": det.budget,
+        "threshold": det.threshold_used,
+        "shifts": list(det.shifts),
+        "warmup": det.warmup,
+        "lag": det.lag,
+        "scale": watch.kind,
+        **(det.evidence() if isinstance(det, LaggedSR) else {"tasks": len(det.model.tasks)}),
+    }
