@@ -96,8 +96,9 @@ def test_a_persistent_step_on_a_cycle_is_not_explained_away() -> None:
 def test_batches_resolve_an_explained_page_as_process_does(size: int) -> None:
     """``process_batch`` gives ``process``'s alerts and checkpoint on a cyclic stream whose early
     page resolves as explained by the profile (it took one value more when the unrolled loop let
-    the recovery check see a refit made by the same value)."""
-    stream = _cycle(np.random.default_rng(20261202), 500, 6000)
+    the recovery check see a refit made by the same value). Seed 20261203: on 20261202 no page is
+    explained once stage two takes the variance-time reading at an upper bound (90% or 95%)."""
+    stream = _cycle(np.random.default_rng(20261203), 500, 6000)
     one, many = (Monitor(Config(signals=["latency_s"], console=False), threaded=False) for _ in range(2))
     expected = [a.to_dict() for o in stream for a in one.process(o)]
     got = [a.to_dict() for i in range(0, len(stream), size) for a in many.process_batch(stream[i : i + size])]
