@@ -172,11 +172,7 @@ class Dispersion:
         last, self._b_last = self._b_last, mean
         if last is None:
             return
-        if self.kind == "binary":
-            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
-            var = p * (1 - p)
-        else:
-            var = self._ref.var
+        var = self._unit_variance()
         if not var > 0:
             return
         self._d_sum += DISPERSION_BATCH * (mean - last) ** 2 / (2 * var)
@@ -225,11 +221,7 @@ class Dispersion:
             pairs += c[3] - 1
         if df < 10:
             return 1.0
-        if self.kind == "binary":
-            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
-            var = p * (1 - p)
-        else:
-            var = self._ref.var
+        var = self._unit_variance()
         if not var > 0 or not ss > 0:
             return 1.0
         ratio = DISPERSION_BLOCK * (ss / df) / var
@@ -300,6 +292,13 @@ class Dispersion:
         # change inside a short warm-up) looks like autocorrelation, and must not slow its page.
         return min(_DISPERSION_MAX, max(self._kappa, batch))
 
+    def _unit_variance(self) -> float:
+        """One value's variance under the baseline: p(1-p) at its rate (floored) or its sample variance."""
+        if self.kind == "binary":
+            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
+            return p * (1 - p)
+        return float(self._ref.var)
+
     def scales(self, before: int) -> tuple[tuple[int, float], ...]:
         """κ at each window length of ``DISPERSION_SCALES`` whose lower 99.5% bound exceeds 1, at its
         upper 90% bound: ``b`` times the variance of consecutive ``b``-value means over the values'
@@ -313,11 +312,7 @@ class Dispersion:
         scale up to ``n``. Independent values give 1 at every scale."""
         if not hasattr(self, "_y"):
             return ()
-        if self.kind == "binary":
-            p = min(max(self._ref.mean, _P_FLOOR), 1 - _P_FLOOR)
-            var = p * (1 - p)
-        else:
-            var = self._ref.var
+        var = self._unit_variance()
         if not var > 0:
             return ()
         keep = sum(1 for end in self._y_end if end <= before)
