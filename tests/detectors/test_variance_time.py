@@ -50,16 +50,21 @@ def pages(values: list[float], signal: str, per_day: int = 1440) -> list[tuple[i
     return out
 
 
+def regime_scales(rng: np.random.Generator, n: int = 3000) -> dict[int, float]:
+    """Stage two's variance-time reading after ``n`` regime-batch values (resumed after each alarm)."""
+    det = LaggedSR(kind="binary")
+    for i, x in enumerate(regime(rng, n)):
+        det.update(x, float(i))
+        if det.drift_detected:
+            det.resume(det.observed, float(i))
+    return dict(det.confirm_kwargs()["dispersion_scales"])
+
+
 def test_the_reading_grows_with_the_window_on_batches_and_stays_one_on_independent_values() -> None:
     """Regime batches: κ at 160-value windows is several times κ at 10 (runs of tens of values);
     independent values show no window above 1 in most streams."""
     rng = np.random.default_rng(20261221)
-    det = LaggedSR(kind="binary")
-    for i, x in enumerate(regime(rng, 3000)):
-        det.update(x, float(i))
-        if det.drift_detected:
-            det.resume(det.observed, float(i))
-    scales = dict(det.confirm_kwargs()["dispersion_scales"])
+    scales = regime_scales(rng)
     assert scales[160] > 2 * scales[10] > 2
     quiet = 0
     for _ in range(20):
@@ -134,12 +139,7 @@ def test_stage_two_gets_the_reading_at_its_upper_bound_which_covers_the_true_kap
     rng = np.random.default_rng(20261222)
     covered = shown = 0
     for _ in range(10):
-        det = LaggedSR(kind="binary")
-        for i, x in enumerate(regime(rng, 3000)):
-            det.update(x, float(i))
-            if det.drift_detected:
-                det.resume(det.observed, float(i))
-        scales = dict(det.confirm_kwargs()["dispersion_scales"])
+        scales = regime_scales(rng)
         shown += 80 in scales
         covered += scales.get(80, 0.0) >= 6.0
     assert shown >= 9 and covered >= 8
